@@ -1,0 +1,80 @@
+package storage
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+)
+
+// Config holds one log's settings. The names follow Kafka's topic configs.
+type Config struct {
+	// SegmentBytes rolls the active segment when a batch would take it past
+	// this size (segment.bytes).
+	SegmentBytes int64
+	// SegmentMs rolls a non-empty active segment when an incoming batch's
+	// timestamp is this much later than the segment's first batch's (or, for
+	// batches without timestamps, when the segment is this old), as Kafka's
+	// segment.ms does.
+	SegmentMs time.Duration
+	// IndexIntervalBytes is how many log bytes lie between offset index
+	// entries (index.interval.bytes).
+	IndexIntervalBytes int64
+	// MaxIndexBytes is the preallocated size of each index file; a full index
+	// rolls the segment (segment.index.bytes).
+	MaxIndexBytes int64
+	// RetentionMs deletes segments whose newest timestamp is older than this;
+	// negative keeps them forever (retention.ms).
+	RetentionMs time.Duration
+	// RetentionBytes deletes the oldest segments while the log is bigger than
+	// this; negative keeps them (retention.bytes).
+	RetentionBytes int64
+	// MaxBatchBytes refuses bigger batches (max.message.bytes).
+	MaxBatchBytes int64
+
+	// FS is the filesystem seam; OSFS when nil.
+	FS FS
+	// Logger receives recovery and fault reports; slog.Default when nil.
+	Logger *slog.Logger
+	// Now is the clock for segment.ms and retention.ms; time.Now when nil.
+	Now func() time.Time
+}
+
+// DefaultConfig returns Kafka's defaults.
+func DefaultConfig() Config {
+	return Config{
+		SegmentBytes:       1 << 30,
+		SegmentMs:          7 * 24 * time.Hour,
+		IndexIntervalBytes: 4096,
+		MaxIndexBytes:      10 << 20,
+		RetentionMs:        7 * 24 * time.Hour,
+		RetentionBytes:     -1,
+		MaxBatchBytes:      1048588,
+	}
+}
+
+// Validate checks the settings and fills in the seams left nil.
+func (c *Config) Validate() error {
+	switch {
+	case c.SegmentBytes < 1024 || c.SegmentBytes > math.MaxInt32:
+		return fmt.Errorf("%w: segment.bytes %d not in [1024, %d]", ErrInvalidConfig, c.SegmentBytes, math.MaxInt32)
+	case c.SegmentMs <= 0:
+		return fmt.Errorf("%w: segment.ms %v must be positive", ErrInvalidConfig, c.SegmentMs)
+	case c.IndexIntervalBytes < 0:
+		return fmt.Errorf("%w: index.interval.bytes %d is negative", ErrInvalidConfig, c.IndexIntervalBytes)
+	case c.MaxIndexBytes < 4*timeEntrySize || c.MaxIndexBytes > math.MaxInt32:
+		return fmt.Errorf("%w: segment.index.bytes %d not in [%d, %d]", ErrInvalidConfig, c.MaxIndexBytes, 4*timeEntrySize, math.MaxInt32)
+	case c.MaxBatchBytes < 61 || c.MaxBatchBytes > math.MaxInt32:
+		return fmt.Errorf("%w: max.message.bytes %d not in [61, %d]", ErrInvalidConfig, c.MaxBatchBytes, math.MaxInt32)
+	}
+	if c.FS == nil {
+		c.FS = OSFS{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}

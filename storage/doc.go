@@ -1,0 +1,109 @@
+// Package storage owns one partition replica's log on disk: segments of Kafka
+// v2 record batches, their sparse memory-mapped indexes, group-commit fsync,
+// crash recovery, truncation and retention. It knows nothing of networking,
+// Raft or Kafka requests; the batch codec lives in storage/batch.
+//
+// # Directory
+//
+// A log is one directory (the broker names it <topic>-<partition>):
+//
+//	00000000000000000000.log        batches, appended (name: base offset, %020d)
+//	00000000000000000000.index      sparse offset index
+//	00000000000000000000.timeindex  sparse time index
+//	00000000000000001234.log        next segment, base offset 1234, ...
+//	log.checkpoint                  recovery point, log start offset, clean flag
+//
+// Files ending in .tmp are leftovers of an interrupted atomic write and are
+// removed on open, as are index files whose .log is missing.
+//
+// # .log
+//
+// Record batches exactly as the producer sent them, except that baseOffset
+// (bytes 0..7) and partitionLeaderEpoch (bytes 12..15) are rewritten in place
+// on append; neither is covered by the CRC. See package batch for the batch
+// layout. Batches are contiguous from byte 0; offsets ascend; a batch's
+// relative offset (lastOffset - segment base) fits in a uint32 and the file in
+// an int32, so index entries can be 32-bit.
+//
+// # .index (entries of 8 bytes, big-endian)
+//
+//	0  uint32  relative offset: batch baseOffset - segment base offset
+//	4  uint32  byte position of that batch in the .log
+//
+// One entry after every index.interval.bytes of log (the entry names the batch
+// that crossed the interval). Entries ascend strictly in both fields. The
+// active segment's file is preallocated (fallocate, so a full disk fails the
+// preallocation rather than a store through the mapping) to segment.index.bytes
+// and memory-mapped; the unused tail is zeros. On roll and close the file is
+// cut to entries*8. Lookup of offset o: binary search for the last entry whose
+// relative offset <= o - base, then walk batch headers from its position to
+// the first batch whose last offset >= o.
+//
+// # .timeindex (entries of 12 bytes, big-endian)
+//
+//	0  int64   largest batch maxTimestamp in the segment up to this batch
+//	8  uint32  relative offset of the batch (its baseOffset - segment base)
+//
+// Written beside .index entries when the largest timestamp grew, and once more
+// on roll and close, so the last entry holds the segment's largest timestamp
+// (retention.ms reads it there after a reopen). Timestamps ascend strictly.
+// A search for timestamp t starts at the last entry whose timestamp < t: no
+// batch up to it holds a record at or after t.
+//
+// # log.checkpoint (32 bytes, big-endian)
+//
+//	 0  uint32  magic 0x4d4c4350 ("MLCP")
+//	 4  uint16  version 1
+//	 6  uint16  flags: bit 0 = clean shutdown
+//	 8  int64   recovery point: segments ending at or below it are fsynced,
+//	            indexes included
+//	16  int64   log start offset
+//	24  uint32  reserved, zero
+//	28  uint32  CRC-32C of bytes 0..27
+//
+// Always replaced atomically: write <name>.tmp, fsync, rename, fsync the
+// directory. Open rewrites it with the clean flag off before accepting
+// writes; Close rewrites it with the flag on after fsyncing everything.
+//
+// # Recovery
+//
+// After a clean close Open maps nothing: it opens the .log files, maps the
+// active segment's indexes and walks the batch headers after its last index
+// entry to find the log end offset. Other segments' indexes load on first
+// read and are checked then (whole entries, ascending, inside the log);
+// inconsistent or missing ones are rebuilt from the log.
+//
+// After a crash (no clean flag, or no readable checkpoint) every segment that
+// ends above the recovery point, and always the active one, is read batch by
+// batch: header, exact length, CRC-32C, offsets ascending. The file is cut at
+// the first batch that fails (a torn or corrupt tail), later segments are
+// removed (offsets must stay dense), and the indexes are rebuilt. A read error
+// (EIO) stops Open instead: only damaged bytes are cut, never unread ones.
+// Segments wholly below the checkpoint's log start offset (retention was
+// deleting them) are removed.
+//
+// # Durability
+//
+// Append writes with pwrite and returns; the batch is readable at once.
+// WaitDurable asks the flusher goroutine for an fsync and waits for it; one
+// fsync covers every batch written before it started (group commit). The
+// recovery point moves when a rolled segment and its indexes are fsynced.
+// If an fsync fails, the kernel may already have dropped the dirty pages and
+// will not say so twice, so the log is cut back to the last durable offset
+// and waiters above it get ErrNotDurable. If a write fails, its partial bytes
+// are truncated away; if that also fails the log refuses writes
+// (ErrLogFailed) until reopened, when recovery cuts the torn tail.
+//
+// # Concurrency
+//
+// One writer (Append, AppendReplicated, Roll, TruncateTo, Reset, Retention,
+// Close) at a time, serialised by a mutex. Readers never take it: the segment
+// list is an immutable slice swapped atomically, and a segment publishes its
+// size and next offset only after a batch and its index entries are written,
+// so readers never see half a batch. A Region holds a reference to its
+// segment, so retention or truncation unlinks the files but closes them only
+// when the last reader releases. A truncation races with readers of the
+// truncated range as in Kafka: such a reader may get bytes that are no longer
+// in the log (only followers truncate, above the high watermark, which
+// consumers never read).
+package storage

@@ -1,0 +1,101 @@
+package storage
+
+import (
+	"os"
+	"sync"
+)
+
+// FaultFS wraps another FS and fails chosen operations, so tests can show what
+// the log does when a disk fills up (ENOSPC) or fails (EIO). It is exported for
+// the tests of packages above storage.
+type FaultFS struct {
+	FS
+
+	mu         sync.Mutex
+	writeErr   error
+	writeShort int // bytes a failing write still writes before it fails
+	syncErr    error
+	truncErr   error
+}
+
+// NewFaultFS wraps fsys (OSFS when nil).
+func NewFaultFS(fsys FS) *FaultFS {
+	if fsys == nil {
+		fsys = OSFS{}
+	}
+	return &FaultFS{FS: fsys}
+}
+
+// FailNextWrite makes the next WriteAt on any file write the first short bytes
+// of its buffer and then return err: a torn write.
+func (f *FaultFS) FailNextWrite(err error, short int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writeErr, f.writeShort = err, short
+}
+
+// FailNextSync makes the next Sync on any file return err.
+func (f *FaultFS) FailNextSync(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.syncErr = err
+}
+
+// FailNextTruncate makes the next Truncate on any file return err.
+func (f *FaultFS) FailNextTruncate(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.truncErr = err
+}
+
+func (f *FaultFS) take(p *error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err := *p
+	*p = nil
+	return err
+}
+
+// OpenFile opens a file whose writes and syncs can be made to fail.
+func (f *FaultFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	file, err := f.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &faultFile{File: file, fs: f}, nil
+}
+
+type faultFile struct {
+	File
+	fs *FaultFS
+}
+
+func (ff *faultFile) WriteAt(p []byte, off int64) (int, error) {
+	ff.fs.mu.Lock()
+	err, short := ff.fs.writeErr, ff.fs.writeShort
+	ff.fs.writeErr = nil
+	ff.fs.mu.Unlock()
+	if err == nil {
+		return ff.File.WriteAt(p, off)
+	}
+	short = min(short, len(p))
+	n, werr := ff.File.WriteAt(p[:short], off)
+	if werr != nil {
+		return n, werr
+	}
+	return n, &os.PathError{Op: "write", Path: ff.Name(), Err: err}
+}
+
+func (ff *faultFile) Sync() error {
+	if err := ff.fs.take(&ff.fs.syncErr); err != nil {
+		return &os.PathError{Op: "sync", Path: ff.Name(), Err: err}
+	}
+	return ff.File.Sync()
+}
+
+func (ff *faultFile) Truncate(size int64) error {
+	if err := ff.fs.take(&ff.fs.truncErr); err != nil {
+		return &os.PathError{Op: "truncate", Path: ff.Name(), Err: err}
+	}
+	return ff.File.Truncate(size)
+}

@@ -1,0 +1,387 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mlog/mlog/storage/batch"
+)
+
+// Log is one partition replica's log: an ordered list of segments in one
+// directory. One writer at a time appends, rolls, truncates and deletes
+// (serialised by mu); any number of readers read concurrently without taking
+// mu, from segment state published atomically after each write.
+type Log struct {
+	dir string
+	cfg Config
+	log *slog.Logger
+
+	segs  atomic.Pointer[[]*segment] // immutable slices, replaced whole
+	leo   atomic.Int64               // log end offset
+	start atomic.Int64               // log start offset
+	gen   atomic.Uint64              // bumped by every truncation
+
+	mu            sync.Mutex
+	closed        bool
+	failed        error        // set when a fault could not be undone
+	truncs        []truncation // recent truncations, for durability waiters
+	unflushed     []*segment   // rolled segments not fsynced yet
+	recoveryPoint int64        // offsets below are durable with their indexes
+
+	flushed  atomic.Int64 // offsets below are durable
+	durable  notifier     // broadcast when flushed moves or a sync fails
+	appended notifier     // broadcast when the log end offset moves
+	flushReq chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+type truncation struct {
+	gen uint64
+	at  int64 // the log end offset after it
+}
+
+const keptTruncations = 64
+
+// AppendResult says where a batch went.
+type AppendResult struct {
+	BaseOffset   int64
+	LastOffset   int64
+	MaxTimestamp int64
+	gen          uint64
+}
+
+// Dir returns the log's directory.
+func (l *Log) Dir() string { return l.dir }
+
+// LogEndOffset returns the offset the next batch gets.
+func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
+
+// LogStartOffset returns the first offset still readable.
+func (l *Log) LogStartOffset() int64 { return l.start.Load() }
+
+// DurableOffset returns the offset below which every batch is fsynced.
+func (l *Log) DurableOffset() int64 { return l.flushed.Load() }
+
+// AppendNotify returns a channel closed at the next append, truncation or
+// close: long-polling readers wait on it instead of polling.
+func (l *Log) AppendNotify() <-chan struct{} { return l.appended.wait() }
+
+// Size returns the bytes held by all segments.
+func (l *Log) Size() int64 {
+	var n int64
+	for _, s := range l.segments() {
+		n += s.size.Load()
+	}
+	return n
+}
+
+// NumSegments returns how many segments the log has.
+func (l *Log) NumSegments() int { return len(l.segments()) }
+
+func (l *Log) segments() []*segment { return *l.segs.Load() }
+
+func (l *Log) active() *segment {
+	s := l.segments()
+	return s[len(s)-1]
+}
+
+func (l *Log) publish(segs []*segment) { l.segs.Store(&segs) }
+
+// Append validates a batch from a producer, gives it the next offsets and the
+// leader epoch (rewriting b in place) and writes it. The batch is readable
+// when Append returns; WaitDurable tells when it is fsynced.
+func (l *Log) Append(b []byte, leaderEpoch int32) (AppendResult, error) {
+	if int64(len(b)) > l.cfg.MaxBatchBytes {
+		return AppendResult{}, fmt.Errorf("%w: %d bytes, max %d", ErrBatchTooLarge, len(b), l.cfg.MaxBatchBytes)
+	}
+	h, err := batch.Validate(b)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if err := batch.CheckProducerBatch(h); err != nil {
+		return AppendResult{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return AppendResult{}, err
+	}
+	h.BaseOffset, h.PartitionLeaderEpoch = l.leo.Load(), leaderEpoch
+	batch.SetBaseOffset(b, h.BaseOffset)
+	batch.SetPartitionLeaderEpoch(b, leaderEpoch)
+	if err := l.appendLocked(b, h); err != nil {
+		return AppendResult{}, err
+	}
+	return AppendResult{BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), MaxTimestamp: h.MaxTimestamp, gen: l.gen.Load()}, nil
+}
+
+// AppendReplicated appends batches copied from a leader as they are, offsets
+// and epochs included: each must pass its CRC and start at or above the log
+// end offset. A partial batch at the end of b is ignored (fetch responses end
+// that way). The result covers the batches written; on error, the batches
+// before the bad one stay written.
+func (l *Log) AppendReplicated(b []byte) (AppendResult, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return AppendResult{}, err
+	}
+	res := AppendResult{BaseOffset: -1, LastOffset: -1, gen: l.gen.Load()}
+	it := batch.NewIter(b)
+	for it.Next() {
+		h, err := batch.Validate(it.Batch())
+		if err == nil && h.BaseOffset < l.leo.Load() {
+			err = fmt.Errorf("%w: batch at %d, log end offset %d", ErrOffsetMismatch, h.BaseOffset, l.leo.Load())
+		}
+		if err == nil {
+			err = l.appendLocked(it.Batch(), h)
+		}
+		if err != nil {
+			return res, err
+		}
+		if res.BaseOffset < 0 {
+			res.BaseOffset = h.BaseOffset
+		}
+		res.LastOffset, res.MaxTimestamp = h.LastOffset(), max(res.MaxTimestamp, h.MaxTimestamp)
+	}
+	return res, it.Err()
+}
+
+func (l *Log) writableLocked() error {
+	if l.closed {
+		return ErrClosed
+	}
+	if l.failed != nil {
+		return fmt.Errorf("%w: %w", ErrLogFailed, l.failed)
+	}
+	return nil
+}
+
+// appendLocked writes one checked batch. Caller holds mu.
+func (l *Log) appendLocked(b []byte, h batch.Header) error {
+	seg := l.active()
+	if seg.shouldRoll(h, l.cfg.Now().UnixMilli()) {
+		var err error
+		if seg, err = l.rollLocked(); err != nil {
+			return err
+		}
+	}
+	if err := seg.append(b, h); err != nil {
+		if errors.Is(err, ErrLogFailed) {
+			l.failed = err
+		}
+		return err
+	}
+	l.leo.Store(h.LastOffset() + 1)
+	l.appended.broadcast()
+	return nil
+}
+
+// Roll closes the active segment to appends and starts a new one at the log
+// end offset. An empty active segment is kept.
+func (l *Log) Roll() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return err
+	}
+	if l.active().size.Load() == 0 {
+		return nil
+	}
+	_, err := l.rollLocked()
+	return err
+}
+
+func (l *Log) rollLocked() (*segment, error) {
+	old := l.active()
+	ns, err := createSegment(&l.cfg, l.dir, l.leo.Load())
+	if err != nil {
+		return nil, err
+	}
+	if ix := old.ix.Load(); ix != nil {
+		old.finalizeIndexes(ix)
+	}
+	l.publish(append(slices.Clone(l.segments()), ns))
+	l.unflushed = append(l.unflushed, old)
+	l.requestFlush() // so that the recovery point follows soon
+	l.log.Debug("rolled segment", "base", ns.base)
+	return ns, nil
+}
+
+// TruncateTo removes every batch holding an offset >= offset (a follower
+// does this where its log diverges from the leader's). A batch straddling
+// offset goes whole. Truncating at or below the log start offset empties the
+// log and restarts it at offset.
+func (l *Log) TruncateTo(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return err
+	}
+	if offset >= l.leo.Load() {
+		return nil
+	}
+	if offset <= l.start.Load() {
+		return l.resetLocked(offset)
+	}
+	return l.truncateLocked(offset)
+}
+
+// Reset empties the log and restarts it at offset, as a follower does when
+// the leader's log starts above its own end.
+func (l *Log) Reset(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return err
+	}
+	return l.resetLocked(max(offset, 0))
+}
+
+func (l *Log) truncateLocked(offset int64) error {
+	segs := l.segments()
+	i := segmentFor(segs, offset)
+	keep := segs[:i+1]
+	seg := keep[i]
+	if i < len(segs)-1 {
+		if err := seg.activate(); err != nil {
+			return err
+		}
+	}
+	next, err := seg.truncateTo(offset)
+	if err != nil {
+		return l.faultLocked(err)
+	}
+	if err := seg.log.Sync(); err != nil {
+		return l.faultLocked(err)
+	}
+	l.publish(slices.Clone(keep))
+	l.dropSegmentsLocked(segs[i+1:])
+	l.afterTruncateLocked(next, next)
+	return nil
+}
+
+func (l *Log) resetLocked(offset int64) error {
+	old := l.segments()
+	// The new start goes to disk before the old segments go, so a crash in
+	// between cannot bring them back.
+	l.start.Store(offset)
+	l.recoveryPoint = offset
+	if err := writeCheckpoint(l.cfg.FS, l.dir, l.checkpointLocked(false)); err != nil {
+		return l.faultLocked(err)
+	}
+	for _, s := range old {
+		if err := s.remove(); err != nil {
+			return l.faultLocked(err)
+		}
+	}
+	ns, err := createSegment(&l.cfg, l.dir, offset)
+	if err != nil {
+		return l.faultLocked(err)
+	}
+	l.publish([]*segment{ns})
+	l.dropSegmentsLocked(old)
+	l.afterTruncateLocked(offset, 0)
+	return nil
+}
+
+// afterTruncateLocked moves the end offsets back after batches from cut on
+// were removed, and wakes waiters so they notice.
+func (l *Log) afterTruncateLocked(next, cut int64) {
+	l.leo.Store(next)
+	if l.flushed.Load() > next {
+		l.flushed.Store(next)
+	}
+	if l.recoveryPoint > next {
+		l.recoveryPoint = next
+		if err := writeCheckpoint(l.cfg.FS, l.dir, l.checkpointLocked(false)); err != nil {
+			l.log.Warn("checkpoint after truncation", "err", err)
+		}
+	}
+	g := l.gen.Add(1)
+	l.truncs = append(l.truncs, truncation{gen: g, at: cut})
+	if len(l.truncs) > keptTruncations {
+		l.truncs = l.truncs[len(l.truncs)-keptTruncations:]
+	}
+	l.appended.broadcast()
+	l.durable.broadcast()
+}
+
+// faultLocked records a fault that left the files in an unknown state.
+func (l *Log) faultLocked(err error) error {
+	l.failed = err
+	l.log.Error("log failed; reopen to recover", "err", err)
+	return fmt.Errorf("%w: %w", ErrLogFailed, err)
+}
+
+// dropSegmentsLocked removes segments from disk; readers holding them keep
+// reading until they release.
+func (l *Log) dropSegmentsLocked(drop []*segment) {
+	for _, s := range drop {
+		l.unflushed = slices.DeleteFunc(l.unflushed, func(u *segment) bool { return u == s })
+		if err := s.remove(); err != nil {
+			l.log.Warn("remove segment", "segment", s.path, "err", err)
+		}
+		s.release()
+	}
+	if len(drop) > 0 {
+		if err := l.cfg.FS.SyncDir(l.dir); err != nil {
+			l.log.Warn("sync dir", "err", err)
+		}
+	}
+}
+
+func (l *Log) checkpointLocked(clean bool) checkpoint {
+	return checkpoint{clean: clean, recoveryPoint: l.recoveryPoint, logStartOffset: l.start.Load()}
+}
+
+// segmentFor returns the index of the last segment whose base <= offset (0
+// when offset is below them all).
+func segmentFor(segs []*segment, offset int64) int {
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > offset })
+	return max(i-1, 0)
+}
+
+// Close flushes everything, records a clean shutdown so the next Open skips
+// recovery, and closes the files (readers holding regions keep them open
+// until they release).
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	close(l.stop)
+	l.wg.Wait()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	active := l.active()
+	if ix := active.ix.Load(); ix != nil {
+		active.finalizeIndexes(ix)
+	}
+	var err error
+	for _, s := range append(l.unflushed, active) {
+		err = errors.Join(err, s.sync(true))
+	}
+	if err == nil && l.failed == nil {
+		l.recoveryPoint = l.leo.Load()
+		l.flushed.Store(l.leo.Load())
+		err = writeCheckpoint(l.cfg.FS, l.dir, l.checkpointLocked(true))
+	}
+	l.unflushed = nil
+	for _, s := range l.segments() {
+		s.release()
+	}
+	l.appended.broadcast()
+	l.durable.broadcast()
+	return err
+}
