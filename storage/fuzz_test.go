@@ -39,7 +39,7 @@ func FuzzOpen(f *testing.F) {
 	}
 	seg := segmentName(0)
 	f.Add(read(seg+logSuffix), read(seg+indexSuffix), read(seg+timeIndexSuffix), read(checkpointName))
-	f.Add(read(seg+logSuffix)[:100], []byte{}, []byte{1, 2, 3}, []byte{})
+	f.Add(read(seg + logSuffix)[:100], []byte{}, []byte{1, 2, 3}, []byte{})
 	ck := checkpoint{clean: true, recoveryPoint: 5, logStartOffset: 3}.encode()
 	f.Add(read(seg+logSuffix), []byte{0, 0, 0, 1, 0, 0, 0, 9}, []byte{}, ck)
 

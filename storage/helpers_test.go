@@ -181,3 +181,5 @@ func randomBatch(r *rand.Rand, records, size int) []byte {
 }
 
 func newIterForFuzz(b []byte) *batch.Iter { return batch.NewIter(b) }
+
+func parseHdr(b []byte) (batch.Header, error) { return batch.ParseHeader(b) }

@@ -28,3 +28,12 @@ func preallocate(f File, size int64) error {
 	}
 	return err
 }
+
+// reserve allocates disk blocks for [off, off+n) of f without changing its
+// size (FALLOC_FL_KEEP_SIZE): appends then write into blocks the filesystem
+// already allocated, and recovery still sees the real end of the data.
+// Failure is harmless: the write that needs the blocks reports it.
+func reserve(f File, off, n int64) {
+	const fallocKeepSize = 0x1
+	_ = syscall.Fallocate(int(f.Fd()), fallocKeepSize, off, n)
+}

@@ -53,7 +53,12 @@ type segment struct {
 	sinceEntry   int64 // log bytes since the last offset index entry
 	lastTixTs    int64 // timestamp of the last time index entry
 	lastBatchRel uint32
+	reserved     int64 // log file bytes allocated ahead of appends
 }
+
+// reserveChunk is how far ahead of the end the log file's blocks are
+// allocated, so appends do not allocate blocks one write at a time.
+const reserveChunk = 64 << 20
 
 type segIndexes struct {
 	off offsetIndex
@@ -252,6 +257,11 @@ func (s *segment) finalizeIndexes(ix *segIndexes) {
 	if err := errors.Join(ix.off.trim(), ix.tim.trim()); err != nil {
 		s.cfg.Logger.Warn("trim index", "segment", s.path, "err", err)
 	}
+	// Give back blocks reserved past the data (also those a crash left).
+	if err := s.log.Truncate(s.size.Load()); err != nil {
+		s.cfg.Logger.Warn("release reserved blocks", "segment", s.path, "err", err)
+	}
+	s.reserved = 0
 }
 
 // recomputeWriterState rebuilds the writer's bookkeeping from the indexes and
@@ -314,6 +324,11 @@ func (s *segment) append(b []byte, h batch.Header) error {
 		return err
 	}
 	pos := s.size.Load()
+	if end := pos + h.Size(); end > s.reserved {
+		n := min(max(reserveChunk, end-s.reserved), max(s.cfg.SegmentBytes-s.reserved, end-s.reserved))
+		reserve(s.log, s.reserved, n)
+		s.reserved += n
+	}
 	if _, err := s.log.WriteAt(b, pos); err != nil {
 		err = fmt.Errorf("storage: write %s at %d: %w", s.log.Name(), pos, err)
 		if terr := s.log.Truncate(pos); terr != nil {
@@ -414,6 +429,7 @@ func (s *segment) truncateTo(offset int64) (int64, error) {
 	ix.off.truncateTo(rel)
 	ix.tim.truncateTo(rel)
 	s.size.Store(pos)
+	s.reserved = 0
 	next := min(offset, h.BaseOffset)
 	if pos == 0 {
 		next = s.base
