@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"testing"
 
 	"github.com/mlog/mlog/storage/batch/batchtest"
@@ -205,12 +206,15 @@ func BenchmarkReopen(b *testing.B) {
 			b.StartTimer()
 		}
 	})
-	b.Run("crash-full-scan", func(b *testing.B) {
+	crashScan := func(b *testing.B, cold bool) {
 		b.SetBytes(size)
 		for range b.N {
 			b.StopTimer()
 			if err := os.Remove(dir + "/" + checkpointName); err != nil {
 				b.Fatal(err)
+			}
+			if cold {
+				dropPageCache(b)
 			}
 			b.StartTimer()
 			l, err := Open(dir, benchConfig())
@@ -224,5 +228,18 @@ func BenchmarkReopen(b *testing.B) {
 			l.crash()
 			b.StartTimer()
 		}
-	})
+	}
+	b.Run("crash-full-scan", func(b *testing.B) { crashScan(b, false) })
+	// From the disk rather than the page cache (needs root).
+	b.Run("crash-full-scan-cold", func(b *testing.B) { crashScan(b, true) })
+}
+
+func dropPageCache(b *testing.B) {
+	b.Helper()
+	if err := exec.Command("sync").Run(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
+		b.Skipf("cannot drop the page cache for a cold read (needs root): %v", err)
+	}
 }

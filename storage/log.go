@@ -68,6 +68,11 @@ func (l *Log) LogStartOffset() int64 { return l.start.Load() }
 // DurableOffset returns the offset below which every batch is fsynced.
 func (l *Log) DurableOffset() int64 { return l.flushed.Load() }
 
+// DurableNotify returns a channel closed when the durable offset next moves
+// (or a sync fails): a leader that keeps its high watermark at or below the
+// durable offset waits on it.
+func (l *Log) DurableNotify() <-chan struct{} { return l.durable.wait() }
+
 // AppendNotify returns a channel closed at the next append, truncation or
 // close: long-polling readers wait on it instead of polling.
 func (l *Log) AppendNotify() <-chan struct{} { return l.appended.wait() }

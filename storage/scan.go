@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/mlog/mlog/storage/batch"
 )
@@ -24,8 +25,27 @@ type scanner struct {
 	err      error
 }
 
+// lookupBufs recycles the small buffers of header walks, which run on every
+// fetch.
+var lookupBufs = sync.Pool{New: func() any { b := make([]byte, 0, lookupBufSize); return &b }}
+
 func newScanner(f File, start, end int64, bufSize int, full bool) *scanner {
-	return &scanner{f: f, pos: start, end: end, buf: make([]byte, 0, bufSize), bufStart: start, full: full}
+	var buf []byte
+	if bufSize == lookupBufSize {
+		buf = (*lookupBufs.Get().(*[]byte))[:0]
+	} else {
+		buf = make([]byte, 0, bufSize)
+	}
+	return &scanner{f: f, pos: start, end: end, buf: buf, bufStart: start, full: full}
+}
+
+// close returns a pooled buffer; the scanner must not be used after.
+func (s *scanner) close() {
+	if cap(s.buf) == lookupBufSize {
+		b := s.buf[:0]
+		lookupBufs.Put(&b)
+	}
+	s.buf = nil
 }
 
 // window makes file bytes [pos, pos+n) available in s.buf and returns them.

@@ -351,6 +351,7 @@ func (s *segment) find(offset, end int64) (pos int64, h batch.Header, ok bool, e
 	rel := min(max(offset-s.base, 0), math.MaxUint32)
 	_, p := ix.off.lookup(uint32(rel))
 	sc := newScanner(s.log, int64(p), end, lookupBufSize, false)
+	defer sc.close()
 	for sc.next() {
 		if sc.hdr.LastOffset() >= offset {
 			return sc.batchPos, sc.hdr, true, nil
@@ -386,10 +387,14 @@ func (s *segment) read(offset, maxBytes, end int64) (int64, int64, error) {
 	if limit >= end {
 		return start, end - start, nil
 	}
+	if start+first.Size() >= limit {
+		return start, first.Size(), nil // the first batch fills the limit
+	}
 	ix, _ := s.indexes() // loaded by find
 	p := max(int64(ix.off.lookupPosition(uint32(limit))), start)
 	last := p
 	sc := newScanner(s.log, p, end, lookupBufSize, false)
+	defer sc.close()
 	for sc.next() {
 		e := sc.batchPos + sc.hdr.Size()
 		if e > limit {
