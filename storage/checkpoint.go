@@ -76,7 +76,7 @@ func readCheckpoint(fsys FS, dir string) (checkpoint, error) {
 }
 
 func writeCheckpoint(fsys FS, dir string, c checkpoint) error {
-	if err := writeFileAtomic(fsys, filepath.Join(dir, checkpointName), c.encode()); err != nil {
+	if err := WriteFileAtomic(fsys, filepath.Join(dir, checkpointName), c.encode()); err != nil {
 		return fmt.Errorf("storage: write checkpoint in %s: %w", dir, err)
 	}
 	return nil

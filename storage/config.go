@@ -36,6 +36,10 @@ type Config struct {
 	FS FS
 	// Logger receives recovery and fault reports; slog.Default when nil.
 	Logger *slog.Logger
+	// OnChange, when set, is called after the log end offset or the durable
+	// offset moved (or a truncation or close). It runs with the log's lock
+	// held: it must be quick and must not call back into the log.
+	OnChange func()
 	// Now is the clock for segment.ms and retention.ms; time.Now when nil.
 	Now func() time.Time
 }

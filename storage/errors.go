@@ -27,6 +27,9 @@ var (
 	// ErrCorruptIndex means an index file is inconsistent with its log; it is
 	// rebuilt, so callers never see this error.
 	ErrCorruptIndex = errors.New("storage: corrupt index")
+	// ErrLogChanged means segments were deleted or truncated during a scan
+	// that needed them; scan again.
+	ErrLogChanged = errors.New("storage: log changed during scan")
 	// ErrInvalidConfig means a Config failed Validate.
 	ErrInvalidConfig = errors.New("storage: invalid config")
 )

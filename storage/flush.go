@@ -37,6 +37,7 @@ func (l *Log) flushOnce() {
 	l.mu.Lock()
 	if l.closed || l.failed != nil {
 		l.mu.Unlock()
+		l.durable.Broadcast() // waiters must see the failure
 		return
 	}
 	target, gen := l.leo.Load(), l.gen.Load()
@@ -63,7 +64,8 @@ func (l *Log) flushOnce() {
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	defer l.durable.broadcast()
+	defer l.notifyChange()
+	defer l.durable.Broadcast()
 	if err != nil {
 		l.syncFailedLocked(err)
 		return
@@ -93,7 +95,7 @@ func (l *Log) flushOnce() {
 // since the last good flush cannot be trusted: they are cut away, their
 // waiters get ErrNotDurable, and the log goes on from the durable offset.
 func (l *Log) syncFailedLocked(err error) {
-	durable := l.flushed.Load()
+	durable := max(l.flushed.Load(), l.start.Load())
 	l.log.Error("fsync failed; cutting the log back to its durable offset",
 		"durable_offset", durable, "log_end_offset", l.leo.Load(), "err", err)
 	if durable >= l.leo.Load() {
@@ -116,7 +118,7 @@ var errPending = errors.New("storage: pending")
 // they were truncated away first (a failed fsync, a follower truncation).
 func (l *Log) WaitDurable(ctx context.Context, r AppendResult) error {
 	for {
-		ch := l.durable.wait()
+		ch := l.durable.Wait()
 		if err := l.durableState(r); err != errPending {
 			return err
 		}
@@ -163,6 +165,9 @@ func (l *Log) durableState(r AppendResult) error {
 	}
 	if flushed > r.LastOffset {
 		return nil
+	}
+	if l.bad.Load() {
+		return fmt.Errorf("%w: offsets %d..%d in %s not fsynced", ErrLogFailed, r.BaseOffset, r.LastOffset, l.dir)
 	}
 	return errPending
 }

@@ -71,9 +71,10 @@ func (OSFS) SyncDir(dir string) error {
 	return err
 }
 
-// writeFileAtomic writes data to name crash-safely: a temp file is written and
-// fsynced, renamed over name, and the directory fsynced.
-func writeFileAtomic(fsys FS, name string, data []byte) error {
+// WriteFileAtomic writes data to name crash-safely: a temp file is written
+// and fsynced, renamed over name, and the directory fsynced. A crash leaves
+// either the old file or the new one (and perhaps a .tmp to ignore).
+func WriteFileAtomic(fsys FS, name string, data []byte) error {
 	tmp := name + ".tmp"
 	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {

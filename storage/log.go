@@ -3,7 +3,9 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"github.com/mlog/mlog/internal/notify"
 	"log/slog"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -25,6 +27,8 @@ type Log struct {
 	leo   atomic.Int64               // log end offset
 	start atomic.Int64               // log start offset
 	gen   atomic.Uint64              // bumped by every truncation
+	shut  atomic.Bool                // Close started: readers stop retrying
+	bad   atomic.Bool                // failed is set
 
 	mu            sync.Mutex
 	closed        bool
@@ -33,9 +37,9 @@ type Log struct {
 	unflushed     []*segment   // rolled segments not fsynced yet
 	recoveryPoint int64        // offsets below are durable with their indexes
 
-	flushed  atomic.Int64 // offsets below are durable
-	durable  notifier     // broadcast when flushed moves or a sync fails
-	appended notifier     // broadcast when the log end offset moves
+	flushed  atomic.Int64    // offsets below are durable
+	durable  notify.Notifier // broadcast when flushed moves or a sync fails
+	appended notify.Notifier // broadcast when the log end offset moves
 	flushReq chan struct{}
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -68,14 +72,24 @@ func (l *Log) LogStartOffset() int64 { return l.start.Load() }
 // DurableOffset returns the offset below which every batch is fsynced.
 func (l *Log) DurableOffset() int64 { return l.flushed.Load() }
 
+func (l *Log) notifyChange() {
+	if l.cfg.OnChange != nil {
+		l.cfg.OnChange()
+	}
+}
+
+// RequestFlush asks for an fsync without waiting for it, so that the durable
+// offset follows appends nobody waits on.
+func (l *Log) RequestFlush() { l.requestFlush() }
+
 // DurableNotify returns a channel closed when the durable offset next moves
 // (or a sync fails): a leader that keeps its high watermark at or below the
 // durable offset waits on it.
-func (l *Log) DurableNotify() <-chan struct{} { return l.durable.wait() }
+func (l *Log) DurableNotify() <-chan struct{} { return l.durable.Wait() }
 
 // AppendNotify returns a channel closed at the next append, truncation or
 // close: long-polling readers wait on it instead of polling.
-func (l *Log) AppendNotify() <-chan struct{} { return l.appended.wait() }
+func (l *Log) AppendNotify() <-chan struct{} { return l.appended.Wait() }
 
 // Size returns the bytes held by all segments.
 func (l *Log) Size() int64 {
@@ -141,6 +155,9 @@ func (l *Log) AppendReplicated(b []byte) (AppendResult, error) {
 	it := batch.NewIter(b)
 	for it.Next() {
 		h, err := batch.Validate(it.Batch())
+		if err == nil && h.BaseOffset > math.MaxInt64-int64(h.LastOffsetDelta)-1 {
+			err = fmt.Errorf("%w: batch offsets from %d overflow", ErrOffsetMismatch, h.BaseOffset)
+		}
 		if err == nil && h.BaseOffset < l.leo.Load() {
 			err = fmt.Errorf("%w: batch at %d, log end offset %d", ErrOffsetMismatch, h.BaseOffset, l.leo.Load())
 		}
@@ -171,20 +188,28 @@ func (l *Log) writableLocked() error {
 // appendLocked writes one checked batch. Caller holds mu.
 func (l *Log) appendLocked(b []byte, h batch.Header) error {
 	seg := l.active()
-	if seg.shouldRoll(h, l.cfg.Now().UnixMilli()) {
+	if h.LastOffset()-seg.base > math.MaxUint32 {
+		// A replicated batch far above this segment: start one at its base
+		// so relative offsets fit in the indexes.
 		var err error
-		if seg, err = l.rollLocked(); err != nil {
+		if seg, err = l.rollLocked(h.BaseOffset); err != nil {
+			return err
+		}
+	} else if seg.shouldRoll(h, l.cfg.Now().UnixMilli()) {
+		var err error
+		if seg, err = l.rollLocked(l.leo.Load()); err != nil {
 			return err
 		}
 	}
 	if err := seg.append(b, h); err != nil {
 		if errors.Is(err, ErrLogFailed) {
-			l.failed = err
+			_ = l.faultLocked(err)
 		}
 		return err
 	}
 	l.leo.Store(h.LastOffset() + 1)
-	l.appended.broadcast()
+	l.appended.Broadcast()
+	l.notifyChange()
 	return nil
 }
 
@@ -199,13 +224,13 @@ func (l *Log) Roll() error {
 	if l.active().size.Load() == 0 {
 		return nil
 	}
-	_, err := l.rollLocked()
+	_, err := l.rollLocked(l.leo.Load())
 	return err
 }
 
-func (l *Log) rollLocked() (*segment, error) {
+func (l *Log) rollLocked(base int64) (*segment, error) {
 	old := l.active()
-	ns, err := createSegment(&l.cfg, l.dir, l.leo.Load())
+	ns, err := createSegment(&l.cfg, l.dir, base)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +258,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		return nil
 	}
 	if offset <= l.start.Load() {
-		return l.resetLocked(offset)
+		return l.resetLocked(max(offset, 0))
 	}
 	return l.truncateLocked(offset)
 }
@@ -252,12 +277,25 @@ func (l *Log) Reset(offset int64) error {
 func (l *Log) truncateLocked(offset int64) error {
 	segs := l.segments()
 	i := segmentFor(segs, offset)
-	keep := segs[:i+1]
-	seg := keep[i]
+	seg := segs[i]
+	// The recovery point goes below the cut first: a crash part way must
+	// make the next open check what is left, not trust it.
+	if l.recoveryPoint > offset {
+		l.recoveryPoint = offset
+		if err := writeCheckpoint(l.cfg.FS, l.dir, l.checkpointLocked(false)); err != nil {
+			return l.faultLocked(err)
+		}
+	}
 	if i < len(segs)-1 {
 		if err := seg.activate(); err != nil {
 			return err
 		}
+		// Newest first: a crash part way leaves a shorter log whose
+		// offsets are still dense, never a hole with data above it.
+		l.publish(slices.Clone(segs[:i+1]))
+		drop := slices.Clone(segs[i+1:])
+		slices.Reverse(drop)
+		l.dropSegmentsLocked(drop)
 	}
 	next, err := seg.truncateTo(offset)
 	if err != nil {
@@ -266,8 +304,6 @@ func (l *Log) truncateLocked(offset int64) error {
 	if err := seg.log.Sync(); err != nil {
 		return l.faultLocked(err)
 	}
-	l.publish(slices.Clone(keep))
-	l.dropSegmentsLocked(segs[i+1:])
 	l.afterTruncateLocked(next, next)
 	return nil
 }
@@ -293,6 +329,7 @@ func (l *Log) resetLocked(offset int64) error {
 	l.publish([]*segment{ns})
 	l.dropSegmentsLocked(old)
 	l.afterTruncateLocked(offset, 0)
+	l.flushed.Store(offset) // nothing to sync: the checkpoint holds the start
 	return nil
 }
 
@@ -306,7 +343,7 @@ func (l *Log) afterTruncateLocked(next, cut int64) {
 	if l.recoveryPoint > next {
 		l.recoveryPoint = next
 		if err := writeCheckpoint(l.cfg.FS, l.dir, l.checkpointLocked(false)); err != nil {
-			l.log.Warn("checkpoint after truncation", "err", err)
+			_ = l.faultLocked(err)
 		}
 	}
 	g := l.gen.Add(1)
@@ -314,13 +351,16 @@ func (l *Log) afterTruncateLocked(next, cut int64) {
 	if len(l.truncs) > keptTruncations {
 		l.truncs = l.truncs[len(l.truncs)-keptTruncations:]
 	}
-	l.appended.broadcast()
-	l.durable.broadcast()
+	l.appended.Broadcast()
+	l.durable.Broadcast()
+	l.notifyChange()
 }
 
 // faultLocked records a fault that left the files in an unknown state.
 func (l *Log) faultLocked(err error) error {
 	l.failed = err
+	l.bad.Store(true)
+	l.durable.Broadcast()
 	l.log.Error("log failed; reopen to recover", "err", err)
 	return fmt.Errorf("%w: %w", ErrLogFailed, err)
 }
@@ -363,6 +403,7 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
+	l.shut.Store(true)
 	l.mu.Unlock()
 	close(l.stop)
 	l.wg.Wait()
@@ -386,7 +427,8 @@ func (l *Log) Close() error {
 	for _, s := range l.segments() {
 		s.release()
 	}
-	l.appended.broadcast()
-	l.durable.broadcast()
+	l.appended.Broadcast()
+	l.durable.Broadcast()
+	l.notifyChange()
 	return err
 }

@@ -46,6 +46,20 @@ func Open(dir string, cfg Config) (*Log, error) {
 		}
 		return nil, err
 	}
+	if end := segs[len(segs)-1].next.Load(); ckpt.logStartOffset > end {
+		// A reset to a later offset was interrupted: the checkpoint holds
+		// the new start, the old segments were still on disk.
+		l.log.Warn("log ends below its start offset: finishing an interrupted reset", "log_end_offset", end, "log_start_offset", ckpt.logStartOffset)
+		for _, s := range segs {
+			_ = s.remove()
+			s.release()
+		}
+		ns, err := createSegment(&l.cfg, dir, ckpt.logStartOffset)
+		if err != nil {
+			return nil, err
+		}
+		segs = []*segment{ns}
+	}
 	l.publish(segs)
 	last := segs[len(segs)-1]
 	l.leo.Store(last.next.Load())

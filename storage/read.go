@@ -69,6 +69,9 @@ func (l *Log) Read(offset, maxBytes, maxOffset int64) (Region, error) {
 		if !errors.Is(err, errSegmentGone) {
 			return r, err
 		}
+		if l.shut.Load() {
+			return Region{}, ErrClosed
+		}
 	}
 }
 
@@ -118,6 +121,9 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset int64, ok bool, err error) {
 		offset, ok, err = l.offsetForTimestamp(ts)
 		if !errors.Is(err, errSegmentGone) {
 			return offset, ok, err
+		}
+		if l.shut.Load() {
+			return 0, false, ErrClosed
 		}
 	}
 }
@@ -222,4 +228,44 @@ func (l *Log) Retention() (int, error) {
 	l.dropSegmentsLocked(segs[:n])
 	l.log.Info("retention deleted segments", "segments", n, "log_start_offset", newStart)
 	return n, nil
+}
+
+// ScanHeaders calls fn with the header of every batch from offset on, in
+// order, without reading records or checking CRCs (the partition layer
+// rebuilds producer state this way). It stops at fn's first error.
+func (l *Log) ScanHeaders(offset int64, fn func(batch.Header) error) error {
+	for _, s := range l.segments() {
+		if s.next.Load() <= offset {
+			continue
+		}
+		if !s.acquire() {
+			// Retention or truncation raced the scan: what was scanned may
+			// be gone, so the caller must start again.
+			if l.shut.Load() {
+				return ErrClosed
+			}
+			return fmt.Errorf("%w: segment %d went during a header scan", ErrLogChanged, s.base)
+		}
+		start := int64(0)
+		if offset > s.base {
+			var err error
+			if start, err = s.positionOf(offset); err != nil {
+				s.release()
+				return err
+			}
+		}
+		sc := newScanner(s.log, start, s.size.Load(), recoverBufSize, false)
+		var err error
+		for err == nil && sc.next() {
+			err = fn(sc.hdr)
+		}
+		if err == nil && sc.err != nil {
+			err = fmt.Errorf("%w: %s: %w", ErrCorruptSegment, s.path, sc.err)
+		}
+		s.release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -54,6 +54,11 @@ type segment struct {
 	lastTixTs    int64 // timestamp of the last time index entry
 	lastBatchRel uint32
 	reserved     int64 // log file bytes allocated ahead of appends
+	// indexShrunk is set when a truncation dropped published index entries:
+	// a reader may still touch them through a mapping, so the files must
+	// not be cut below them (SIGBUS); they are unlinked instead at finalize
+	// and rebuilt on the next open.
+	indexShrunk bool
 }
 
 // reserveChunk is how far ahead of the end the log file's blocks are
@@ -93,6 +98,11 @@ func createSegment(cfg *Config, dir string, base int64) (*segment, error) {
 			ix.closeRaw()
 		}
 		_ = f.Close()
+		// Leave nothing behind: an empty segment on disk would, on the next
+		// open, end the segment before it.
+		for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+			_ = cfg.FS.Remove(s.path + suffix)
+		}
 		return nil, err
 	}
 	s.ix.Store(ix)
@@ -188,6 +198,12 @@ func (s *segment) indexes() (*segIndexes, error) {
 	if ix := s.ix.Load(); ix != nil {
 		return ix, nil
 	}
+	if s.deleted {
+		// The files are gone, and a new segment may own the names now:
+		// an empty index makes lookups walk from the start.
+		return &segIndexes{off: offsetIndex{&indexFile{entrySize: offsetEntrySize}},
+			tim: timeIndex{&indexFile{entrySize: timeEntrySize}}}, nil
+	}
 	ix, err := s.loadIndexes(indexReadOnly)
 	if err != nil {
 		return nil, err
@@ -213,6 +229,7 @@ func (s *segment) activate() error {
 	}
 	if old := s.ix.Load(); old != nil {
 		s.retired = append(s.retired, old)
+		s.indexShrunk = true // the old mapping may be read past what stays
 	}
 	s.ix.Store(ix)
 	return s.recomputeWriterState(ix)
@@ -254,7 +271,14 @@ func (s *segment) finalizeIndexes(ix *segIndexes) {
 		_ = ix.tim.append(ts, s.lastBatchRel)
 		s.lastTixTs = ts
 	}
-	if err := errors.Join(ix.off.trim(), ix.tim.trim()); err != nil {
+	if s.indexShrunk {
+		ix.off.writable, ix.tim.writable = false, false
+		for _, suffix := range []string{indexSuffix, timeIndexSuffix} {
+			if err := s.cfg.FS.Remove(s.path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				s.cfg.Logger.Warn("remove truncated index", "segment", s.path, "err", err)
+			}
+		}
+	} else if err := errors.Join(ix.off.trim(), ix.tim.trim()); err != nil {
 		s.cfg.Logger.Warn("trim index", "segment", s.path, "err", err)
 	}
 	// Give back blocks reserved past the data (also those a crash left).
@@ -383,10 +407,10 @@ func (s *segment) read(offset, maxBytes, end int64) (int64, int64, error) {
 	if err != nil || !ok {
 		return 0, 0, err
 	}
-	limit := start + maxBytes
-	if limit >= end {
+	if maxBytes >= end-start {
 		return start, end - start, nil
 	}
+	limit := start + maxBytes
 	if start+first.Size() >= limit {
 		return start, first.Size(), nil // the first batch fills the limit
 	}
@@ -431,6 +455,7 @@ func (s *segment) truncateTo(offset int64) (int64, error) {
 	}
 	ix, _ := s.indexes()
 	rel := uint32(h.BaseOffset - s.base)
+	s.indexShrunk = true
 	ix.off.truncateTo(rel)
 	ix.tim.truncateTo(rel)
 	s.size.Store(pos)
