@@ -1,0 +1,498 @@
+package broker
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"github.com/mlog/mlog/internal/notify"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mlog/mlog/partition"
+	"github.com/mlog/mlog/protocol"
+)
+
+// Broker is one running node.
+type Broker struct {
+	cfg       Config
+	log       *slog.Logger
+	clusterID string
+	nodeID    int32
+
+	mu      sync.RWMutex
+	topics  map[string]*topic
+	meta    metadata // as last saved; mu guards it
+	nextPID int64
+
+	changed notify.Notifier
+	server  *protocol.Server
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+type topic struct {
+	name    string
+	id      [16]byte
+	configs map[string]string
+	parts   []*partition.Partition
+}
+
+var _ protocol.Backend = (*Broker)(nil)
+
+// New opens the data directory and every partition in it. Start begins
+// serving.
+func New(cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("broker: create data dir: %w", err)
+	}
+	clusterID, err := identity(cfg.DataDir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), clusterID: clusterID,
+		nodeID: KafkaNodeID(cfg.NodeID), topics: map[string]*topic{}, stop: make(chan struct{})}
+	b.removeDeletedDirs()
+	m, err := loadMetadata(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	b.meta = m
+	b.nextPID = m.ProducerIDLimit
+	for _, tm := range m.Topics {
+		t, err := b.openTopic(tm)
+		if err != nil {
+			b.closePartitions()
+			return nil, err
+		}
+		b.topics[t.name] = t
+	}
+	return b, nil
+}
+
+func (b *Broker) openTopic(tm topicMetadata) (*topic, error) {
+	id, err := parseTopicID(tm.ID)
+	if err != nil {
+		return nil, err
+	}
+	t := &topic{name: tm.Name, id: id, configs: tm.Configs}
+	if t.configs == nil {
+		t.configs = map[string]string{}
+	}
+	for i := range tm.Partitions {
+		p, err := b.openPartition(t, i)
+		if err != nil {
+			for _, p := range t.parts {
+				_ = p.Close()
+			}
+			return nil, err
+		}
+		t.parts = append(t.parts, p)
+	}
+	return t, nil
+}
+
+func (b *Broker) partitionDir(name string, id int32) string {
+	return filepath.Join(b.cfg.DataDir, fmt.Sprintf("%s-%d", name, id))
+}
+
+func (b *Broker) openPartition(t *topic, id int32) (*partition.Partition, error) {
+	lc, err := b.logConfig(t.configs)
+	if err != nil {
+		return nil, err
+	}
+	lc.Logger = b.log.With("topic", t.name, "partition", id)
+	lc.OnChange = b.changed.Broadcast
+	return partition.Open(partition.Config{Topic: t.name, Partition: id, Dir: b.partitionDir(t.name, id),
+		Log: lc, SyncAcks: b.cfg.SyncAcks, Logger: lc.Logger})
+}
+
+// Start opens the Kafka listener and the retention loop.
+func (b *Broker) Start() error {
+	b.server = protocol.NewServer(protocol.Config{Addr: b.cfg.ListenAddr, MaxRequestBytes: b.cfg.MaxRequestBytes,
+		Logger: b.log}, b)
+	if err := b.server.Start(); err != nil {
+		return err
+	}
+	b.wg.Add(1)
+	go b.retentionLoop()
+	b.log.Info("broker started", "kafka_addr", b.server.Addr().String(), "data_dir", b.cfg.DataDir,
+		"broker_id", b.nodeID, "fsync_acks", b.cfg.SyncAcks)
+	return nil
+}
+
+// Addr is the Kafka listener's address.
+func (b *Broker) Addr() net.Addr { return b.server.Addr() }
+
+// Close shuts down in reverse: listener (in-flight requests answered), the
+// retention loop, then every partition (flushed, clean-shutdown recorded).
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	var err error
+	if b.server != nil {
+		err = b.server.Close()
+	}
+	close(b.stop)
+	b.wg.Wait()
+	err = errors.Join(err, b.closePartitions())
+	b.log.Info("broker stopped")
+	return err
+}
+
+func (b *Broker) closePartitions() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var err error
+	for _, t := range b.topics {
+		for _, p := range t.parts {
+			err = errors.Join(err, p.Close())
+		}
+	}
+	return err
+}
+
+func (b *Broker) retentionLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.cfg.RetentionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.RunRetention()
+		}
+	}
+}
+
+// RunRetention applies retention to every partition now.
+func (b *Broker) RunRetention() {
+	b.mu.RLock()
+	var parts []*partition.Partition
+	for _, t := range b.topics {
+		parts = append(parts, t.parts...)
+	}
+	b.mu.RUnlock()
+	for _, p := range parts {
+		if _, err := p.Log().Retention(); err != nil {
+			b.log.Warn("retention failed", "topic", p.Topic(), "partition", p.ID(), "err", err)
+		}
+	}
+}
+
+// removeDeletedDirs finishes deletions a crash interrupted.
+func (b *Broker) removeDeletedDirs() {
+	ents, _ := os.ReadDir(b.cfg.DataDir)
+	for _, e := range ents {
+		if e.IsDir() && strings.HasSuffix(e.Name(), "-delete") {
+			if err := os.RemoveAll(filepath.Join(b.cfg.DataDir, e.Name())); err != nil {
+				b.log.Warn("remove deleted partition", "dir", e.Name(), "err", err)
+			}
+		}
+	}
+}
+
+// --- protocol.Backend ---
+
+// Cluster returns this single node as the whole cluster.
+func (b *Broker) Cluster() protocol.ClusterInfo {
+	host, port := b.advertised()
+	return protocol.ClusterInfo{ClusterID: b.clusterID, ControllerID: b.nodeID,
+		Brokers: []protocol.BrokerInfo{{NodeID: b.nodeID, Host: host, Port: port}}}
+}
+
+func (b *Broker) advertised() (string, int32) {
+	addr := b.cfg.AdvertisedAddr
+	if addr == "" && b.server != nil && b.server.Addr() != nil {
+		addr = b.server.Addr().String()
+	}
+	if addr == "" {
+		addr = b.cfg.ListenAddr
+	}
+	host, port, _ := splitHostPort(addr)
+	return host, port
+}
+
+func (b *Broker) info(t *topic) protocol.TopicInfo {
+	ti := protocol.TopicInfo{Name: t.name, ID: t.id}
+	for i := range t.parts {
+		ti.Partitions = append(ti.Partitions, protocol.PartitionInfo{ID: int32(i), Leader: b.nodeID,
+			Replicas: []int32{b.nodeID}, ISR: []int32{b.nodeID}})
+	}
+	return ti
+}
+
+// Topics lists every topic, sorted by name.
+func (b *Broker) Topics() []protocol.TopicInfo {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]protocol.TopicInfo, 0, len(b.topics))
+	for _, t := range b.topics {
+		out = append(out, b.info(t))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Topic describes one topic.
+func (b *Broker) Topic(name string) (protocol.TopicInfo, error) {
+	if err := validTopicName(name); err != nil {
+		return protocol.TopicInfo{}, err
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t, ok := b.topics[name]
+	if !ok {
+		return protocol.TopicInfo{}, fmt.Errorf("%w: %q", protocol.ErrUnknownTopic, name)
+	}
+	return b.info(t), nil
+}
+
+// AutoCreate creates a topic with defaults when auto-creation is on.
+func (b *Broker) AutoCreate(ctx context.Context, name string) (protocol.TopicInfo, error) {
+	if !b.cfg.AutoCreateTopics {
+		return protocol.TopicInfo{}, fmt.Errorf("%w: %q (auto-creation is off)", protocol.ErrUnknownTopic, name)
+	}
+	t, err := b.CreateTopic(ctx, protocol.TopicSpec{Name: name, Partitions: -1, ReplicationFactor: -1}, false)
+	if errors.Is(err, protocol.ErrTopicExists) {
+		return b.Topic(name) // another request created it first
+	}
+	if err == nil {
+		b.log.Info("auto-created topic", "topic", name, "partitions", len(t.Partitions))
+	}
+	return t, err
+}
+
+// CreateTopic creates a topic (or only checks that it could).
+func (b *Broker) CreateTopic(_ context.Context, spec protocol.TopicSpec, validateOnly bool) (protocol.TopicInfo, error) {
+	if err := validTopicName(spec.Name); err != nil {
+		return protocol.TopicInfo{}, err
+	}
+	if spec.Partitions == -1 {
+		spec.Partitions = b.cfg.DefaultPartitions
+	}
+	if spec.Partitions < 1 {
+		return protocol.TopicInfo{}, fmt.Errorf("%w: %d", protocol.ErrInvalidPartitions, spec.Partitions)
+	}
+	if spec.ReplicationFactor != -1 && spec.ReplicationFactor != 1 {
+		return protocol.TopicInfo{}, fmt.Errorf("%w: %d, this cluster has 1 broker", protocol.ErrInvalidReplication, spec.ReplicationFactor)
+	}
+	if _, err := b.logConfig(spec.Configs); err != nil {
+		return protocol.TopicInfo{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return protocol.TopicInfo{}, protocol.ErrBrokerNotAvailable
+	}
+	if _, ok := b.topics[spec.Name]; ok {
+		return protocol.TopicInfo{}, fmt.Errorf("%w: %q", protocol.ErrTopicExists, spec.Name)
+	}
+	tm := topicMetadata{Name: spec.Name, Partitions: spec.Partitions, Configs: spec.Configs}
+	id := newTopicID()
+	tm.ID = hex.EncodeToString(id[:])
+	if validateOnly {
+		t := &topic{name: spec.Name, id: id, parts: make([]*partition.Partition, spec.Partitions)}
+		return b.info(t), nil
+	}
+	t, err := b.openTopic(tm)
+	if err != nil {
+		return protocol.TopicInfo{}, err
+	}
+	m := b.meta
+	m.Topics = append(append([]topicMetadata(nil), m.Topics...), tm)
+	if err := saveMetadata(b.cfg.DataDir, m); err != nil {
+		for _, p := range t.parts {
+			_ = p.Close()
+		}
+		return protocol.TopicInfo{}, err
+	}
+	b.meta = m
+	b.topics[t.name] = t
+	return b.info(t), nil
+}
+
+// DeleteTopic removes a topic and its data.
+func (b *Broker) DeleteTopic(_ context.Context, name string) error {
+	if err := validTopicName(name); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	t, ok := b.topics[name]
+	if !ok {
+		b.mu.Unlock()
+		return fmt.Errorf("%w: %q", protocol.ErrUnknownTopic, name)
+	}
+	m := b.meta
+	m.Topics = nil
+	for _, tm := range b.meta.Topics {
+		if tm.Name != name {
+			m.Topics = append(m.Topics, tm)
+		}
+	}
+	// Rename the directories out of the way first: a crash after the
+	// metadata is saved then leaves only "-delete" dirs, removed at start.
+	var dirs []string
+	for i, p := range t.parts {
+		_ = p.Close()
+		dir := b.partitionDir(name, int32(i))
+		del := fmt.Sprintf("%s.%s-delete", dir, hex.EncodeToString(t.id[:]))
+		if err := os.Rename(dir, del); err != nil && !errors.Is(err, os.ErrNotExist) {
+			b.log.Warn("rename deleted partition", "dir", dir, "err", err)
+		}
+		dirs = append(dirs, del)
+	}
+	err := saveMetadata(b.cfg.DataDir, m)
+	if err == nil {
+		b.meta = m
+		delete(b.topics, name)
+	}
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if err := os.RemoveAll(d); err != nil {
+			b.log.Warn("remove deleted partition", "dir", d, "err", err)
+		}
+	}
+	b.log.Info("deleted topic", "topic", name)
+	b.changed.Broadcast()
+	return nil
+}
+
+// CreatePartitions grows a topic to count partitions.
+func (b *Broker) CreatePartitions(_ context.Context, name string, count int32, validateOnly bool) error {
+	if err := validTopicName(name); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", protocol.ErrUnknownTopic, name)
+	}
+	if int(count) <= len(t.parts) {
+		return fmt.Errorf("%w: topic %q has %d partitions, asked for %d (partitions can only be added)", protocol.ErrInvalidPartitions, name, len(t.parts), count)
+	}
+	if validateOnly {
+		return nil
+	}
+	var added []*partition.Partition
+	for i := int32(len(t.parts)); i < count; i++ {
+		p, err := b.openPartition(t, i)
+		if err != nil {
+			for _, p := range added {
+				_ = p.Close()
+			}
+			return err
+		}
+		added = append(added, p)
+	}
+	m := b.meta
+	m.Topics = append([]topicMetadata(nil), b.meta.Topics...)
+	for i := range m.Topics {
+		if m.Topics[i].Name == name {
+			m.Topics[i].Partitions = count
+		}
+	}
+	if err := saveMetadata(b.cfg.DataDir, m); err != nil {
+		for _, p := range added {
+			_ = p.Close()
+		}
+		return err
+	}
+	b.meta = m
+	t.parts = append(t.parts, added...)
+	return nil
+}
+
+// Partition returns this broker's replica of a partition.
+func (b *Broker) Partition(name string, id int32) (*partition.Partition, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t, ok := b.topics[name]
+	if !ok {
+		if err := validTopicName(name); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %q", protocol.ErrUnknownTopic, name)
+	}
+	if id < 0 || int(id) >= len(t.parts) {
+		return nil, fmt.Errorf("%w: %s-%d", protocol.ErrUnknownPartition, name, id)
+	}
+	return t.parts[id], nil
+}
+
+// TopicConfigs lists a topic's configs with defaults filled in.
+func (b *Broker) TopicConfigs(name string) ([]protocol.ConfigEntry, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t, ok := b.topics[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", protocol.ErrUnknownTopic, name)
+	}
+	return b.topicConfigEntries(t.configs), nil
+}
+
+// BrokerConfigs lists the broker's settings, read-only.
+func (b *Broker) BrokerConfigs() []protocol.ConfigEntry {
+	kv := [][2]string{
+		{"broker.id", fmt.Sprint(b.nodeID)},
+		{"node.id", b.cfg.NodeID},
+		{"log.dirs", b.cfg.DataDir},
+		{"auto.create.topics.enable", fmt.Sprint(b.cfg.AutoCreateTopics)},
+		{"num.partitions", fmt.Sprint(b.cfg.DefaultPartitions)},
+		{"default.replication.factor", "1"},
+		{"log.retention.ms", msString(b.cfg.Log.RetentionMs)},
+		{"log.retention.bytes", fmt.Sprint(b.cfg.Log.RetentionBytes)},
+		{"log.segment.bytes", fmt.Sprint(b.cfg.Log.SegmentBytes)},
+		{"log.retention.check.interval.ms", msString(b.cfg.RetentionCheckInterval)},
+		{"message.max.bytes", fmt.Sprint(b.cfg.Log.MaxBatchBytes)},
+		{"socket.request.max.bytes", fmt.Sprint(b.cfg.MaxRequestBytes)},
+		{"mlog.fsync", map[bool]string{true: "always", false: "never"}[b.cfg.SyncAcks]},
+	}
+	out := make([]protocol.ConfigEntry, 0, len(kv))
+	for _, e := range kv {
+		v := e[1]
+		out = append(out, protocol.ConfigEntry{Name: e[0], Value: &v, ReadOnly: true})
+	}
+	return out
+}
+
+// NewProducerID hands out producer ids, persisting them in blocks so that a
+// restart never reuses one.
+func (b *Broker) NewProducerID(context.Context) (int64, int16, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.nextPID >= b.meta.ProducerIDLimit {
+		m := b.meta
+		m.ProducerIDLimit = b.nextPID + producerIDBlock
+		if err := saveMetadata(b.cfg.DataDir, m); err != nil {
+			return 0, 0, err
+		}
+		b.meta = m
+	}
+	id := b.nextPID
+	b.nextPID++
+	return id, 0, nil
+}
+
+// Changed returns a channel closed when any partition may have new data.
+func (b *Broker) Changed() <-chan struct{} { return b.changed.Wait() }

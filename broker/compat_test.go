@@ -1,0 +1,186 @@
+package broker
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/mlog/mlog/storage/batch/batchtest"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Old clients (kafka-python, kafka-go, librdkafka) send old versions: pin
+// them with hand-framed requests and check the answers.
+func TestOldVersions(t *testing.T) {
+	b := startBroker(t, t.TempDir(), nil)
+	c := dialRaw(t, b)
+
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.Version = 0
+	avr := c.send(av).(*kmsg.ApiVersionsResponse)
+	if avr.ErrorCode != 0 || len(avr.ApiKeys) == 0 {
+		t.Fatalf("ApiVersions v0: error %d, %d keys", avr.ErrorCode, len(avr.ApiKeys))
+	}
+	ranges := map[int16][2]int16{}
+	for _, k := range avr.ApiKeys {
+		ranges[k.ApiKey] = [2]int16{k.MinVersion, k.MaxVersion}
+	}
+	for key, want := range map[int16][2]int16{0: {3, 9}, 1: {4, 12}, 2: {0, 7}, 3: {0, 12}, 18: {0, 3}, 19: {0, 7}, 20: {0, 6}, 22: {0, 4}, 32: {0, 4}, 37: {0, 3}} {
+		if ranges[key] != want {
+			t.Errorf("%s advertised %v, want %v", kmsg.NameForKey(key), ranges[key], want)
+		}
+	}
+	if _, ok := ranges[9]; ok {
+		t.Error("OffsetFetch advertised but not implemented")
+	}
+
+	// Metadata v0 with an unknown topic auto-creates it (v0-v3 always may).
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 0
+	name := "old"
+	md.Topics = []kmsg.MetadataRequestTopic{{Topic: &name}}
+	mdr := c.send(md).(*kmsg.MetadataResponse)
+	if len(mdr.Brokers) != 1 || len(mdr.Topics) != 1 || mdr.Topics[0].ErrorCode != 0 || len(mdr.Topics[0].Partitions) != 1 {
+		t.Fatalf("Metadata v0: %+v", mdr)
+	}
+	// Metadata v1 with null topics lists them all, and names the controller.
+	md1 := kmsg.NewPtrMetadataRequest()
+	md1.Version = 1
+	md1r := c.send(md1).(*kmsg.MetadataResponse)
+	if md1r.ControllerID != 1 || len(md1r.Topics) != 1 || *md1r.Topics[0].Topic != "old" {
+		t.Fatalf("Metadata v1: controller %d topics %d", md1r.ControllerID, len(md1r.Topics))
+	}
+
+	// Produce v3.
+	records := batchtest.Values(1_700_000_000_000, []byte("a"), []byte("b"), []byte("c"))
+	pr := kmsg.NewPtrProduceRequest()
+	pr.Version, pr.Acks, pr.TimeoutMillis = 3, -1, 5000
+	pr.Topics = []kmsg.ProduceRequestTopic{{Topic: "old", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: records}}}}
+	prr := c.send(pr).(*kmsg.ProduceResponse)
+	if p := prr.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("Produce v3: error %d base %d", p.ErrorCode, p.BaseOffset)
+	}
+
+	// Fetch v4 returns the batch byte for byte (offsets as assigned).
+	fr := kmsg.NewPtrFetchRequest()
+	fr.Version, fr.ReplicaID, fr.MaxBytes, fr.MinBytes = 4, -1, 1<<20, 1
+	fr.Topics = []kmsg.FetchRequestTopic{{Topic: "old", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: 0, PartitionMaxBytes: 1 << 20}}}}
+	frr := c.send(fr).(*kmsg.FetchResponse)
+	fp := frr.Topics[0].Partitions[0]
+	if fp.ErrorCode != 0 || fp.HighWatermark != 3 || string(fp.RecordBatches) != string(records) {
+		t.Fatalf("Fetch v4: error %d hw %d, %d bytes (want %d)", fp.ErrorCode, fp.HighWatermark, len(fp.RecordBatches), len(records))
+	}
+
+	// ListOffsets v0 (old-style list) and v1.
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.Version, lo.ReplicaID = 0, -1
+	lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "old", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: 0, Timestamp: -1, MaxNumOffsets: 1}}}}
+	lor := c.send(lo).(*kmsg.ListOffsetsResponse)
+	if p := lor.Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.OldStyleOffsets) != 1 || p.OldStyleOffsets[0] != 3 {
+		t.Fatalf("ListOffsets v0: %+v", p)
+	}
+	lo.Version = 1
+	lo.Topics[0].Partitions[0].Timestamp = -2
+	lor = c.send(lo).(*kmsg.ListOffsetsResponse)
+	if p := lor.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.Offset != 0 {
+		t.Fatalf("ListOffsets v1 earliest: %+v", p)
+	}
+
+	// An ApiVersions version we do not know gets a v0 answer with the ranges.
+	raw := c.sendRaw(18, 9, nil)
+	var v0 kmsg.ApiVersionsResponse
+	v0.Version = 0
+	if err := v0.ReadFrom(raw); err != nil || v0.ErrorCode != kerr.UnsupportedVersion.Code || len(v0.ApiKeys) == 0 {
+		t.Fatalf("ApiVersions v9: %v code %d keys %d", err, v0.ErrorCode, len(v0.ApiKeys))
+	}
+}
+
+// sendRaw frames a request body by hand and returns the response body
+// after the correlation id.
+func (c *rawConn) sendRaw(key, version int16, body []byte) []byte {
+	c.t.Helper()
+	c.corr++
+	b := binary.BigEndian.AppendUint32(nil, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(key))
+	b = binary.BigEndian.AppendUint16(b, uint16(version))
+	b = binary.BigEndian.AppendUint32(b, uint32(c.corr))
+	b = binary.BigEndian.AppendUint16(b, 0xffff) // null client id
+	b = append(b, body...)
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.readFrame()[4:]
+}
+
+// Bad input gets an error code or a closed connection, and the broker
+// keeps serving others.
+func TestBadInputKeepsServing(t *testing.T) {
+	b := startBroker(t, t.TempDir(), nil)
+	good := dialRaw(t, b)
+	ping := func() {
+		t.Helper()
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.Version = 3
+		if r := good.send(req).(*kmsg.ApiVersionsResponse); r.ErrorCode != 0 {
+			t.Fatalf("healthy client got error %d", r.ErrorCode)
+		}
+	}
+	ping()
+	closes := map[string][]byte{
+		"negative size":           {0xff, 0xff, 0xff, 0xf0},
+		"size over the max":       binary.BigEndian.AppendUint32(nil, 200<<20),
+		"header cut short":        {0, 0, 0, 3, 0, 18, 0},
+		"garbage after header":    append(binary.BigEndian.AppendUint32(nil, 14), 0, 3, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0xde, 0xad, 0xbe, 0xef),
+		"unknown api key":         append(binary.BigEndian.AppendUint32(nil, 10), 0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff),
+		"unsupported produce v0":  append(binary.BigEndian.AppendUint32(nil, 10), 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff),
+		"frame shorter than said": append(binary.BigEndian.AppendUint32(nil, 100), 0, 18, 0, 0),
+	}
+	for name, bytes := range closes {
+		t.Run(name, func(t *testing.T) {
+			c := dialRaw(t, b)
+			if _, err := c.nc.Write(bytes); err != nil {
+				t.Fatal(err)
+			}
+			if name == "frame shorter than said" {
+				_ = c.nc.(interface{ CloseWrite() error }).CloseWrite()
+			}
+			if !c.closedByPeer() {
+				t.Fatal("broker kept the connection")
+			}
+			ping()
+		})
+	}
+	// A batch with a bad CRC gets CORRUPT_MESSAGE and changes nothing.
+	c := dialRaw(t, b)
+	records := batchtest.Values(1000, []byte("x"))
+	records[len(records)-1] ^= 0xff
+	pr := kmsg.NewPtrProduceRequest()
+	pr.Version, pr.Acks, pr.TimeoutMillis = 7, 1, 5000
+	pr.Topics = []kmsg.ProduceRequestTopic{{Topic: "crc", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: records}}}}
+	prr := c.send(pr).(*kmsg.ProduceResponse)
+	if code := prr.Topics[0].Partitions[0].ErrorCode; code != kerr.CorruptMessage.Code {
+		t.Fatalf("bad CRC: error %d, want CORRUPT_MESSAGE", code)
+	}
+	// Bad acks, an unknown partition and a bad topic name.
+	pr.Acks = 5
+	pr.Topics[0].Partitions[0].Records = batchtest.Values(1000, []byte("x"))
+	if code := c.send(pr).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidRequiredAcks.Code {
+		t.Fatalf("acks 5: error %d", code)
+	}
+	pr.Acks = 1
+	pr.Topics[0].Partitions[0].Partition = 7
+	if code := c.send(pr).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("partition 7: error %d", code)
+	}
+	pr.Topics[0].Topic = "bad name!"
+	pr.Topics[0].Partitions[0].Partition = 0
+	if code := c.send(pr).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTopicException.Code {
+		t.Fatalf("bad topic name: error %d", code)
+	}
+	end, err := b.Partition("crc", 0)
+	if err != nil || end.LogEndOffset() != 0 {
+		t.Fatalf("log after refused batches: %v, end %d", err, end.LogEndOffset())
+	}
+	ping()
+}

@@ -1,0 +1,274 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// produceValues produces values to topic partition 0 in order and waits for
+// every ack.
+func produceValues(t *testing.T, cl *kgo.Client, topic string, values []string) {
+	t.Helper()
+	var recs []*kgo.Record
+	for _, v := range values {
+		recs = append(recs, &kgo.Record{Topic: topic, Value: []byte(v)})
+	}
+	if err := cl.ProduceSync(ctxT(t), recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// consumeAll reads n records of topic from the start.
+func consumeAll(t *testing.T, b *Broker, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl := client(t, b, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx := ctxT(t)
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("consumed %d of %d: %v", len(out), n, err)
+		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			t.Fatalf("fetch: %v", errs[0].Err)
+		}
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
+
+func values(n int, prefix string) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
+func checkRecords(t *testing.T, got []*kgo.Record, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d records, want %d", len(got), len(want))
+	}
+	for i, r := range got {
+		if string(r.Value) != want[i] || r.Offset != int64(i) {
+			t.Fatalf("record %d: offset %d value %q, want offset %d value %q", i, r.Offset, r.Value, i, want[i])
+		}
+	}
+}
+
+func TestProduceConsumeEveryAcks(t *testing.T) {
+	b := startBroker(t, t.TempDir(), nil)
+	for _, acks := range []struct {
+		name string
+		opts []kgo.Opt
+	}{
+		{"acks=all idempotent", []kgo.Opt{kgo.RequiredAcks(kgo.AllISRAcks())}},
+		{"acks=1", []kgo.Opt{kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite()}},
+		{"acks=0", []kgo.Opt{kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite()}},
+	} {
+		t.Run(acks.name, func(t *testing.T) {
+			topic := "acks-" + strings.NewReplacer("=", "", " ", "-").Replace(acks.name)
+			cl := client(t, b, append(acks.opts, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(0))...)
+			want := values(500, "v")
+			produceValues(t, cl, topic, want)
+			checkRecords(t, consumeAll(t, b, topic, len(want)), want)
+		})
+	}
+}
+
+func TestTopicAdminAndConfigsPersistAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, dir, nil)
+	adm := admin(t, b)
+	ctx := ctxT(t)
+	ret := "3600000"
+	res, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{"retention.ms": &ret}, "orders")
+	if err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	// Already exists; bad names; bad configs; validate-only.
+	if res, _ := adm.CreateTopic(ctx, 1, 1, nil, "orders"); !errors.Is(res.Err, kerr.TopicAlreadyExists) {
+		t.Fatalf("duplicate create: %v", res.Err)
+	}
+	for _, bad := range []string{"..", "has space", string(make([]byte, 250))} {
+		if res, _ := adm.CreateTopic(ctx, 1, 1, nil, bad); !errors.Is(res.Err, kerr.InvalidTopicException) {
+			t.Fatalf("create %q: %v, want INVALID_TOPIC_EXCEPTION", bad, res.Err)
+		}
+	}
+	bogus := "nope"
+	if res, _ := adm.CreateTopic(ctx, 1, 1, map[string]*string{"retention.ms": &bogus}, "badcfg"); !errors.Is(res.Err, kerr.InvalidConfig) {
+		t.Fatalf("bad config: %v", res.Err)
+	}
+	if res, _ := adm.CreateTopic(ctx, 1, 3, nil, "rf3"); !errors.Is(res.Err, kerr.InvalidReplicationFactor) {
+		t.Fatalf("rf 3 on one broker: %v", res.Err)
+	}
+	if _, err := adm.ValidateCreateTopics(ctx, 2, 1, nil, "dry"); err != nil {
+		t.Fatal(err)
+	}
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !topics.Has("orders") || topics.Has("dry") || len(topics["orders"].Partitions) != 3 {
+		t.Fatalf("topics after creates: %v", topics.Names())
+	}
+	if _, err := adm.CreatePartitions(ctx, 2, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	// Data in every partition, then a restart.
+	cl := client(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for p := range int32(5) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: p, Value: fmt.Appendf(nil, "p%d", p)}).FirstErr(); err != nil {
+			t.Fatalf("produce to partition %d: %v", p, err)
+		}
+	}
+	b.Close()
+	b = startBroker(t, dir, nil)
+	adm = admin(t, b)
+	ctx = ctxT(t)
+	topics, err = adm.ListTopics(ctx)
+	if err != nil || len(topics["orders"].Partitions) != 5 {
+		t.Fatalf("after restart: %v %v", err, topics)
+	}
+	cfgs, err := adm.DescribeTopicConfigs(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cfgs.On("orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range c.Configs {
+		if e.Key == "retention.ms" {
+			found = e.MaybeValue() == "3600000" && e.Source == 1 // DYNAMIC_TOPIC_CONFIG
+		}
+	}
+	if !found {
+		t.Fatalf("retention.ms not kept across restart: %+v", c.Configs)
+	}
+	ends, err := adm.ListEndOffsets(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset != 1 {
+			t.Errorf("partition %d ends at %d after restart, want 1", o.Partition, o.Offset)
+		}
+	})
+	// Delete, then it is gone and can be made again.
+	if dr, err := adm.DeleteTopics(ctx, "orders"); err != nil || dr.Error() != nil {
+		t.Fatalf("delete: %v %v", err, dr.Error())
+	}
+	// A new client: kgo serves repeated all-topics metadata from a short cache.
+	adm = admin(t, b)
+	topics, _ = adm.ListTopics(ctx)
+	if topics.Has("orders") {
+		t.Fatalf("deleted topic still listed: %+v", topics["orders"])
+	}
+	if res, err := adm.CreateTopic(ctx, 1, 1, nil, "orders"); err != nil || res.Err != nil {
+		t.Fatalf("recreate: %v %v", err, res.Err)
+	}
+	ends, _ = adm.ListEndOffsets(ctx, "orders")
+	if o, _ := ends.Lookup("orders", 0); o.Offset != 0 {
+		t.Fatalf("recreated topic starts at %d", o.Offset)
+	}
+}
+
+func TestListOffsetsByTimestamp(t *testing.T) {
+	b := startBroker(t, t.TempDir(), nil)
+	cl := client(t, b, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(0))
+	base := time.UnixMilli(1_700_000_000_000)
+	ctx := ctxT(t)
+	for i := range 10 {
+		r := &kgo.Record{Topic: "ts", Value: []byte("x"), Timestamp: base.Add(time.Duration(i) * time.Second)}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(cl)
+	for _, tc := range []struct {
+		ts   time.Time
+		want int64
+	}{{base, 0}, {base.Add(4500 * time.Millisecond), 5}, {base.Add(9 * time.Second), 9}, {base.Add(time.Hour), -1}} {
+		got, err := adm.ListOffsetsAfterMilli(ctx, tc.ts.UnixMilli(), "ts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := got.Lookup("ts", 0)
+		if o.Err != nil || (tc.want >= 0 && o.Offset != tc.want) {
+			t.Fatalf("offset after %v: %d (%v), want %d", tc.ts.Sub(base), o.Offset, o.Err, tc.want)
+		}
+	}
+	start, _ := adm.ListStartOffsets(ctx, "ts")
+	end, _ := adm.ListEndOffsets(ctx, "ts")
+	if o, _ := start.Lookup("ts", 0); o.Offset != 0 {
+		t.Fatalf("earliest %d", o.Offset)
+	}
+	if o, _ := end.Lookup("ts", 0); o.Offset != 10 {
+		t.Fatalf("latest %d", o.Offset)
+	}
+}
+
+func TestAutoCreateCanBeTurnedOff(t *testing.T) {
+	b := startBroker(t, t.TempDir(), func(c *Config) { c.AutoCreateTopics = false })
+	cl := client(t, b, kgo.AllowAutoTopicCreation(), kgo.RecordRetries(2), kgo.ProduceRequestTimeout(time.Second))
+	ctx := ctxT(t)
+	err := cl.ProduceSync(ctx, &kgo.Record{Topic: "missing", Value: []byte("x")}).FirstErr()
+	if !errors.Is(err, kerr.UnknownTopicOrPartition) {
+		t.Fatalf("produce to a missing topic with auto-create off: %v", err)
+	}
+	topics, _ := kadm.NewClient(cl).ListTopics(ctx)
+	if topics.Has("missing") {
+		t.Fatal("topic was created")
+	}
+}
+
+func TestLongPollFetchWokenByProduce(t *testing.T) {
+	b := startBroker(t, t.TempDir(), nil)
+	prod := client(t, b, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(0))
+	produceValues(t, prod, "poll", []string{"first"})
+	// A consumer waiting with a 20 s max wait gets the next record as soon
+	// as it is produced: the fetch is woken, not timed out.
+	cons := client(t, b, kgo.ConsumeTopics("poll"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(20*time.Second))
+	ctx := ctxT(t)
+	if fs := cons.PollFetches(ctx); len(fs.Records()) != 1 {
+		t.Fatalf("first poll: %d records", len(fs.Records()))
+	}
+	got := make(chan []*kgo.Record, 1)
+	go func() { got <- cons.PollFetches(ctx).Records() }()
+	start := time.Now()
+	produceValues(t, prod, "poll", []string{"second"})
+	select {
+	case recs := <-got:
+		if len(recs) != 1 || string(recs[0].Value) != "second" {
+			t.Fatalf("second poll: %v", recs)
+		}
+		if waited := time.Since(start); waited > 15*time.Second {
+			t.Fatalf("fetch returned after %v: it waited out its max wait instead of being woken", waited)
+		}
+	case <-ctx.Done():
+		t.Fatal("long poll never returned")
+	}
+}
+
+func TestSyncNeverStillServes(t *testing.T) {
+	b := startBroker(t, t.TempDir(), func(c *Config) { c.SyncAcks = false })
+	cl := client(t, b, kgo.AllowAutoTopicCreation())
+	want := values(100, "n")
+	produceValues(t, cl, "nosync", want)
+	checkRecords(t, consumeAll(t, b, "nosync", len(want)), want)
+	if got := slices.IndexFunc(b.BrokerConfigs(), func(e protocolConfigEntry) bool { return e.Name == "mlog.fsync" && *e.Value == "never" }); got < 0 {
+		t.Fatal("broker configs do not report mlog.fsync=never")
+	}
+}

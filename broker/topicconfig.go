@@ -1,0 +1,124 @@
+package broker
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/mlog/mlog/protocol"
+	"github.com/mlog/mlog/storage"
+)
+
+var topicNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// validTopicName applies Kafka's rules: [a-zA-Z0-9._-], at most 249
+// characters, not "." or "..".
+func validTopicName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("%w: %q", protocol.ErrInvalidTopic, name)
+	case len(name) > 249:
+		return fmt.Errorf("%w: %d characters, at most 249", protocol.ErrInvalidTopic, len(name))
+	case !topicNameRE.MatchString(name):
+		return fmt.Errorf("%w: %q may hold only ASCII letters, digits, '.', '_' and '-'", protocol.ErrInvalidTopic, name)
+	}
+	return nil
+}
+
+// topicConfig describes one supported topic config: how to check a value and
+// how it sets the partition's log.
+type topicConfig struct {
+	name  string
+	def   func(c *Config) string
+	apply func(v string, lc *storage.Config) error
+}
+
+func intConfig(min int64, set func(int64, *storage.Config)) func(string, *storage.Config) error {
+	return func(v string, lc *storage.Config) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < min {
+			return fmt.Errorf("%w: %q is not an integer >= %d", protocol.ErrInvalidConfig, v, min)
+		}
+		set(n, lc)
+		return nil
+	}
+}
+
+func msString(d time.Duration) string {
+	if d < 0 {
+		return "-1"
+	}
+	return strconv.FormatInt(d.Milliseconds(), 10)
+}
+
+var topicConfigs = []topicConfig{
+	{"cleanup.policy", func(*Config) string { return "delete" }, func(v string, _ *storage.Config) error {
+		if v != "delete" {
+			return fmt.Errorf("%w: cleanup.policy %q: only \"delete\" is supported (compaction arrives with consumer groups)", protocol.ErrInvalidConfig, v)
+		}
+		return nil
+	}},
+	{"max.message.bytes", func(c *Config) string { return strconv.FormatInt(c.Log.MaxBatchBytes, 10) },
+		intConfig(61, func(n int64, lc *storage.Config) { lc.MaxBatchBytes = n })},
+	{"min.insync.replicas", func(*Config) string { return "1" }, intConfig(1, func(int64, *storage.Config) {})},
+	{"retention.bytes", func(c *Config) string { return strconv.FormatInt(c.Log.RetentionBytes, 10) },
+		intConfig(-1, func(n int64, lc *storage.Config) { lc.RetentionBytes = n })},
+	{"retention.ms", func(c *Config) string { return msString(c.Log.RetentionMs) },
+		intConfig(-1, func(n int64, lc *storage.Config) { lc.RetentionMs = time.Duration(n) * time.Millisecond })},
+	{"segment.bytes", func(c *Config) string { return strconv.FormatInt(c.Log.SegmentBytes, 10) },
+		intConfig(1024, func(n int64, lc *storage.Config) { lc.SegmentBytes = n })},
+	{"segment.index.bytes", func(c *Config) string { return strconv.FormatInt(c.Log.MaxIndexBytes, 10) },
+		intConfig(48, func(n int64, lc *storage.Config) { lc.MaxIndexBytes = n })},
+	{"index.interval.bytes", func(c *Config) string { return strconv.FormatInt(c.Log.IndexIntervalBytes, 10) },
+		intConfig(0, func(n int64, lc *storage.Config) { lc.IndexIntervalBytes = n })},
+	{"segment.ms", func(c *Config) string { return msString(c.Log.SegmentMs) },
+		intConfig(1, func(n int64, lc *storage.Config) { lc.SegmentMs = time.Duration(n) * time.Millisecond })},
+	{"unclean.leader.election.enable", func(*Config) string { return "false" }, func(v string, _ *storage.Config) error {
+		if v != "true" && v != "false" {
+			return fmt.Errorf("%w: unclean.leader.election.enable %q is not true or false", protocol.ErrInvalidConfig, v)
+		}
+		return nil
+	}},
+}
+
+func findTopicConfig(name string) (topicConfig, bool) {
+	i := slices.IndexFunc(topicConfigs, func(tc topicConfig) bool { return tc.name == name })
+	if i < 0 {
+		return topicConfig{}, false
+	}
+	return topicConfigs[i], true
+}
+
+// logConfig returns the storage settings for a topic with these configs,
+// checking every one.
+func (b *Broker) logConfig(configs map[string]string) (storage.Config, error) {
+	lc := b.cfg.Log
+	for k, v := range configs {
+		tc, ok := findTopicConfig(k)
+		if !ok {
+			return lc, fmt.Errorf("%w: unknown topic config %q", protocol.ErrInvalidConfig, k)
+		}
+		if err := tc.apply(v, &lc); err != nil {
+			return lc, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	if err := lc.Validate(); err != nil {
+		return lc, fmt.Errorf("%w: %w", protocol.ErrInvalidConfig, err)
+	}
+	return lc, nil
+}
+
+// topicConfigEntries lists every topic config, set or default.
+func (b *Broker) topicConfigEntries(configs map[string]string) []protocol.ConfigEntry {
+	var out []protocol.ConfigEntry
+	for _, tc := range topicConfigs {
+		v, set := configs[tc.name]
+		if !set {
+			v = tc.def(&b.cfg)
+		}
+		out = append(out, protocol.ConfigEntry{Name: tc.name, Value: &v, Default: !set})
+	}
+	return out
+}

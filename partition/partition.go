@@ -1,0 +1,195 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/mlog/mlog/storage"
+	"github.com/mlog/mlog/storage/batch"
+)
+
+// Config says where a partition lives and how it acknowledges.
+type Config struct {
+	Topic     string
+	Partition int32
+	Dir       string
+	Log       storage.Config
+	// SyncAcks makes acks=1/all produces wait for fsync, and keeps the high
+	// watermark at the durable offset. Off, the page cache is trusted, as
+	// in Kafka.
+	SyncAcks bool
+	Logger   *slog.Logger
+}
+
+// Partition is one replica of one partition.
+type Partition struct {
+	cfg Config
+	log *storage.Log
+
+	mu        sync.Mutex // producer state, and serialises produce
+	producers map[int64]*producerState
+}
+
+// Open opens (or creates) the partition's log and rebuilds its producer
+// state from it.
+func Open(cfg Config) (*Partition, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Log.Logger == nil {
+		cfg.Log.Logger = cfg.Logger
+	}
+	l, err := storage.Open(cfg.Dir, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	p := &Partition{cfg: cfg, log: l, producers: map[int64]*producerState{}}
+	if err := p.rebuildProducers(); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("partition %s-%d: rebuild producer state: %w", cfg.Topic, cfg.Partition, err)
+	}
+	return p, nil
+}
+
+// Topic returns the topic name.
+func (p *Partition) Topic() string { return p.cfg.Topic }
+
+// ID returns the partition number.
+func (p *Partition) ID() int32 { return p.cfg.Partition }
+
+// Log returns the underlying log.
+func (p *Partition) Log() *storage.Log { return p.log }
+
+// HighWatermark returns the offset below which consumers may read.
+func (p *Partition) HighWatermark() int64 {
+	if p.cfg.SyncAcks {
+		return min(p.log.DurableOffset(), p.log.LogEndOffset())
+	}
+	return p.log.LogEndOffset()
+}
+
+// LogStartOffset returns the first readable offset.
+func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
+
+// LogEndOffset returns the next offset to be written.
+func (p *Partition) LogEndOffset() int64 { return p.log.LogEndOffset() }
+
+// ProduceResult says where a produced batch went.
+type ProduceResult struct {
+	BaseOffset     int64
+	LogStartOffset int64
+	Duplicate      bool // a retried batch answered with its original offset
+}
+
+// Appended is a batch Append wrote (or found already written); WaitAck
+// finishes the produce.
+type Appended struct {
+	res storage.AppendResult
+	dup bool
+}
+
+// Append validates and appends one producer batch. It must be called in the
+// order the producer sent its batches (the protocol layer calls it on the
+// connection's reader goroutine); a retried idempotent batch is not written
+// again but answered with its original offsets.
+func (p *Partition) Append(b []byte) (Appended, error) {
+	h, err := batch.Validate(b)
+	if err != nil {
+		return Appended{}, err
+	}
+	if err := batch.CheckProducerBatch(h); err != nil {
+		return Appended{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if h.Idempotent() {
+		d, err := p.producers[h.ProducerID].check(h)
+		if err != nil {
+			return Appended{}, err
+		}
+		if d != nil {
+			return Appended{res: d.res, dup: true}, nil
+		}
+	}
+	res, err := p.log.Append(b, 0)
+	if err != nil {
+		return Appended{}, err
+	}
+	if h.Idempotent() {
+		p.record(h, res)
+	}
+	return Appended{res: res}, nil
+}
+
+// WaitAck waits as acks asks: with SyncAcks, acks 1 and -1 wait for fsync.
+func (p *Partition) WaitAck(ctx context.Context, a Appended, acks int16) (ProduceResult, error) {
+	if p.cfg.SyncAcks {
+		if acks == 0 {
+			p.log.RequestFlush() // so the high watermark follows
+		} else if err := p.waitDurable(ctx, a.res); err != nil {
+			return ProduceResult{}, err
+		}
+	}
+	return ProduceResult{BaseOffset: a.res.BaseOffset, LogStartOffset: p.log.LogStartOffset(), Duplicate: a.dup}, nil
+}
+
+// Produce is Append then WaitAck.
+func (p *Partition) Produce(ctx context.Context, b []byte, acks int16) (ProduceResult, error) {
+	a, err := p.Append(b)
+	if err != nil {
+		return ProduceResult{}, err
+	}
+	return p.WaitAck(ctx, a, acks)
+}
+
+func (p *Partition) waitDurable(ctx context.Context, res storage.AppendResult) error {
+	if p.log.DurableOffset() > res.LastOffset {
+		return nil
+	}
+	return p.log.WaitDurable(ctx, res)
+}
+
+// Read returns whole batches from offset up to the high watermark. An offset
+// between the high watermark and the log end gives an empty region.
+func (p *Partition) Read(offset, maxBytes int64) (storage.Region, error) {
+	hw := p.HighWatermark()
+	if offset > hw && offset <= p.log.LogEndOffset() {
+		return storage.Region{}, nil
+	}
+	return p.log.Read(offset, maxBytes, hw)
+}
+
+// Special ListOffsets timestamps.
+const (
+	LatestTimestamp   = -1
+	EarliestTimestamp = -2
+	MaxTimestamp      = -3
+)
+
+// ErrNoOffset means no record has a timestamp at or after the one asked for.
+var ErrNoOffset = errors.New("partition: no offset for timestamp")
+
+// OffsetFor answers ListOffsets: the earliest or latest (high watermark)
+// offset, or the first offset whose timestamp is >= ts.
+func (p *Partition) OffsetFor(ts int64) (int64, error) {
+	switch ts {
+	case LatestTimestamp:
+		return p.HighWatermark(), nil
+	case EarliestTimestamp:
+		return p.log.LogStartOffset(), nil
+	}
+	off, ok, err := p.log.OffsetForTimestamp(ts)
+	if err != nil {
+		return 0, err
+	}
+	if !ok || off >= p.HighWatermark() {
+		return 0, ErrNoOffset
+	}
+	return off, nil
+}
+
+// Close closes the log.
+func (p *Partition) Close() error { return p.log.Close() }

@@ -1,0 +1,85 @@
+package protocol
+
+// Fetch v4-v12 (v4 is the first with v2 record batches, which librdkafka
+// needs). A long poll: the reply waits up to MaxWaitMillis for MinBytes,
+// woken by the backend's change notification, never by a timer loop.
+// MaxBytes bounds the response and PartitionMaxBytes each partition, except
+// that the first batch of the first partition with data always goes whole
+// (as Kafka does, so a batch bigger than the limits is never stuck). No
+// fetch sessions: the session id is always 0, so clients send full
+// requests. Records are sent from the segment files (fetch_write.go).
+
+import (
+	"context"
+	"time"
+
+	"github.com/mlog/mlog/storage"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(1, 4, 12, handleFetch) }
+
+func handleFetch(c *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.FetchRequest)
+	wait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
+	return reply{fetch: func(ctx context.Context) *fetchReply {
+		deadline := time.Now().Add(wait)
+		for {
+			changed := c.s.backend.Changed() // before reading: no lost wakeup
+			fr := collectFetch(c, req)
+			left := time.Until(deadline)
+			if fr.size() >= int64(req.MinBytes) || fr.partitionErrors || left <= 0 || ctx.Err() != nil {
+				return fr
+			}
+			fr.release()
+			t := time.NewTimer(left)
+			select {
+			case <-changed:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+	}}, nil
+}
+
+// collectFetch reads every requested partition once.
+func collectFetch(c *conn, req *kmsg.FetchRequest) *fetchReply {
+	fr := &fetchReply{version: req.Version}
+	budget := int64(req.MaxBytes)
+	if req.Version < 3 || budget <= 0 {
+		budget = 1<<31 - 1
+	}
+	first := true
+	for _, rt := range req.Topics {
+		ft := fetchTopic{name: rt.Topic}
+		for _, rp := range rt.Partitions {
+			fp := fetchPartition{id: rp.Partition, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1}
+			p, err := c.s.backend.Partition(rt.Topic, rp.Partition)
+			if err == nil {
+				fp.highWatermark = p.HighWatermark()
+				fp.lastStableOffset = fp.highWatermark
+				fp.logStartOffset = p.LogStartOffset()
+				limit := min(int64(rp.PartitionMaxBytes), budget)
+				if first || limit > 0 {
+					fp.records, err = p.Read(rp.FetchOffset, max(limit, 1))
+				}
+				if err == nil && !fp.records.Empty() {
+					if !first && fp.records.Size > limit {
+						// Over the limit: only the first may exceed it.
+						fp.records.Release()
+						fp.records = storage.Region{}
+					} else {
+						budget -= fp.records.Size
+						first = false
+					}
+				}
+			}
+			fp.errorCode = errorCode(err)
+			fr.partitionErrors = fr.partitionErrors || err != nil
+			ft.partitions = append(ft.partitions, fp)
+		}
+		fr.topics = append(fr.topics, ft)
+	}
+	return fr
+}

@@ -1,0 +1,56 @@
+package protocol
+
+// ListOffsets v0-v7: earliest (-2), latest (-1, the high watermark) and by
+// timestamp (first offset whose record timestamp is at or after it; inside
+// compressed batches, the batch's first offset). v0 answers in its old
+// list-of-offsets form. The max-timestamp query (-3, v7) is refused with
+// UNSUPPORTED_VERSION for now. The returned timestamp is -1 (not tracked).
+
+import (
+	"errors"
+
+	"github.com/mlog/mlog/partition"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(2, 0, 7, handleListOffsets) }
+
+func handleListOffsets(c *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.ListOffsetsRequest)
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, 0
+			off, err := listOffset(c, rt.Topic, rp.Partition, rp.Timestamp)
+			switch {
+			case errors.Is(err, partition.ErrNoOffset):
+				// No such record: offset -1 (v0: no offsets), no error.
+			case err != nil:
+				sp.ErrorCode = errorCode(err)
+			case req.Version == 0:
+				sp.OldStyleOffsets = []int64{off}
+			default:
+				sp.Offset = off
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return reply{resp: resp}, nil
+}
+
+func listOffset(c *conn, topic string, id int32, ts int64) (int64, error) {
+	p, err := c.s.backend.Partition(topic, id)
+	if err != nil {
+		return 0, err
+	}
+	if ts == partition.MaxTimestamp {
+		return 0, kerr.UnsupportedVersion
+	}
+	return p.OffsetFor(ts)
+}

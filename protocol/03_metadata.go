@@ -1,0 +1,92 @@
+package protocol
+
+// Metadata v0-v12: brokers, controller, and topics with their partitions'
+// leaders, epochs, replicas and ISR. Unknown topics are created when the
+// request allows it (v4+ says so; v0-v3 always do) and the broker does.
+// v10+ may name topics by id.
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(3, 0, 12, handleMetadata) }
+
+func handleMetadata(c *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.MetadataRequest)
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	cl := c.s.backend.Cluster()
+	for _, b := range cl.Brokers {
+		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
+	}
+	cid := cl.ClusterID
+	resp.ClusterID = &cid
+	resp.ControllerID = cl.ControllerID
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		for _, t := range c.s.backend.Topics() {
+			resp.Topics = append(resp.Topics, metadataTopic(t, nil))
+		}
+		return reply{resp: resp}, nil
+	}
+	autoCreate := req.Version < 4 || req.AllowAutoTopicCreation
+	for _, rt := range req.Topics {
+		var (
+			t   TopicInfo
+			err error
+		)
+		switch {
+		case rt.Topic == nil:
+			t, err = topicByID(c.s.backend, rt.TopicID)
+		default:
+			t, err = c.s.backend.Topic(*rt.Topic)
+			if errors.Is(err, ErrUnknownTopic) && autoCreate {
+				t, err = c.s.backend.AutoCreate(context.Background(), *rt.Topic)
+			}
+		}
+		if err != nil {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic, mt.TopicID = rt.Topic, rt.TopicID
+			mt.ErrorCode = errorCode(err)
+			if rt.Topic == nil && errors.Is(err, ErrUnknownTopic) {
+				mt.ErrorCode = kerr.UnknownTopicID.Code
+			}
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		resp.Topics = append(resp.Topics, metadataTopic(t, nil))
+	}
+	return reply{resp: resp}, nil
+}
+
+func topicByID(b Backend, id [16]byte) (TopicInfo, error) {
+	for _, t := range b.Topics() {
+		if t.ID == id {
+			return t, nil
+		}
+	}
+	return TopicInfo{}, ErrUnknownTopic
+}
+
+func metadataTopic(t TopicInfo, err error) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic = &name
+	mt.TopicID = t.ID
+	mt.IsInternal = t.Internal
+	mt.ErrorCode = errorCode(err)
+	for _, p := range t.Partitions {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p.ID
+		mp.Leader = p.Leader
+		mp.LeaderEpoch = p.LeaderEpoch
+		mp.Replicas = p.Replicas
+		mp.ISR = p.ISR
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}

@@ -1,0 +1,51 @@
+package protocol
+
+// DeleteTopics v0-v6; v6 may name topics by id.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(20, 0, 6, handleDeleteTopics) }
+
+func handleDeleteTopics(c *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.DeleteTopicsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	type target struct {
+		name *string
+		id   [16]byte
+	}
+	var targets []target
+	for _, n := range req.TopicNames {
+		targets = append(targets, target{name: &n})
+	}
+	for _, t := range req.Topics {
+		targets = append(targets, target{name: t.Topic, id: t.TopicID})
+	}
+	return reply{later: func(ctx context.Context) kmsg.Response {
+		for _, tg := range targets {
+			st := kmsg.NewDeleteTopicsResponseTopic()
+			st.Topic, st.TopicID = tg.name, tg.id
+			var err error
+			name := ""
+			if tg.name != nil {
+				name = *tg.name
+			} else {
+				var t TopicInfo
+				if t, err = topicByID(c.s.backend, tg.id); err == nil {
+					name = t.Name
+					st.Topic = &name
+				}
+			}
+			if err == nil {
+				err = c.s.backend.DeleteTopic(ctx, name)
+			}
+			st.ErrorCode = errorCode(err)
+			st.ErrorMessage = errorMessage(err)
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp
+	}}, nil
+}

@@ -1,0 +1,39 @@
+package protocol
+
+// InitProducerID v0-v4 for idempotent producers. Transactions are not
+// supported: a transactional id gets INVALID_REQUEST. v3+ lets a producer
+// that already has an id ask for the next epoch (KIP-360), which it does
+// after some errors to reset its sequences.
+
+import (
+	"context"
+	"math"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(22, 0, 4, handleInitProducerID) }
+
+func handleInitProducerID(c *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.InitProducerIDRequest)
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	switch {
+	case req.TransactionalID != nil:
+		resp.ErrorCode = kerr.InvalidRequest.Code
+	case req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16:
+		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1
+	default:
+		return reply{later: func(ctx context.Context) kmsg.Response {
+			id, epoch, err := c.s.backend.NewProducerID(ctx)
+			if err != nil {
+				resp.ErrorCode = errorCode(err)
+			} else {
+				resp.ProducerID, resp.ProducerEpoch = id, epoch
+			}
+			return resp
+		}}, nil
+	}
+	return reply{resp: resp}, nil
+}

@@ -1,0 +1,34 @@
+package protocol
+
+// CreatePartitions v0-v3: grow a topic to Count partitions (validate-only
+// supported). Manual assignment is refused.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(37, 0, 3, handleCreatePartitions) }
+
+func handleCreatePartitions(c *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.CreatePartitionsRequest)
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	return reply{later: func(ctx context.Context) kmsg.Response {
+		for _, rt := range req.Topics {
+			st := kmsg.NewCreatePartitionsResponseTopic()
+			st.Topic = rt.Topic
+			var err error
+			if len(rt.Assignment) > 0 {
+				err = fmt.Errorf("%w: manual partition assignment is not supported", ErrInvalidRequest)
+			} else {
+				err = c.s.backend.CreatePartitions(ctx, rt.Topic, rt.Count, req.ValidateOnly)
+			}
+			st.ErrorCode = errorCode(err)
+			st.ErrorMessage = errorMessage(err)
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp
+	}}, nil
+}

@@ -1,0 +1,85 @@
+package protocol
+
+import (
+	"context"
+
+	"github.com/mlog/mlog/partition"
+)
+
+// Backend is what the handlers need from the broker. The broker implements
+// it; the protocol package defines it (the user of an interface owns it).
+type Backend interface {
+	// Cluster describes the brokers and who is controller.
+	Cluster() ClusterInfo
+	// Topics lists topics by name.
+	Topics() []TopicInfo
+	// Topic describes one topic; ErrUnknownTopic when there is none.
+	Topic(name string) (TopicInfo, error)
+	// AutoCreate creates a topic with default settings on first use, when
+	// the broker allows it; it returns ErrUnknownTopic otherwise.
+	AutoCreate(ctx context.Context, name string) (TopicInfo, error)
+	CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool) (TopicInfo, error)
+	DeleteTopic(ctx context.Context, name string) error
+	CreatePartitions(ctx context.Context, name string, count int32, validateOnly bool) error
+	// Partition returns this broker's replica of a partition, or
+	// ErrUnknownTopic / ErrUnknownPartition.
+	Partition(topic string, id int32) (*partition.Partition, error)
+	// TopicConfigs and BrokerConfigs answer DescribeConfigs.
+	TopicConfigs(name string) ([]ConfigEntry, error)
+	BrokerConfigs() []ConfigEntry
+	// NewProducerID allocates an idempotent producer id.
+	NewProducerID(ctx context.Context) (id int64, epoch int16, err error)
+	// Changed returns a channel closed when any partition's high watermark
+	// or log end may have moved: long-polling fetches wait on it.
+	Changed() <-chan struct{}
+}
+
+// ClusterInfo is the cluster as Metadata shows it.
+type ClusterInfo struct {
+	ClusterID    string
+	ControllerID int32
+	Brokers      []BrokerInfo
+}
+
+// BrokerInfo is one broker's advertised address.
+type BrokerInfo struct {
+	NodeID int32
+	Host   string
+	Port   int32
+	Rack   *string
+}
+
+// TopicInfo describes a topic and its partitions.
+type TopicInfo struct {
+	Name       string
+	ID         [16]byte
+	Internal   bool
+	Partitions []PartitionInfo
+}
+
+// PartitionInfo is one partition's leadership.
+type PartitionInfo struct {
+	ID          int32
+	Leader      int32
+	LeaderEpoch int32
+	Replicas    []int32
+	ISR         []int32
+}
+
+// TopicSpec is a CreateTopics request for one topic. Partitions or
+// ReplicationFactor of -1 take the broker's defaults.
+type TopicSpec struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int16
+	Configs           map[string]string
+}
+
+// ConfigEntry is one config value for DescribeConfigs.
+type ConfigEntry struct {
+	Name      string
+	Value     *string
+	ReadOnly  bool
+	Default   bool
+	Sensitive bool
+}

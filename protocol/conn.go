@@ -1,0 +1,196 @@
+package protocol
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const apiVersionsKey = 18
+
+// conn is one client connection: a reader that decodes and dispatches in
+// order, a writer that answers in the same order.
+type conn struct {
+	s       *Server
+	nc      net.Conn
+	log     *slog.Logger
+	pending chan *pendingReply
+}
+
+// pendingReply is one request's answer, ready when done is closed.
+type pendingReply struct {
+	correlationID int32
+	key, version  int16
+	done          chan struct{}
+	resp          kmsg.Response
+	fetch         *fetchReply
+	raw           []byte // a pre-encoded body (ApiVersions fallback)
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	return &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
+		pending: make(chan *pendingReply, s.cfg.MaxInFlight)}
+}
+
+// stopReading makes the reader's next read fail so it stops taking requests.
+func (c *conn) stopReading() { _ = c.nc.SetReadDeadline(time.Now()) }
+
+func (c *conn) readLoop() {
+	defer c.s.wg.Done()
+	defer close(c.pending)
+	var size [4]byte
+	for {
+		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, context.Canceled) && !isTimeout(err) {
+				c.log.Debug("connection read ended", "err", err)
+			}
+			return
+		}
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		if n < 0 || n > c.s.cfg.MaxRequestBytes {
+			c.log.Warn("closing connection: bad request size", "size", n, "max", c.s.cfg.MaxRequestBytes)
+			return
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(c.nc, buf); err != nil {
+			if !isTimeout(err) {
+				c.log.Warn("closing connection: request cut short", "size", n, "err", err)
+			}
+			return
+		}
+		if err := c.dispatch(buf); err != nil {
+			c.log.Warn("closing connection", "err", err)
+			return
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// dispatch decodes one request and queues its reply. An error closes the
+// connection.
+func (c *conn) dispatch(buf []byte) (err error) {
+	defer func() {
+		// A bug must not take the broker down with it: log and drop the
+		// connection.
+		if r := recover(); r != nil {
+			c.log.Error("handler panic", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("protocol: internal error handling request")
+		}
+	}()
+	h, body, err := parseHeader(buf)
+	if err != nil {
+		return err
+	}
+	p := &pendingReply{correlationID: h.correlationID, key: h.apiKey, version: h.apiVersion, done: make(chan struct{})}
+	hd, ok := handlers[h.apiKey]
+	if !ok || h.apiVersion < hd.min || h.apiVersion > hd.max {
+		if h.apiKey == apiVersionsKey {
+			// Answer in v0 with our ranges so the client can pick again.
+			p.version, p.raw = 0, unsupportedApiVersions()
+			close(p.done)
+			c.pending <- p
+			return nil
+		}
+		return fmt.Errorf("%w: api key %d version %d (%s) not supported", errMalformed, h.apiKey, h.apiVersion, kmsg.NameForKey(h.apiKey))
+	}
+	req := kmsg.RequestForKey(h.apiKey)
+	req.SetVersion(h.apiVersion)
+	if req.IsFlexible() {
+		if body, err = skipHeaderTags(body); err != nil {
+			return err
+		}
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return fmt.Errorf("%w: %s v%d body: %w", errMalformed, kmsg.NameForKey(h.apiKey), h.apiVersion, err)
+	}
+	rep, err := hd.fn(c, req)
+	if err != nil {
+		return err
+	}
+	switch {
+	case rep.none:
+		return nil
+	case rep.resp != nil:
+		p.resp = rep.resp
+		close(p.done)
+	case rep.later != nil:
+		c.s.wg.Add(1)
+		go func() {
+			defer c.s.wg.Done()
+			defer close(p.done)
+			p.resp = rep.later(c.s.ctx)
+		}()
+	case rep.fetch != nil:
+		c.s.wg.Add(1)
+		go func() {
+			defer c.s.wg.Done()
+			defer close(p.done)
+			p.fetch = rep.fetch(c.s.ctx)
+		}()
+	}
+	c.pending <- p
+	return nil
+}
+
+func (c *conn) writeLoop() {
+	defer c.s.wg.Done()
+	defer c.s.forget(c)
+	defer c.nc.Close()
+	var buf []byte
+	failed := false
+	for p := range c.pending {
+		<-p.done
+		if failed {
+			p.discard()
+			continue
+		}
+		var err error
+		buf, err = c.write(buf[:0], p)
+		if err != nil {
+			c.log.Debug("write failed; dropping the connection", "err", err)
+			failed = true
+			_ = c.nc.Close() // the reader stops too
+		}
+	}
+}
+
+func (p *pendingReply) discard() {
+	if p.fetch != nil {
+		p.fetch.release()
+	}
+}
+
+// write sends one response frame.
+func (c *conn) write(buf []byte, p *pendingReply) ([]byte, error) {
+	if p.fetch != nil {
+		defer p.fetch.release()
+		return buf, c.writeFetch(buf, p)
+	}
+	buf = append(buf, 0, 0, 0, 0)
+	flexible := false
+	if p.resp != nil {
+		p.resp.SetVersion(p.version)
+		flexible = p.resp.IsFlexible()
+	}
+	buf = appendResponseHeader(buf, p.correlationID, flexible, p.key)
+	if p.raw != nil {
+		buf = append(buf, p.raw...)
+	} else {
+		buf = p.resp.AppendTo(buf)
+	}
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	_, err := c.nc.Write(buf)
+	return buf, err
+}

@@ -1,0 +1,147 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Config configures the listener.
+type Config struct {
+	// Addr is the host:port to listen on for Kafka clients.
+	Addr string
+	// MaxRequestBytes closes connections that send a bigger frame.
+	MaxRequestBytes int32
+	// MaxInFlight bounds the requests per connection awaiting a response.
+	MaxInFlight int
+	Logger      *slog.Logger
+}
+
+// DefaultConfig returns the defaults: Kafka's port 9094 in mlog's seed,
+// 100 MiB requests (Kafka's socket.request.max.bytes).
+func DefaultConfig() Config {
+	return Config{Addr: "127.0.0.1:9094", MaxRequestBytes: 100 << 20, MaxInFlight: 64}
+}
+
+// Server accepts Kafka connections and serves them from a Backend.
+type Server struct {
+	cfg     Config
+	backend Backend
+	log     *slog.Logger
+
+	ctx    context.Context // cancelled by Close: long polls return at once
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[*conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewServer returns a server; Start listens.
+func NewServer(cfg Config, b Backend) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultConfig().MaxRequestBytes
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultConfig().MaxInFlight
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, backend: b, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}}
+}
+
+// Start listens on Config.Addr and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("protocol: listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go s.accept(ln)
+	s.log.Info("kafka listener started", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the listening address.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+func (s *Server) accept(ln net.Listener) {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors and the like: wait a little and go on.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(2)
+		s.mu.Unlock()
+		go c.readLoop()
+		go c.writeLoop()
+	}
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Close stops accepting, stops reading new requests, answers those in
+// flight (long polls return what they have), then closes every connection.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var err error
+	if s.ln != nil {
+		err = s.ln.Close()
+	}
+	for c := range s.conns {
+		c.stopReading()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return err
+}
