@@ -3,10 +3,22 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: build test test-short test-coverage vet fuzz bench run
+.PHONY: build build-mlog build-server test test-short test-coverage vet fuzz bench bench-storage run
 
-build:
+# bin/mlog has every command; bin/server is `mlog server` under the seed's name.
+build: build-mlog build-server
 	$(GO) build $(PKGS)
+
+build-mlog:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/mlog ./cmd/mlog
+
+build-server:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/server ./cmd/server
+
+# A working single-node broker with the defaults: Kafka protocol on
+# 127.0.0.1:9094, data in /tmp/mlog. Try: kcat -b 127.0.0.1:9094 -L
+run: build-mlog
+	$(BIN)/mlog server
 
 vet:
 	$(GO) vet $(PKGS)
@@ -28,10 +40,11 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./storage/batch
 	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME) ./storage
+	$(GO) test -run '^$$' -fuzz FuzzRequests -fuzztime $(FUZZTIME) ./broker
 
 # Storage benchmarks; see BENCHMARKS.md for how the figures there were taken.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./storage/
 
-run:
-	@echo "make run arrives with the broker (issue: single-node broker). Nothing to run yet."; exit 1
+bench-storage:
+	./scripts/bench-storage.sh

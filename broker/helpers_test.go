@@ -135,3 +135,5 @@ func (c *rawConn) closedByPeer() bool {
 }
 
 type protocolConfigEntry = protocol.ConfigEntry
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

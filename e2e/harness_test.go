@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// bin builds ./cmd/<name> once per test run and returns its path.
+func bin(t *testing.T, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "mlog-e2e-bin")
+		if buildErr != nil {
+			return
+		}
+		for _, n := range []string{"mlog", "server"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, n), "../cmd/"+n).CombinedOutput()
+			if err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", n, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, name)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// server is a broker process.
+type server struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *lockedWriter
+	done   chan error
+}
+
+// logs returns what the server wrote to stderr so far.
+func (s *server) logs() string {
+	s.stderr.mu.Lock()
+	defer s.stderr.mu.Unlock()
+	return s.stderr.w.String()
+}
+
+// startServer runs `server` with args plus a free --rpc-port and waits until
+// it accepts connections.
+func startServer(t *testing.T, env []string, args ...string) *server {
+	t.Helper()
+	port := freePort(t)
+	args = append(args, "--rpc-port", strconv.Itoa(port))
+	cmd := exec.Command(bin(t, "server"), args...)
+	cmd.Env = append(os.Environ(), env...)
+	s := &server{cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), stderr: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
+	cmd.Stderr = s.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-s.done
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", s.logs())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		if err == nil {
+			c.Close()
+			return s
+		}
+		select {
+		case err := <-s.done:
+			s.done <- err
+			t.Fatalf("server exited: %v\n%s", err, s.logs())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not listen on %s", s.addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		s.done <- err
+		if err != nil {
+			t.Fatalf("server exited with %v after SIGTERM\n%s", err, s.logs())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not stop within 20 s of SIGTERM")
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// run runs a command with a deadline and returns its stdout.
+func run(t *testing.T, stdin string, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = bytes.NewBufferString(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %v: %v\nstdout: %s\nstderr: %s", name, args, err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// kcat returns the kcat binary, or skips (fails under CI, which installs it).
+func kcat(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("kcat")
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("kcat not installed: .ci/run should have installed it (apt-get install kcat)")
+	}
+	t.Skip("kcat not installed (apt-get install kcat); CI runs this test")
+	return ""
+}

@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The README's first steps: start a broker with no setup, list, produce and
+// consume with kcat, stop it with SIGTERM.
+func TestKcatEndToEnd(t *testing.T) {
+	kc := kcat(t)
+	dir := t.TempDir()
+	s := startServer(t, nil, "--data-dir", dir)
+
+	meta := run(t, "", kc, "-b", s.addr, "-L")
+	if !strings.Contains(meta, "1 brokers:") || !strings.Contains(meta, "broker 1 at "+s.addr) {
+		t.Fatalf("kcat -L:\n%s", meta)
+	}
+	run(t, "hello world\nthis is a test\ndistributed log works!\n", kc, "-b", s.addr, "-P", "-t", "orders")
+	got := run(t, "", kc, "-b", s.addr, "-C", "-t", "orders", "-o", "beginning", "-e", "-f", "%o\t%s\n")
+	want := "0\thello world\n1\tthis is a test\n2\tdistributed log works!\n"
+	if got != want {
+		t.Fatalf("kcat -C got:\n%q\nwant:\n%q", got, want)
+	}
+	meta = run(t, "", kc, "-b", s.addr, "-L", "-t", "orders")
+	if !strings.Contains(meta, `topic "orders" with 1 partitions`) {
+		t.Fatalf("kcat -L -t orders:\n%s", meta)
+	}
+
+	s.stop(t)
+	// A clean shutdown left every log marked clean (flag bit in log.checkpoint).
+	ck, err := os.ReadFile(filepath.Join(dir, "orders-0", "log.checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ck) != 32 || binary.BigEndian.Uint16(ck[6:8])&1 != 1 {
+		t.Fatalf("log.checkpoint after SIGTERM is not marked clean: %x", ck)
+	}
+	// And everything is there after a restart.
+	s = startServer(t, nil, "--data-dir", dir)
+	got = run(t, "", kc, "-b", s.addr, "-C", "-t", "orders", "-o", "beginning", "-e", "-f", "%o\t%s\n")
+	if got != want {
+		t.Fatalf("after restart kcat -C got:\n%q", got)
+	}
+}
+
+// Every flag has an MLOG_ variable, and the seed's Compose form
+// `--bootstrap true` is accepted.
+func TestEnvVarsAndSeedFlags(t *testing.T) {
+	kc := kcat(t)
+	s := startServer(t, []string{"MLOG_NODE_ID=node-7", "MLOG_DATA_DIR=" + t.TempDir()},
+		"--bootstrap", "true", "--bind-addr", "127.0.0.1:9092", "--raft-addr", "127.0.0.1:9093",
+		"--peer", "node-2=127.0.0.1:9095", "--replication-batch-size", "5000")
+	meta := run(t, "", kc, "-b", s.addr, "-L")
+	if !strings.Contains(meta, "broker 7 at "+s.addr) {
+		t.Fatalf("MLOG_NODE_ID=node-7 not applied:\n%s", meta)
+	}
+	if !strings.Contains(s.logs(), "cluster flags accepted but not used yet") {
+		t.Fatalf("cluster flags were silently ignored:\n%s", s.logs())
+	}
+	s.stop(t)
+}
