@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/mlog/mlog/storage/batch"
 	"github.com/mlog/mlog/storage/batch/batchtest"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -183,4 +184,53 @@ func TestBadInputKeepsServing(t *testing.T) {
 		t.Fatalf("log after refused batches: %v, end %d", err, end.LogEndOffset())
 	}
 	ping()
+}
+
+// Fetch limits: PartitionMaxBytes and MaxBytes bound the records, except
+// that the first batch always goes whole; offsets past the end are
+// OFFSET_OUT_OF_RANGE.
+func TestFetchLimits(t *testing.T) {
+	b := startBroker(t, t.TempDir(), nil)
+	c := dialRaw(t, b)
+	var batches [][]byte
+	for i := range 3 {
+		rec := batchtest.Values(int64(1000+i), make([]byte, 300))
+		if r := produceRaw(c, "lim", rec); r.ErrorCode != 0 || r.BaseOffset != int64(i) {
+			t.Fatalf("produce %d: %+v", i, r)
+		}
+		batch.SetBaseOffset(rec, int64(i)) // as the broker stored it
+		batches = append(batches, rec)
+	}
+	size := int32(len(batches[0]))
+	fetch := func(offset int64, maxBytes, partMax int32) kmsg.FetchResponseTopicPartition {
+		fr := kmsg.NewPtrFetchRequest()
+		fr.Version, fr.ReplicaID, fr.MaxBytes = 12, -1, maxBytes
+		fr.Topics = []kmsg.FetchRequestTopic{{Topic: "lim", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: offset, PartitionMaxBytes: partMax}}}}
+		return c.send(fr).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	}
+	for _, tc := range []struct {
+		name              string
+		maxBytes, partMax int32
+		want              int
+	}{
+		{"partition limit below one batch still gets the first", 1 << 20, 1, 1},
+		{"partition limit of two batches", 1 << 20, 2*size + 10, 2},
+		{"response limit of two batches", 2*size + 10, 1 << 20, 2},
+		{"no limits hit", 1 << 20, 1 << 20, 3},
+	} {
+		p := fetch(0, tc.maxBytes, tc.partMax)
+		var want []byte
+		for _, bt := range batches[:tc.want] {
+			want = append(want, bt...)
+		}
+		if p.ErrorCode != 0 || string(p.RecordBatches) != string(want) || p.HighWatermark != 3 || p.LogStartOffset != 0 {
+			t.Fatalf("%s: error %d, %d bytes, want %d batches (%d bytes)", tc.name, p.ErrorCode, len(p.RecordBatches), tc.want, len(want))
+		}
+	}
+	if p := fetch(4, 1<<20, 1<<20); p.ErrorCode != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("fetch past the end: error %d", p.ErrorCode)
+	}
+	if p := fetch(3, 1<<20, 1<<20); p.ErrorCode != 0 || len(p.RecordBatches) != 0 {
+		t.Fatalf("fetch at the end: error %d, %d bytes", p.ErrorCode, len(p.RecordBatches))
+	}
 }

@@ -63,3 +63,16 @@ func TestEnvVarsAndSeedFlags(t *testing.T) {
 	}
 	s.stop(t)
 }
+
+// `mlog perf` produces and consumes and reports the final line.
+func TestPerfCommands(t *testing.T) {
+	s := startServer(t, nil, "--data-dir", t.TempDir())
+	out := run(t, "", bin(t, "mlog"), "perf", "produce", "--brokers", s.addr, "--topic", "p", "--num-records", "2000", "--record-size", "100", "--acks", "all")
+	if !strings.Contains(out, "2000 records sent") || !strings.Contains(out, "MB/s") || !strings.Contains(out, "p99") {
+		t.Fatalf("perf produce:\n%s", out)
+	}
+	out = run(t, "", bin(t, "mlog"), "perf", "consume", "--brokers", s.addr, "--topic", "p", "--num-records", "2000")
+	if !strings.Contains(out, "2000 records consumed") || !strings.Contains(out, "records/s") {
+		t.Fatalf("perf consume:\n%s", out)
+	}
+}

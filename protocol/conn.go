@@ -94,12 +94,20 @@ func (c *conn) dispatch(buf []byte) (err error) {
 		return err
 	}
 	p := &pendingReply{correlationID: h.correlationID, key: h.apiKey, version: h.apiVersion, done: make(chan struct{})}
+	c.s.inFlight.Add(1)
+	queued := false
+	defer func() {
+		if !queued {
+			c.s.inFlight.Add(-1) // answered by nobody: no response, or the connection closes
+		}
+	}()
 	hd, ok := handlers[h.apiKey]
 	if !ok || h.apiVersion < hd.min || h.apiVersion > hd.max {
 		if h.apiKey == apiVersionsKey {
 			// Answer in v0 with our ranges so the client can pick again.
 			p.version, p.raw = 0, unsupportedApiVersions()
 			close(p.done)
+			queued = true
 			c.pending <- p
 			return nil
 		}
@@ -140,6 +148,7 @@ func (c *conn) dispatch(buf []byte) (err error) {
 			p.fetch = rep.fetch(c.s.ctx)
 		}()
 	}
+	queued = true
 	c.pending <- p
 	return nil
 }
@@ -152,6 +161,7 @@ func (c *conn) writeLoop() {
 	failed := false
 	for p := range c.pending {
 		<-p.done
+		c.s.inFlight.Add(-1)
 		if failed {
 			p.discard()
 			continue

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +36,8 @@ type Server struct {
 
 	ctx    context.Context // cancelled by Close: long polls return at once
 	cancel context.CancelFunc
+
+	inFlight atomic.Int64 // requests read and not yet answered
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -122,6 +125,19 @@ func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+}
+
+// Stats is a snapshot of the listener's load.
+type Stats struct {
+	Connections int
+	InFlight    int64 // requests read and not yet answered
+}
+
+// Stats returns the current connection and in-flight request counts.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Connections: len(s.conns), InFlight: s.inFlight.Load()}
 }
 
 // Close stops accepting, stops reading new requests, answers those in

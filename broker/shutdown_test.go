@@ -1,0 +1,51 @@
+package broker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Close answers requests in flight: a long-polling fetch gets its (empty)
+// response at once instead of a dropped connection, and Close does not wait
+// out the poll's 30 s.
+func TestCloseAnswersInFlightLongPoll(t *testing.T) {
+	b := startBroker(t, t.TempDir(), nil)
+	produceValues(t, client(t, b, kgo.AllowAutoTopicCreation()), "sd", []string{"x"})
+	c := dialRaw(t, b)
+	fr := kmsg.NewPtrFetchRequest()
+	fr.Version, fr.ReplicaID, fr.MaxWaitMillis, fr.MinBytes, fr.MaxBytes = 12, -1, 30_000, 1, 1<<20
+	fr.Topics = []kmsg.FetchRequestTopic{{Topic: "sd", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: 1, PartitionMaxBytes: 1 << 20}}}}
+	got := make(chan *kmsg.FetchResponse, 1)
+	go func() { got <- c.send(fr).(*kmsg.FetchResponse) }()
+	eventually(t, "the fetch to reach the broker", func() bool { return b.server.Stats().InFlight == 1 })
+	start := time.Now()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case resp := <-got:
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 || p.HighWatermark != 1 || len(p.RecordBatches) != 0 {
+			t.Fatalf("in-flight fetch answered with %+v", p)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("in-flight fetch not answered")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Close took %v: it waited out the long poll", d)
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
