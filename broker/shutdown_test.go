@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/mlog/mlog/internal/testutil"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ func TestCloseAnswersInFlightLongPoll(t *testing.T) {
 	fr.Topics = []kmsg.FetchRequestTopic{{Topic: "sd", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: 1, PartitionMaxBytes: 1 << 20}}}}
 	got := make(chan *kmsg.FetchResponse, 1)
 	go func() { got <- c.send(fr).(*kmsg.FetchResponse) }()
-	eventually(t, "the fetch to reach the broker", func() bool { return b.server.Stats().InFlight == 1 })
+	testutil.Eventually(t, "the fetch to reach the broker", func() bool { return b.server.Stats().InFlight == 1 })
 	start := time.Now()
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -36,16 +37,5 @@ func TestCloseAnswersInFlightLongPoll(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("Close took %v: it waited out the long poll", d)
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"github.com/mlog/mlog/internal/testutil"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -85,7 +86,7 @@ func TestConcurrentReadersSeeOnlyWholeBatches(t *testing.T) {
 		}
 	}
 	// Let the readers overlap the whole run, then stop them.
-	eventually(t, "readers to make progress", func() bool { return reads.Load() > 100 })
+	testutil.Eventually(t, "readers to make progress", func() bool { return reads.Load() > 100 })
 	done.Store(true)
 	wg.Wait()
 	close(errs)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/mlog/mlog/internal/testutil"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -160,7 +161,7 @@ func TestGroupCommitSharesOneSync(t *testing.T) {
 	}
 	errs := make(chan error, 100)
 	go func() { errs <- l.WaitDurable(ctx, first) }()
-	eventually(t, "the first sync to start", func() bool { return g.syncs.Load() == 1 })
+	testutil.Eventually(t, "the first sync to start", func() bool { return g.syncs.Load() == 1 })
 
 	// Many more appenders arrive while it runs.
 	const writers = 50
@@ -176,7 +177,7 @@ func TestGroupCommitSharesOneSync(t *testing.T) {
 			errs <- l.WaitDurable(ctx, res)
 		})
 	}
-	eventually(t, "all appends", func() bool { return l.LogEndOffset() == writers+1 })
+	testutil.Eventually(t, "all appends", func() bool { return l.LogEndOffset() == writers+1 })
 	close(g.gate)
 	wg.Wait()
 	for range writers + 1 {

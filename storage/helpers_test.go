@@ -148,18 +148,6 @@ func segmentFiles(t testing.TB, dir, suffix string) []string {
 	return m
 }
 
-// eventually waits for cond with a deadline, as tests must not sleep.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func waitDurable(t testing.TB, l *Log, r AppendResult) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
