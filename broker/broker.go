@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/mlog/mlog/internal/notify"
 	"log/slog"
 	"net"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mlog/mlog/internal/notify"
 
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/protocol"

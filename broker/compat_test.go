@@ -4,10 +4,11 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"github.com/mlog/mlog/storage/batch"
-	"github.com/mlog/mlog/storage/batch/batchtest"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/storage/batch"
+	"github.com/mlog/mlog/storage/batch/batchtest"
 )
 
 // Old clients (kafka-python, kafka-go, librdkafka) send old versions: pin

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlog/mlog/storage/batch/batchtest"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/storage/batch/batchtest"
 )
 
 // FuzzRequests sends arbitrary bodies under every API key and version the

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlog/mlog/protocol"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/protocol"
 )
 
 type tWriter struct{ t testing.TB }

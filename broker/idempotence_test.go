@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlog/mlog/storage/batch/batchtest"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/storage/batch/batchtest"
 )
 
 func idempotentBatch(pid int64, epoch int16, seq int32, values ...string) []byte {

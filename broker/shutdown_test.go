@@ -1,9 +1,10 @@
 package broker
 
 import (
-	"github.com/mlog/mlog/internal/testutil"
 	"testing"
 	"time"
+
+	"github.com/mlog/mlog/internal/testutil"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"

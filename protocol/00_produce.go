@@ -11,9 +11,10 @@ import (
 	"errors"
 	"time"
 
-	"github.com/mlog/mlog/partition"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/partition"
 )
 
 func init() { register(0, 3, 9, handleProduce) }

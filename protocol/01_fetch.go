@@ -13,8 +13,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/mlog/mlog/storage"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/storage"
 )
 
 func init() { register(1, 4, 12, handleFetch) }

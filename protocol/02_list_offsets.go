@@ -9,9 +9,10 @@ package protocol
 import (
 	"errors"
 
-	"github.com/mlog/mlog/partition"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/partition"
 )
 
 func init() { register(2, 0, 7, handleListOffsets) }

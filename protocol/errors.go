@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/storage"
 	"github.com/mlog/mlog/storage/batch"
-	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Errors the backend returns that map to Kafka codes.

@@ -6,9 +6,10 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/mlog/mlog/storage"
 	"github.com/mlog/mlog/storage/batch/batchtest"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // The hand-written Fetch framing must be byte for byte what kmsg encodes for

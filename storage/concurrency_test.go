@@ -1,11 +1,12 @@
 package storage
 
 import (
-	"github.com/mlog/mlog/internal/testutil"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/mlog/mlog/internal/testutil"
 
 	"github.com/mlog/mlog/storage/batch"
 )

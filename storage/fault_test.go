@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/mlog/mlog/internal/testutil"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mlog/mlog/internal/testutil"
 )
 
 func TestFailedWriteLeavesLogConsistent(t *testing.T) {

@@ -3,13 +3,14 @@ package storage
 import (
 	"errors"
 	"fmt"
-	"github.com/mlog/mlog/internal/notify"
 	"log/slog"
 	"math"
 	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mlog/mlog/internal/notify"
 
 	"github.com/mlog/mlog/storage/batch"
 )

@@ -8,9 +8,10 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/mlog/mlog/storage/batch"
 	"github.com/mlog/mlog/storage/batch/batchtest"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // recs returns n records with dense offset deltas.

@@ -9,8 +9,9 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/mlog/mlog/broker"
 	"github.com/spf13/cobra"
+
+	"github.com/mlog/mlog/broker"
 )
 
 type serverFlags struct {

@@ -9,8 +9,9 @@ import (
 	"hash/crc32"
 	"math/rand/v2"
 
-	"github.com/mlog/mlog/storage/batch"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/storage/batch"
 )
 
 // NoProducer is the producer id, epoch and sequence of a non-idempotent

@@ -6,9 +6,10 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/mlog/mlog/storage/batch"
 	"github.com/mlog/mlog/storage/batch/batchtest"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // decode reads b back with kmsg, splitting records by their length prefix.
