@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/mlog/mlog/internal/notify"
-
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/protocol"
 )

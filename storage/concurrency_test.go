@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/mlog/mlog/internal/testutil"
-
 	"github.com/mlog/mlog/storage/batch"
 )
 

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 
 	"github.com/mlog/mlog/internal/notify"
-
 	"github.com/mlog/mlog/storage/batch"
 )
 
