@@ -235,3 +235,87 @@ func TestFetchLimits(t *testing.T) {
 		t.Fatalf("fetch at the end: error %d, %d bytes", p.ErrorCode, len(p.RecordBatches))
 	}
 }
+
+// Pipelined requests are answered in the order they were sent, and a
+// produce with acks=0 gets no response at all: the next response on the
+// connection belongs to the next request.
+func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
+	b := startBroker(t, t.TempDir(), nil)
+	c := dialRaw(t, b)
+	produceRaw(c, "pipe", batchtest.Values(1, []byte("warm"))) // create the topic
+
+	type sent struct {
+		corr int32
+		req  kmsg.Request
+	}
+	var order []sent
+	write := func(req kmsg.Request) {
+		c.corr++
+		frame := binary.BigEndian.AppendUint32(nil, 0)
+		frame = binary.BigEndian.AppendUint16(frame, uint16(req.Key()))
+		frame = binary.BigEndian.AppendUint16(frame, uint16(req.GetVersion()))
+		frame = binary.BigEndian.AppendUint32(frame, uint32(c.corr))
+		frame = binary.BigEndian.AppendUint16(frame, 0xffff)
+		if req.IsFlexible() {
+			frame = append(frame, 0)
+		}
+		frame = req.AppendTo(frame)
+		binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+		if _, err := c.nc.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		order = append(order, sent{c.corr, req})
+	}
+	for i := range 20 {
+		switch i % 4 {
+		case 0: // a long poll that waits for data the next produce brings
+			fr := kmsg.NewPtrFetchRequest()
+			fr.Version, fr.ReplicaID, fr.MaxWaitMillis, fr.MinBytes, fr.MaxBytes = 12, -1, 10_000, 1, 1<<20
+			fr.Topics = []kmsg.FetchRequestTopic{{Topic: "pipe", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: int64(1 + i/2), PartitionMaxBytes: 1 << 20}}}}
+			write(fr)
+		case 1: // acks=0: no response
+			pr := kmsg.NewPtrProduceRequest()
+			pr.Version, pr.Acks = 9, 0
+			pr.Topics = []kmsg.ProduceRequestTopic{{Topic: "pipe", Partitions: []kmsg.ProduceRequestTopicPartition{{Records: batchtest.Values(1, []byte("zero"))}}}}
+			c.corr++ // sent, but never answered
+			frame := binary.BigEndian.AppendUint32(nil, 0)
+			frame = binary.BigEndian.AppendUint16(frame, 0)
+			frame = binary.BigEndian.AppendUint16(frame, 9)
+			frame = binary.BigEndian.AppendUint32(frame, uint32(c.corr))
+			frame = binary.BigEndian.AppendUint16(frame, 0xffff)
+			frame = append(frame, 0)
+			frame = pr.AppendTo(frame)
+			binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+			if _, err := c.nc.Write(frame); err != nil {
+				t.Fatal(err)
+			}
+		case 2: // acks=all: waits for fsync
+			pr := kmsg.NewPtrProduceRequest()
+			pr.Version, pr.Acks, pr.TimeoutMillis = 9, -1, 5000
+			pr.Topics = []kmsg.ProduceRequestTopic{{Topic: "pipe", Partitions: []kmsg.ProduceRequestTopicPartition{{Records: batchtest.Values(1, []byte("all"))}}}}
+			write(pr)
+		case 3:
+			md := kmsg.NewPtrMetadataRequest()
+			md.Version = 12
+			write(md)
+		}
+	}
+	for _, s := range order {
+		body := c.readFrame()
+		if got := int32(binary.BigEndian.Uint32(body)); got != s.corr {
+			t.Fatalf("response for correlation id %d, want %d (%s)", got, s.corr, kmsg.NameForKey(s.req.Key()))
+		}
+		resp := s.req.ResponseKind()
+		resp.SetVersion(s.req.GetVersion())
+		if err := resp.ReadFrom(body[5:]); err != nil {
+			t.Fatalf("decode %s: %v", kmsg.NameForKey(s.req.Key()), err)
+		}
+		if pr, ok := resp.(*kmsg.ProduceResponse); ok && pr.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("produce error %d", pr.Topics[0].Partitions[0].ErrorCode)
+		}
+	}
+	p, _ := b.Partition("pipe", 0)
+	if p.LogEndOffset() != 11 { // warm-up + 5 acks=0 + 5 acks=all
+		t.Fatalf("log end %d, want 11", p.LogEndOffset())
+	}
+}
