@@ -120,7 +120,7 @@ func (b *Broker) openPartition(t *topic, id int32) (*partition.Partition, error)
 // Start opens the Kafka listener and the retention loop.
 func (b *Broker) Start() error {
 	b.server = protocol.NewServer(protocol.Config{Addr: b.cfg.ListenAddr, MaxRequestBytes: b.cfg.MaxRequestBytes,
-		Logger: b.log}, b)
+		ShutdownGrace: b.cfg.ShutdownGrace, Logger: b.log}, b)
 	if err := b.server.Start(); err != nil {
 		return err
 	}
@@ -287,8 +287,8 @@ func (b *Broker) CreateTopic(_ context.Context, spec protocol.TopicSpec, validat
 	if spec.Partitions == -1 {
 		spec.Partitions = b.cfg.DefaultPartitions
 	}
-	if spec.Partitions < 1 {
-		return protocol.TopicInfo{}, fmt.Errorf("%w: %d", protocol.ErrInvalidPartitions, spec.Partitions)
+	if spec.Partitions < 1 || spec.Partitions > b.cfg.MaxPartitions {
+		return protocol.TopicInfo{}, fmt.Errorf("%w: %d, want 1 to %d", protocol.ErrInvalidPartitions, spec.Partitions, b.cfg.MaxPartitions)
 	}
 	if spec.ReplicationFactor != -1 && spec.ReplicationFactor != 1 {
 		return protocol.TopicInfo{}, fmt.Errorf("%w: %d, this cluster has 1 broker", protocol.ErrInvalidReplication, spec.ReplicationFactor)
@@ -328,7 +328,9 @@ func (b *Broker) CreateTopic(_ context.Context, spec protocol.TopicSpec, validat
 	return b.info(t), nil
 }
 
-// DeleteTopic removes a topic and its data.
+// DeleteTopic removes a topic and its data. The partition directories are
+// renamed out of the way first and the metadata saved; if either fails, all
+// of it is undone and the topic keeps serving.
 func (b *Broker) DeleteTopic(_ context.Context, name string) error {
 	if err := validTopicName(name); err != nil {
 		return err
@@ -346,35 +348,57 @@ func (b *Broker) DeleteTopic(_ context.Context, name string) error {
 			m.Topics = append(m.Topics, tm)
 		}
 	}
-	// Rename the directories out of the way first: a crash after the
-	// metadata is saved then leaves only "-delete" dirs, removed at start.
-	var dirs []string
-	for i, p := range t.parts {
+	for _, p := range t.parts {
 		_ = p.Close()
-		dir := b.partitionDir(name, int32(i))
-		del := fmt.Sprintf("%s.%s-delete", dir, hex.EncodeToString(t.id[:]))
-		if err := os.Rename(dir, del); err != nil && !errors.Is(err, os.ErrNotExist) {
-			b.log.Warn("rename deleted partition", "dir", dir, "err", err)
+	}
+	// Renamed dirs end in "-delete": a crash after the metadata is saved
+	// leaves only those, and start-up removes them.
+	var moved [][2]string
+	err := func() error {
+		for i := range t.parts {
+			dir := b.partitionDir(name, int32(i))
+			del := fmt.Sprintf("%s.%s-delete", dir, hex.EncodeToString(t.id[:]))
+			if err := os.Rename(dir, del); err != nil {
+				return fmt.Errorf("broker: delete %s: %w", dir, err)
+			}
+			moved = append(moved, [2]string{dir, del})
 		}
-		dirs = append(dirs, del)
-	}
-	err := saveMetadata(b.cfg.DataDir, m)
-	if err == nil {
-		b.meta = m
-		delete(b.topics, name)
-	}
-	b.mu.Unlock()
+		return saveMetadata(b.cfg.DataDir, m)
+	}()
 	if err != nil {
+		b.restoreTopicLocked(t, moved)
+		b.mu.Unlock()
 		return err
 	}
-	for _, d := range dirs {
-		if err := os.RemoveAll(d); err != nil {
-			b.log.Warn("remove deleted partition", "dir", d, "err", err)
+	b.meta = m
+	delete(b.topics, name)
+	b.mu.Unlock()
+	for _, mv := range moved {
+		if err := os.RemoveAll(mv[1]); err != nil {
+			b.log.Warn("remove deleted partition", "dir", mv[1], "err", err)
 		}
 	}
 	b.log.Info("deleted topic", "topic", name)
 	b.changed.Broadcast()
 	return nil
+}
+
+// restoreTopicLocked undoes a failed delete: directories back, partitions
+// reopened. Caller holds mu.
+func (b *Broker) restoreTopicLocked(t *topic, moved [][2]string) {
+	for _, mv := range moved {
+		if err := os.Rename(mv[1], mv[0]); err != nil {
+			b.log.Error("undo topic delete", "dir", mv[0], "err", err)
+		}
+	}
+	for i := range t.parts {
+		p, err := b.openPartition(t, int32(i))
+		if err != nil {
+			b.log.Error("reopen partition after a failed delete", "topic", t.name, "partition", i, "err", err)
+			continue
+		}
+		t.parts[i] = p
+	}
 }
 
 // CreatePartitions grows a topic to count partitions.
@@ -387,6 +411,9 @@ func (b *Broker) CreatePartitions(_ context.Context, name string, count int32, v
 	t, ok := b.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", protocol.ErrUnknownTopic, name)
+	}
+	if count > b.cfg.MaxPartitions {
+		return fmt.Errorf("%w: %d, at most %d", protocol.ErrInvalidPartitions, count, b.cfg.MaxPartitions)
 	}
 	if int(count) <= len(t.parts) {
 		return fmt.Errorf("%w: topic %q has %d partitions, asked for %d (partitions can only be added)", protocol.ErrInvalidPartitions, name, len(t.parts), count)

@@ -32,11 +32,18 @@ type Config struct {
 	// DefaultPartitions is num.partitions for auto-created topics and
 	// CreateTopics asking for -1.
 	DefaultPartitions int32
+	// MaxPartitions bounds a topic's partition count: each partition is a
+	// directory with preallocated indexes, so one request must not be able
+	// to ask for millions.
+	MaxPartitions int32
 	// SyncAcks answers acks=1/all produces after fsync (group commit); off
 	// trusts the page cache, as Kafka does (--fsync=never).
 	SyncAcks bool
 	// MaxRequestBytes closes connections sending bigger frames.
 	MaxRequestBytes int32
+	// ShutdownGrace is how long Close lets responses in flight be written
+	// to clients that are slow to read them.
+	ShutdownGrace time.Duration
 	// RetentionCheckInterval is how often retention runs
 	// (log.retention.check.interval.ms).
 	RetentionCheckInterval time.Duration
@@ -54,9 +61,11 @@ func DefaultConfig() Config {
 		ListenAddr:             "127.0.0.1:9094",
 		AutoCreateTopics:       true,
 		DefaultPartitions:      1,
+		MaxPartitions:          10000,
 		SyncAcks:               true,
 		MaxRequestBytes:        100 << 20,
 		RetentionCheckInterval: 5 * time.Minute,
+		ShutdownGrace:          5 * time.Second,
 		Log:                    storage.DefaultConfig(),
 	}
 }
@@ -77,8 +86,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: advertised address %q: %w", ErrInvalidConfig, c.AdvertisedAddr, err)
 		}
 	}
-	if c.DefaultPartitions < 1 {
-		return fmt.Errorf("%w: default partitions %d", ErrInvalidConfig, c.DefaultPartitions)
+	if c.MaxPartitions < 1 {
+		c.MaxPartitions = DefaultConfig().MaxPartitions
+	}
+	if c.DefaultPartitions < 1 || c.DefaultPartitions > c.MaxPartitions {
+		return fmt.Errorf("%w: default partitions %d not in [1, %d]", ErrInvalidConfig, c.DefaultPartitions, c.MaxPartitions)
 	}
 	if c.MaxRequestBytes < 1024 {
 		return fmt.Errorf("%w: max request bytes %d", ErrInvalidConfig, c.MaxRequestBytes)

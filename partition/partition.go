@@ -31,6 +31,7 @@ type Partition struct {
 
 	mu        sync.Mutex // producer state, and serialises produce
 	producers map[int64]*producerState
+	logGen    uint64 // the log's truncation generation the state matches
 }
 
 // Open opens (or creates) the partition's log and rebuilds its producer
@@ -46,8 +47,8 @@ func Open(cfg Config) (*Partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Partition{cfg: cfg, log: l, producers: map[int64]*producerState{}}
-	if err := p.rebuildProducers(); err != nil {
+	p := &Partition{cfg: cfg, log: l, producers: map[int64]*producerState{}, logGen: l.Generation()}
+	if err := p.rebuildProducersLocked(); err != nil {
 		_ = l.Close()
 		return nil, fmt.Errorf("partition %s-%d: rebuild producer state: %w", cfg.Topic, cfg.Partition, err)
 	}
@@ -105,6 +106,14 @@ func (p *Partition) Append(b []byte) (Appended, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if gen := p.log.Generation(); gen != p.logGen {
+		// The log was cut (a failed fsync, a follower truncation): batches
+		// remembered may be gone, so the state is read from the log again.
+		if err := p.rebuildProducersLocked(); err != nil {
+			return Appended{}, err
+		}
+		p.logGen = gen
+	}
 	if h.Idempotent() {
 		d, err := p.producers[h.ProducerID].check(h)
 		if err != nil {

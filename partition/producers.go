@@ -97,11 +97,13 @@ func (p *Partition) record(h batch.Header, res storage.AppendResult) {
 	ps.remember(producerBatch{firstSeq: h.BaseSequence, lastSeq: lastSeqOf(h), res: res})
 }
 
-// rebuildProducers replays the log's batch headers into producer state.
-func (p *Partition) rebuildProducers() error {
+// rebuildProducersLocked replays the log's batch headers into producer
+// state. Caller holds mu (or owns p alone, in Open).
+func (p *Partition) rebuildProducersLocked() error {
+	p.producers = map[int64]*producerState{}
 	return p.log.ScanHeaders(p.log.LogStartOffset(), func(h batch.Header) error {
 		if h.Idempotent() && !h.Control() {
-			p.record(h, storage.AppendResult{BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), MaxTimestamp: h.MaxTimestamp})
+			p.record(h, p.log.ResultFor(h))
 		}
 		return nil
 	})

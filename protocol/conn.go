@@ -23,6 +23,11 @@ type conn struct {
 	nc      net.Conn
 	log     *slog.Logger
 	pending chan *pendingReply
+	// ctx ends when the connection does (or the server closes): replies
+	// still waiting (long polls, fsync waits) then answer at once instead
+	// of holding the connection open.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // pendingReply is one request's answer, ready when done is closed.
@@ -33,11 +38,13 @@ type pendingReply struct {
 	resp          kmsg.Response
 	fetch         *fetchReply
 	raw           []byte // a pre-encoded body (ApiVersions fallback)
+	abort         bool   // producing the reply failed: close the connection
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(s.ctx)
 	return &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
-		pending: make(chan *pendingReply, s.cfg.MaxInFlight)}
+		pending: make(chan *pendingReply, s.cfg.MaxInFlight), ctx: ctx, cancel: cancel}
 }
 
 // stopReading makes the reader's next read fail so it stops taking requests.
@@ -46,6 +53,7 @@ func (c *conn) stopReading() { _ = c.nc.SetReadDeadline(time.Now()) }
 func (c *conn) readLoop() {
 	defer c.s.wg.Done()
 	defer close(c.pending)
+	defer c.cancel() // no more requests: waiting replies answer now
 	var size [4]byte
 	for {
 		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
@@ -134,23 +142,30 @@ func (c *conn) dispatch(buf []byte) (err error) {
 		p.resp = rep.resp
 		close(p.done)
 	case rep.later != nil:
-		c.s.wg.Add(1)
-		go func() {
-			defer c.s.wg.Done()
-			defer close(p.done)
-			p.resp = rep.later(c.s.ctx)
-		}()
+		c.goReply(p, func() { p.resp = rep.later(c.ctx) })
 	case rep.fetch != nil:
-		c.s.wg.Add(1)
-		go func() {
-			defer c.s.wg.Done()
-			defer close(p.done)
-			p.fetch = rep.fetch(c.s.ctx)
-		}()
+		c.goReply(p, func() { p.fetch = rep.fetch(c.ctx) })
 	}
 	queued = true
 	c.pending <- p
 	return nil
+}
+
+// goReply builds a reply on its own goroutine. A panic there is a bug: it
+// is logged and the connection closed, and the broker goes on serving.
+func (c *conn) goReply(p *pendingReply, build func()) {
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		defer close(p.done)
+		defer func() {
+			if r := recover(); r != nil {
+				c.log.Error("reply panic", "api", kmsg.NameForKey(p.key), "panic", r, "stack", string(debug.Stack()))
+				p.abort = true
+			}
+		}()
+		build()
+	}()
 }
 
 func (c *conn) writeLoop() {
@@ -162,8 +177,13 @@ func (c *conn) writeLoop() {
 	for p := range c.pending {
 		<-p.done
 		c.s.inFlight.Add(-1)
-		if failed {
+		if failed || p.abort {
 			p.discard()
+			if !failed {
+				failed = true
+				c.cancel()
+				_ = c.nc.Close()
+			}
 			continue
 		}
 		var err error
@@ -171,6 +191,7 @@ func (c *conn) writeLoop() {
 		if err != nil {
 			c.log.Debug("write failed; dropping the connection", "err", err)
 			failed = true
+			c.cancel()       // replies still waiting answer now, into the void
 			_ = c.nc.Close() // the reader stops too
 		}
 	}

@@ -14,9 +14,11 @@
 //
 // Bad input never hurts other clients: a frame that is negative, over
 // MaxRequestBytes or cut short closes that connection with a logged reason; a
-// body that does not decode gets its connection closed too (Kafka does the
-// same), an unknown API key or version gets UNSUPPORTED_VERSION. Domain
-// errors map to Kafka error codes in errors.go, in one place.
+// body that does not decode, or an API key or version not served, closes it
+// too (as Kafka does), except ApiVersions, which answers an unknown version
+// in v0 with UNSUPPORTED_VERSION and the supported ranges. Domain errors map
+// to Kafka error codes in errors.go, in one place. A connection's waiting
+// replies (long polls, fsync waits) end when it does.
 //
 // The package never opens files: partitions hand it storage regions.
 package protocol

@@ -19,13 +19,15 @@ type Config struct {
 	MaxRequestBytes int32
 	// MaxInFlight bounds the requests per connection awaiting a response.
 	MaxInFlight int
-	Logger      *slog.Logger
+	// ShutdownGrace is how long Close lets responses in flight be written.
+	ShutdownGrace time.Duration
+	Logger        *slog.Logger
 }
 
 // DefaultConfig returns the defaults: Kafka's port 9094 in mlog's seed,
 // 100 MiB requests (Kafka's socket.request.max.bytes).
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:9094", MaxRequestBytes: 100 << 20, MaxInFlight: 64}
+	return Config{Addr: "127.0.0.1:9094", MaxRequestBytes: 100 << 20, MaxInFlight: 64, ShutdownGrace: 5 * time.Second}
 }
 
 // Server accepts Kafka connections and serves them from a Backend.
@@ -56,6 +58,9 @@ func NewServer(cfg Config, b Backend) *Server {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultConfig().MaxInFlight
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = DefaultConfig().ShutdownGrace
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{cfg: cfg, backend: b, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}}
@@ -155,6 +160,9 @@ func (s *Server) Close() error {
 	}
 	for c := range s.conns {
 		c.stopReading()
+		// A client that stops reading must not hold shutdown up: its
+		// writes get a grace period, then fail.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(s.cfg.ShutdownGrace))
 	}
 	s.mu.Unlock()
 	s.cancel()

@@ -69,6 +69,16 @@ func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
 // LogStartOffset returns the first offset still readable.
 func (l *Log) LogStartOffset() int64 { return l.start.Load() }
 
+// ResultFor describes a batch already in the log (found by a scan) as if it
+// had just been appended, so WaitDurable can wait for it.
+func (l *Log) ResultFor(h batch.Header) AppendResult {
+	return AppendResult{BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), MaxTimestamp: h.MaxTimestamp, gen: l.gen.Load()}
+}
+
+// Generation counts truncations: it changes whenever batches were removed
+// from the end of the log, so state derived from the log must be rebuilt.
+func (l *Log) Generation() uint64 { return l.gen.Load() }
+
 // DurableOffset returns the offset below which every batch is fsynced.
 func (l *Log) DurableOffset() int64 { return l.flushed.Load() }
 

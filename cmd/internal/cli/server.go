@@ -139,8 +139,8 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		ctx = context.Background()
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
-	logger.Info("shutting down")
+	stop() // a second signal now kills the process, as users expect
+	logger.Info("shutting down; a second signal stops at once")
 	return b.Close()
 }
