@@ -1,0 +1,238 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+var (
+	// ErrUnknownCommand means a log entry of a type or version this build
+	// does not know.
+	ErrUnknownCommand = errors.New("cluster: unknown command")
+	// ErrTopicExists means a create for a topic that exists.
+	ErrTopicExists = errors.New("cluster: topic already exists")
+	// ErrUnknownTopic means a command names a topic that does not exist.
+	ErrUnknownTopic = errors.New("cluster: unknown topic")
+	// ErrUnknownPartition means a command names a partition that does not
+	// exist.
+	ErrUnknownPartition = errors.New("cluster: unknown partition")
+	// ErrStaleEpoch means an ISR change from a leader whose leader or
+	// partition epoch is no longer current.
+	ErrStaleEpoch = errors.New("cluster: stale leader or partition epoch")
+	// ErrInvalidISR means an ISR that is empty, lacks the leader, or names
+	// a broker that is not a replica.
+	ErrInvalidISR = errors.New("cluster: invalid ISR")
+	// ErrBadCommand means a command whose body does not decode.
+	ErrBadCommand = errors.New("cluster: malformed command")
+)
+
+// Command types. Each has version 1; a new shape gets a new version and the
+// FSM keeps applying the old one.
+const (
+	CmdRegisterBroker   = "register_broker"
+	CmdBrokerStatus     = "broker_status"
+	CmdCreateTopic      = "create_topic"
+	CmdDeleteTopic      = "delete_topic"
+	CmdCreatePartitions = "create_partitions"
+	CmdSetLeaders       = "set_leaders"
+	CmdAlterISR         = "alter_isr"
+	CmdAllocProducerIDs = "alloc_producer_ids"
+)
+
+// Command is one Raft log entry.
+type Command struct {
+	Type    string          `json:"type"`
+	Version int             `json:"v"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// NewCommand encodes a command body.
+func NewCommand(typ string, body any) ([]byte, error) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(Command{Type: typ, Version: 1, Data: data})
+}
+
+// RegisterBroker records a broker's addresses and marks it alive.
+type RegisterBroker struct {
+	ID        int32  `json:"id"`
+	Name      string `json:"name"`
+	KafkaAddr string `json:"kafka_addr"`
+	RaftAddr  string `json:"raft_addr"`
+}
+
+// BrokerStatus marks a broker alive or not.
+type BrokerStatus struct {
+	ID    int32 `json:"id"`
+	Alive bool  `json:"alive"`
+}
+
+// CreateTopic adds a topic with its assignment decided by the controller.
+type CreateTopic struct {
+	Topic Topic `json:"topic"`
+}
+
+// DeleteTopic removes a topic.
+type DeleteTopic struct {
+	Name string `json:"name"`
+}
+
+// CreatePartitions appends partitions to a topic.
+type CreatePartitions struct {
+	Name       string      `json:"name"`
+	Partitions []Partition `json:"partitions"`
+}
+
+// LeaderChange sets one partition's leader, epoch and ISR.
+type LeaderChange struct {
+	Topic       string  `json:"topic"`
+	Partition   int32   `json:"partition"`
+	Leader      int32   `json:"leader"`
+	LeaderEpoch int32   `json:"leader_epoch"`
+	ISR         []int32 `json:"isr"`
+}
+
+// SetLeaders applies the controller's leadership decisions.
+type SetLeaders struct {
+	Changes []LeaderChange `json:"changes"`
+}
+
+// AlterISR is a partition leader's ISR change.
+type AlterISR struct {
+	Topic          string  `json:"topic"`
+	Partition      int32   `json:"partition"`
+	Leader         int32   `json:"leader"`
+	LeaderEpoch    int32   `json:"leader_epoch"`
+	PartitionEpoch int32   `json:"partition_epoch"`
+	ISR            []int32 `json:"isr"`
+}
+
+// AllocProducerIDs reserves Count producer ids; the result is the first.
+type AllocProducerIDs struct {
+	Count int64 `json:"count"`
+}
+
+// apply changes s by one command and returns the command's result.
+func (s *State) apply(c Command) (any, error) {
+	if c.Version != 1 {
+		return nil, fmt.Errorf("%w: %s v%d", ErrUnknownCommand, c.Type, c.Version)
+	}
+	decode := func(v any) error {
+		if err := json.Unmarshal(c.Data, v); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrBadCommand, c.Type, err)
+		}
+		return nil
+	}
+	switch c.Type {
+	case CmdRegisterBroker:
+		var b RegisterBroker
+		if err := decode(&b); err != nil {
+			return nil, err
+		}
+		s.Brokers[b.ID] = &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true}
+		return nil, nil
+	case CmdBrokerStatus:
+		var b BrokerStatus
+		if err := decode(&b); err != nil {
+			return nil, err
+		}
+		if br, ok := s.Brokers[b.ID]; ok {
+			br.Alive = b.Alive
+		}
+		return nil, nil
+	case CmdCreateTopic:
+		var ct CreateTopic
+		if err := decode(&ct); err != nil {
+			return nil, err
+		}
+		if _, ok := s.Topics[ct.Topic.Name]; ok {
+			return nil, fmt.Errorf("%w: %q", ErrTopicExists, ct.Topic.Name)
+		}
+		t := ct.Topic
+		s.Topics[t.Name] = &t
+		return nil, nil
+	case CmdDeleteTopic:
+		var dt DeleteTopic
+		if err := decode(&dt); err != nil {
+			return nil, err
+		}
+		if _, ok := s.Topics[dt.Name]; !ok {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, dt.Name)
+		}
+		delete(s.Topics, dt.Name)
+		return nil, nil
+	case CmdCreatePartitions:
+		var cp CreatePartitions
+		if err := decode(&cp); err != nil {
+			return nil, err
+		}
+		t, ok := s.Topics[cp.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, cp.Name)
+		}
+		t.Partitions = append(t.Partitions, cp.Partitions...)
+		return nil, nil
+	case CmdSetLeaders:
+		var sl SetLeaders
+		if err := decode(&sl); err != nil {
+			return nil, err
+		}
+		for _, ch := range sl.Changes {
+			p, err := s.partition(ch.Topic, ch.Partition)
+			if err != nil {
+				continue // deleted meanwhile: nothing to lead
+			}
+			p.Leader, p.LeaderEpoch, p.ISR = ch.Leader, ch.LeaderEpoch, slices.Clone(ch.ISR)
+			p.PartitionEpoch++
+		}
+		return nil, nil
+	case CmdAlterISR:
+		var a AlterISR
+		if err := decode(&a); err != nil {
+			return nil, err
+		}
+		p, err := s.partition(a.Topic, a.Partition)
+		if err != nil {
+			return nil, err
+		}
+		if p.Leader != a.Leader || p.LeaderEpoch != a.LeaderEpoch || p.PartitionEpoch != a.PartitionEpoch {
+			return nil, fmt.Errorf("%w: %s-%d leader %d epoch %d/%d, current %d epoch %d/%d", ErrStaleEpoch,
+				a.Topic, a.Partition, a.Leader, a.LeaderEpoch, a.PartitionEpoch, p.Leader, p.LeaderEpoch, p.PartitionEpoch)
+		}
+		if len(a.ISR) == 0 || !slices.Contains(a.ISR, a.Leader) {
+			return nil, fmt.Errorf("%w: %v without leader %d", ErrInvalidISR, a.ISR, a.Leader)
+		}
+		for _, r := range a.ISR {
+			if !slices.Contains(p.Replicas, r) {
+				return nil, fmt.Errorf("%w: %d is not a replica of %s-%d", ErrInvalidISR, r, a.Topic, a.Partition)
+			}
+		}
+		p.ISR = slices.Clone(a.ISR)
+		p.PartitionEpoch++
+		return p.PartitionEpoch, nil
+	case CmdAllocProducerIDs:
+		var a AllocProducerIDs
+		if err := decode(&a); err != nil {
+			return nil, err
+		}
+		first := s.NextProducerID
+		s.NextProducerID += max(a.Count, 1)
+		return first, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrUnknownCommand, c.Type)
+}
+
+func (s *State) partition(topic string, id int32) (*Partition, error) {
+	t, ok := s.Topics[topic]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
+	}
+	if id < 0 || int(id) >= len(t.Partitions) {
+		return nil, fmt.Errorf("%w: %s-%d", ErrUnknownPartition, topic, id)
+	}
+	return &t.Partitions[id], nil
+}

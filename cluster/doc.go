@@ -1,0 +1,16 @@
+// Package cluster owns the cluster's metadata and the decisions about it:
+// a Raft log (hashicorp/raft, raft-boltdb) replicating an FSM that holds the
+// brokers, topics, partitions, replica assignments, leaders, leader epochs,
+// ISRs, topic configs and the producer-id allocator; and the controller,
+// which runs on the Raft leader and turns membership changes into
+// commands (register brokers, add Raft voters, move partition leadership
+// to the first live ISR member with epoch + 1).
+//
+// Commands are typed and versioned JSON records; an unknown type or version
+// is an error on every node alike, so the FSM stays deterministic. Snapshots
+// are the whole state as JSON.
+//
+// The package knows nothing of Kafka wire formats or files other than
+// Raft's own; the broker forwards requests to the controller and applies
+// what the FSM says to its local partitions.
+package cluster
