@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
+	"github.com/mlog/mlog/internal/notify"
 	"github.com/mlog/mlog/storage"
 	"github.com/mlog/mlog/storage/batch"
 )
@@ -21,7 +23,10 @@ type Config struct {
 	// watermark at the durable offset. Off, the page cache is trusted, as
 	// in Kafka.
 	SyncAcks bool
-	Logger   *slog.Logger
+	// Replicated puts the high watermark in the hands of replication
+	// (SetHighWatermark) instead of following the local log.
+	Replicated bool
+	Logger     *slog.Logger
 }
 
 // Partition is one replica of one partition.
@@ -29,9 +34,14 @@ type Partition struct {
 	cfg Config
 	log *storage.Log
 
-	mu        sync.Mutex // producer state, and serialises produce
+	mu        sync.Mutex // producer state and epochs; serialises writes
 	producers map[int64]*producerState
 	logGen    uint64 // the log's truncation generation the state matches
+	epochs    *epochCache
+
+	leaderEpoch atomic.Int32
+	hw          atomic.Int64 // replicated mode only
+	hwChanged   notify.Notifier
 }
 
 // Open opens (or creates) the partition's log and rebuilds its producer
@@ -47,7 +57,13 @@ func Open(cfg Config) (*Partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Partition{cfg: cfg, log: l, producers: map[int64]*producerState{}, logGen: l.Generation()}
+	epochs, err := loadEpochCache(cfg.Dir)
+	if err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("partition %s-%d: %w", cfg.Topic, cfg.Partition, err)
+	}
+	p := &Partition{cfg: cfg, log: l, producers: map[int64]*producerState{}, logGen: l.Generation(), epochs: epochs}
+	p.leaderEpoch.Store(max(epochs.latest(), 0))
 	if err := p.rebuildProducersLocked(); err != nil {
 		_ = l.Close()
 		return nil, fmt.Errorf("partition %s-%d: rebuild producer state: %w", cfg.Topic, cfg.Partition, err)
@@ -66,6 +82,9 @@ func (p *Partition) Log() *storage.Log { return p.log }
 
 // HighWatermark returns the offset below which consumers may read.
 func (p *Partition) HighWatermark() int64 {
+	if p.cfg.Replicated {
+		return min(p.hw.Load(), p.log.LogEndOffset())
+	}
 	if p.cfg.SyncAcks {
 		return min(p.log.DurableOffset(), p.log.LogEndOffset())
 	}
@@ -123,7 +142,7 @@ func (p *Partition) Append(b []byte) (Appended, error) {
 			return Appended{res: d.res, dup: true}, nil
 		}
 	}
-	res, err := p.log.Append(b, 0)
+	res, err := p.log.Append(b, p.leaderEpoch.Load())
 	if err != nil {
 		return Appended{}, err
 	}
@@ -133,7 +152,9 @@ func (p *Partition) Append(b []byte) (Appended, error) {
 	return Appended{res: res}, nil
 }
 
-// WaitAck waits as acks asks: with SyncAcks, acks 1 and -1 wait for fsync.
+// WaitAck waits as acks asks: with SyncAcks, acks 1 and -1 wait for fsync;
+// when replicated, acks -1 also waits for the high watermark to pass the
+// batch (every in-sync replica has it).
 func (p *Partition) WaitAck(ctx context.Context, a Appended, acks int16) (ProduceResult, error) {
 	if p.cfg.SyncAcks {
 		if acks == 0 {
@@ -142,7 +163,35 @@ func (p *Partition) WaitAck(ctx context.Context, a Appended, acks int16) (Produc
 			return ProduceResult{}, err
 		}
 	}
+	if p.cfg.Replicated && acks == -1 {
+		if err := p.waitHighWatermark(ctx, a.res.LastOffset); err != nil {
+			return ProduceResult{}, err
+		}
+	}
 	return ProduceResult{BaseOffset: a.res.BaseOffset, LogStartOffset: p.log.LogStartOffset(), Duplicate: a.dup}, nil
+}
+
+// ErrTruncatedBeforeCommit means a batch waiting for the high watermark was
+// cut from the log first (this replica stopped leading and followed
+// another): the producer must retry.
+var ErrTruncatedBeforeCommit = errors.New("partition: batch truncated before it was committed")
+
+func (p *Partition) waitHighWatermark(ctx context.Context, last int64) error {
+	gen := p.log.Generation()
+	for {
+		ch := p.hwChanged.Wait()
+		if p.hw.Load() > last {
+			return nil
+		}
+		if p.log.Generation() != gen && p.log.LogEndOffset() <= last {
+			return ErrTruncatedBeforeCommit
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Produce is Append then WaitAck.

@@ -1,8 +1,10 @@
 package partition
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"syscall"
 	"testing"
@@ -47,5 +49,129 @@ func TestProducerStateFollowsTruncation(t *testing.T) {
 	}
 	if r, err := p.Produce(ctx, idem(2, "c"), -1); err != nil || r.BaseOffset != 2 {
 		t.Fatalf("sequence 2: %+v %v", r, err)
+	}
+}
+
+func openReplica(t *testing.T) *Partition {
+	t.Helper()
+	lc := storage.DefaultConfig()
+	lc.Logger = slog.New(slog.DiscardHandler)
+	p, err := Open(Config{Topic: "t", Dir: t.TempDir(), Log: lc, Replicated: true, Logger: lc.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func plain(v string) []byte {
+	return batchtest.Values(1_700_000_000_000, []byte(v))
+}
+
+// copyFrom replicates everything from offset on, as a follower's fetch does.
+func copyFrom(t *testing.T, from, to *Partition, offset int64) {
+	t.Helper()
+	reg, err := from.Log().Read(offset, 1<<20, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := reg.Bytes()
+	reg.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 0 {
+		if _, err := to.AppendReplicated(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// divergence truncates a follower where its log left the leader's, found
+// by leader epoch (KIP-101), then copies the leader's log.
+func divergence(t *testing.T, leader, follower *Partition) {
+	t.Helper()
+	epoch, end := leader.EndOffsetForEpoch(follower.LatestEpoch())
+	if epoch < follower.LatestEpoch() {
+		_, ownEnd := follower.EndOffsetForEpoch(epoch)
+		end = min(end, ownEnd)
+	}
+	if err := follower.TruncateTo(min(end, follower.LogEndOffset())); err != nil {
+		t.Fatal(err)
+	}
+	copyFrom(t, leader, follower, follower.LogEndOffset())
+}
+
+func logBytes(t *testing.T, p *Partition) []byte {
+	t.Helper()
+	reg, err := p.Log().Read(0, 1<<30, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Release()
+	b, err := reg.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// KIP-101's lost write: A leads epoch 0 and writes 0..4; B has copied 0..2
+// when A dies. B leads epoch 1 and writes its own 3..5. A returns as a
+// follower: it must drop its 3..4 (never committed) and take B's, ending
+// byte-identical to B — truncating to its high watermark instead would keep
+// A's tail or lose B's.
+func TestFollowerTruncatesAtDivergence(t *testing.T) {
+	a, b := openReplica(t), openReplica(t)
+	if err := a.BecomeLeader(0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := a.Append(plain(fmt.Sprintf("a%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg, _ := a.Log().Read(0, 1<<20, 3) // B copied offsets 0..2
+	first3, _ := reg.Bytes()
+	reg.Release()
+	if _, err := b.AppendReplicated(first3); err != nil {
+		t.Fatal(err)
+	}
+	if b.LogEndOffset() != 3 || b.LatestEpoch() != 0 {
+		t.Fatalf("follower end %d epoch %d", b.LogEndOffset(), b.LatestEpoch())
+	}
+	// A dies; B leads epoch 1.
+	if err := b.BecomeLeader(1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := b.Append(plain(fmt.Sprintf("b%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e, end := b.EndOffsetForEpoch(0); e != 0 || end != 3 {
+		t.Fatalf("leader's end of epoch 0: %d %d, want 0 3", e, end)
+	}
+	// A returns and follows B in epoch 1.
+	a.BecomeFollower(1)
+	divergence(t, b, a)
+	if a.LogEndOffset() != 6 || !bytes.Equal(logBytes(t, a), logBytes(t, b)) {
+		t.Fatalf("after truncation and catch-up the logs differ (A ends at %d)", a.LogEndOffset())
+	}
+	if a.LatestEpoch() != 1 {
+		t.Fatalf("follower's latest epoch %d, want 1", a.LatestEpoch())
+	}
+	// The epoch cache survives a reopen.
+	dir := a.cfg.Dir
+	a.Close()
+	lc := storage.DefaultConfig()
+	lc.Logger = slog.New(slog.DiscardHandler)
+	a2, err := Open(Config{Topic: "t", Dir: dir, Log: lc, Replicated: true, Logger: lc.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Close()
+	if e, end := a2.EndOffsetForEpoch(0); e != 0 || end != 3 {
+		t.Fatalf("after reopen, end of epoch 0: %d %d", e, end)
 	}
 }
