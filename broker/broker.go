@@ -33,6 +33,7 @@ type Broker struct {
 
 	changed notify.Notifier
 	server  *protocol.Server
+	cl      *clusterParts // nil for a standalone broker
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	closed  bool
@@ -63,6 +64,9 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), clusterID: clusterID,
 		nodeID: KafkaNodeID(cfg.NodeID), topics: map[string]*topic{}, stop: make(chan struct{})}
 	b.removeDeletedDirs()
+	if cfg.Cluster != nil {
+		return b, nil // topics come from the Raft metadata once started
+	}
 	m, err := loadMetadata(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -124,6 +128,12 @@ func (b *Broker) Start() error {
 	if err := b.server.Start(); err != nil {
 		return err
 	}
+	if b.cfg.Cluster != nil {
+		if err := b.startCluster(); err != nil {
+			_ = b.server.Close()
+			return err
+		}
+	}
 	b.wg.Add(1)
 	go b.retentionLoop()
 	b.log.Info("broker started", "kafka_addr", b.server.Addr().String(), "data_dir", b.cfg.DataDir,
@@ -134,9 +144,18 @@ func (b *Broker) Start() error {
 // Addr is the Kafka listener's address.
 func (b *Broker) Addr() net.Addr { return b.server.Addr() }
 
-// Close shuts down in reverse: listener (in-flight requests answered), the
-// retention loop, then every partition (flushed, clean-shutdown recorded).
-func (b *Broker) Close() error {
+// Close shuts down in reverse: in a cluster, leaderships are handed over
+// first (controlled shutdown); then the listener (in-flight requests
+// answered), the retention loop, membership and Raft, and every partition
+// (flushed, clean-shutdown recorded).
+func (b *Broker) Close() error { return b.shutdown(true) }
+
+// Kill stops the broker as a crash looks to the rest of the cluster: no
+// controlled shutdown, no Serf leave. (Its logs are still closed cleanly;
+// tests that need torn logs kill a process.)
+func (b *Broker) Kill() error { return b.shutdown(false) }
+
+func (b *Broker) shutdown(graceful bool) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -145,11 +164,21 @@ func (b *Broker) Close() error {
 	b.closed = true
 	b.mu.Unlock()
 	var err error
+	if b.cl != nil && graceful {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if cerr := b.controlledShutdown(ctx); cerr != nil {
+			b.log.Warn("controlled shutdown", "err", cerr)
+		}
+		cancel()
+	}
 	if b.server != nil {
 		err = b.server.Close()
 	}
 	close(b.stop)
 	b.wg.Wait()
+	if b.cl != nil {
+		err = errors.Join(err, b.stopCluster(graceful))
+	}
 	err = errors.Join(err, b.closePartitions())
 	b.log.Info("broker stopped")
 	return err
@@ -210,8 +239,11 @@ func (b *Broker) removeDeletedDirs() {
 
 // --- protocol.Backend ---
 
-// Cluster returns this single node as the whole cluster.
+// Cluster describes the brokers and the controller.
 func (b *Broker) Cluster() protocol.ClusterInfo {
+	if b.cl != nil {
+		return b.clusterInfo()
+	}
 	host, port := b.advertised()
 	return protocol.ClusterInfo{ClusterID: b.clusterID, ControllerID: b.nodeID,
 		Brokers: []protocol.BrokerInfo{{NodeID: b.nodeID, Host: host, Port: port}}}
@@ -240,6 +272,9 @@ func (b *Broker) info(t *topic) protocol.TopicInfo {
 
 // Topics lists every topic, sorted by name.
 func (b *Broker) Topics() []protocol.TopicInfo {
+	if b.cl != nil {
+		return b.clusterTopics()
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	out := make([]protocol.TopicInfo, 0, len(b.topics))
@@ -254,6 +289,9 @@ func (b *Broker) Topics() []protocol.TopicInfo {
 func (b *Broker) Topic(name string) (protocol.TopicInfo, error) {
 	if err := validTopicName(name); err != nil {
 		return protocol.TopicInfo{}, err
+	}
+	if b.cl != nil {
+		return b.clusterTopic(name)
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -280,7 +318,7 @@ func (b *Broker) AutoCreate(ctx context.Context, name string) (protocol.TopicInf
 }
 
 // CreateTopic creates a topic (or only checks that it could).
-func (b *Broker) CreateTopic(_ context.Context, spec protocol.TopicSpec, validateOnly bool) (protocol.TopicInfo, error) {
+func (b *Broker) CreateTopic(ctx context.Context, spec protocol.TopicSpec, validateOnly bool) (protocol.TopicInfo, error) {
 	if err := validTopicName(spec.Name); err != nil {
 		return protocol.TopicInfo{}, err
 	}
@@ -290,11 +328,14 @@ func (b *Broker) CreateTopic(_ context.Context, spec protocol.TopicSpec, validat
 	if spec.Partitions < 1 || spec.Partitions > b.cfg.MaxPartitions {
 		return protocol.TopicInfo{}, fmt.Errorf("%w: %d, want 1 to %d", protocol.ErrInvalidPartitions, spec.Partitions, b.cfg.MaxPartitions)
 	}
-	if spec.ReplicationFactor != -1 && spec.ReplicationFactor != 1 {
-		return protocol.TopicInfo{}, fmt.Errorf("%w: %d, this cluster has 1 broker", protocol.ErrInvalidReplication, spec.ReplicationFactor)
-	}
 	if _, err := b.logConfig(spec.Configs); err != nil {
 		return protocol.TopicInfo{}, err
+	}
+	if b.cl != nil {
+		return b.clusterCreateTopic(ctx, spec, validateOnly)
+	}
+	if spec.ReplicationFactor != -1 && spec.ReplicationFactor != 1 {
+		return protocol.TopicInfo{}, fmt.Errorf("%w: %d, this cluster has 1 broker", protocol.ErrInvalidReplication, spec.ReplicationFactor)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -331,9 +372,12 @@ func (b *Broker) CreateTopic(_ context.Context, spec protocol.TopicSpec, validat
 // DeleteTopic removes a topic and its data. The partition directories are
 // renamed out of the way first and the metadata saved; if either fails, all
 // of it is undone and the topic keeps serving.
-func (b *Broker) DeleteTopic(_ context.Context, name string) error {
+func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	if err := validTopicName(name); err != nil {
 		return err
+	}
+	if b.cl != nil {
+		return b.clusterDeleteTopic(ctx, name)
 	}
 	b.mu.Lock()
 	t, ok := b.topics[name]
@@ -402,9 +446,15 @@ func (b *Broker) restoreTopicLocked(t *topic, moved [][2]string) {
 }
 
 // CreatePartitions grows a topic to count partitions.
-func (b *Broker) CreatePartitions(_ context.Context, name string, count int32, validateOnly bool) error {
+func (b *Broker) CreatePartitions(ctx context.Context, name string, count int32, validateOnly bool) error {
 	if err := validTopicName(name); err != nil {
 		return err
+	}
+	if count > b.cfg.MaxPartitions {
+		return fmt.Errorf("%w: %d, at most %d", protocol.ErrInvalidPartitions, count, b.cfg.MaxPartitions)
+	}
+	if b.cl != nil {
+		return b.clusterCreatePartitions(ctx, name, count, validateOnly)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -452,6 +502,9 @@ func (b *Broker) CreatePartitions(_ context.Context, name string, count int32, v
 
 // Partition returns this broker's replica of a partition.
 func (b *Broker) Partition(name string, id int32) (*partition.Partition, error) {
+	if b.cl != nil {
+		return b.clusterPartition(name, id)
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	t, ok := b.topics[name]
@@ -469,6 +522,9 @@ func (b *Broker) Partition(name string, id int32) (*partition.Partition, error) 
 
 // TopicConfigs lists a topic's configs with defaults filled in.
 func (b *Broker) TopicConfigs(name string) ([]protocol.ConfigEntry, error) {
+	if b.cl != nil {
+		return b.clusterTopicConfigs(name)
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	t, ok := b.topics[name]
@@ -505,7 +561,10 @@ func (b *Broker) BrokerConfigs() []protocol.ConfigEntry {
 
 // NewProducerID hands out producer ids, persisting them in blocks so that a
 // restart never reuses one.
-func (b *Broker) NewProducerID(context.Context) (int64, int16, error) {
+func (b *Broker) NewProducerID(ctx context.Context) (int64, int16, error) {
+	if b.cl != nil {
+		return b.clusterProducerID(ctx)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.nextPID >= b.meta.ProducerIDLimit {

@@ -47,6 +47,9 @@ type Config struct {
 	// RetentionCheckInterval is how often retention runs
 	// (log.retention.check.interval.ms).
 	RetentionCheckInterval time.Duration
+	// Cluster, when set, makes the broker a cluster member (Serf, Raft,
+	// replication); nil runs it standalone with metadata.json.
+	Cluster *ClusterConfig
 	// Log is the default for every partition's log (topic configs override).
 	Log storage.Config
 	// Logger receives the broker's logs.

@@ -42,6 +42,8 @@ type Partition struct {
 	leaderEpoch atomic.Int32
 	hw          atomic.Int64 // replicated mode only
 	hwChanged   notify.Notifier
+	roleState
+	notifyChange func() // the broker's change callback, nil when none
 }
 
 // Open opens (or creates) the partition's log and rebuilds its producer
@@ -53,6 +55,20 @@ func Open(cfg Config) (*Partition, error) {
 	if cfg.Log.Logger == nil {
 		cfg.Log.Logger = cfg.Logger
 	}
+	var self atomic.Pointer[Partition]
+	notifyChange := cfg.Log.OnChange
+	if cfg.Replicated {
+		cfg.Log.OnChange = func() {
+			// A leader's high watermark follows its own end (or durable
+			// offset). Runs with the log's lock held.
+			if p := self.Load(); p != nil {
+				p.updateHighWatermark()
+			}
+			if notifyChange != nil {
+				notifyChange()
+			}
+		}
+	}
 	l, err := storage.Open(cfg.Dir, cfg.Log)
 	if err != nil {
 		return nil, err
@@ -62,8 +78,9 @@ func Open(cfg Config) (*Partition, error) {
 		_ = l.Close()
 		return nil, fmt.Errorf("partition %s-%d: %w", cfg.Topic, cfg.Partition, err)
 	}
-	p := &Partition{cfg: cfg, log: l, producers: map[int64]*producerState{}, logGen: l.Generation(), epochs: epochs}
+	p := &Partition{cfg: cfg, log: l, producers: map[int64]*producerState{}, logGen: l.Generation(), epochs: epochs, notifyChange: notifyChange}
 	p.leaderEpoch.Store(max(epochs.latest(), 0))
+	self.Store(p)
 	if err := p.rebuildProducersLocked(); err != nil {
 		_ = l.Close()
 		return nil, fmt.Errorf("partition %s-%d: rebuild producer state: %w", cfg.Topic, cfg.Partition, err)

@@ -106,11 +106,17 @@ func (p *Partition) ResetTo(offset int64) error {
 func (p *Partition) SetHighWatermark(hw int64) {
 	if old := p.hw.Swap(hw); old != hw {
 		p.hwChanged.Broadcast()
-		if p.cfg.Log.OnChange != nil {
-			p.cfg.Log.OnChange()
+		if p.notifyChange != nil {
+			p.notifyChange()
 		}
 	}
 }
 
 // DurableOffset returns the offset below which the log is fsynced.
 func (p *Partition) DurableOffset() int64 { return p.log.DurableOffset() }
+
+// ReadReplica reads for a follower: up to the log end, not the high
+// watermark.
+func (p *Partition) ReadReplica(offset, maxBytes int64) (storage.Region, error) {
+	return p.log.Read(offset, maxBytes, -1)
+}

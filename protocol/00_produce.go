@@ -49,6 +49,12 @@ func handleProduce(c *conn, kreq kmsg.Request) (reply, error) {
 			if err == nil {
 				p, err = partitionFor(c, rt.Topic, rp.Partition, true)
 			}
+			if err == nil {
+				err = p.CheckLeader(-1)
+			}
+			if err == nil && acks == -1 {
+				err = p.CheckMinISR()
+			}
 			var app partition.Appended
 			if err == nil {
 				app, err = p.Append(rp.Records)

@@ -25,9 +25,10 @@ func handleFetch(c *conn, kreq kmsg.Request) (reply, error) {
 	wait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
 	return reply{fetch: func(ctx context.Context) *fetchReply {
 		deadline := time.Now().Add(wait)
+		recorded := map[[2]any]bool{} // a follower's progress counts once per request
 		for {
 			changed := c.s.backend.Changed() // before reading: no lost wakeup
-			fr := collectFetch(c, req)
+			fr := collectFetch(c, req, recorded)
 			left := time.Until(deadline)
 			if fr.size() >= int64(req.MinBytes) || fr.partitionErrors || left <= 0 || ctx.Err() != nil {
 				return fr
@@ -45,7 +46,7 @@ func handleFetch(c *conn, kreq kmsg.Request) (reply, error) {
 }
 
 // collectFetch reads every requested partition once.
-func collectFetch(c *conn, req *kmsg.FetchRequest) *fetchReply {
+func collectFetch(c *conn, req *kmsg.FetchRequest, recorded map[[2]any]bool) *fetchReply {
 	fr := &fetchReply{version: req.Version}
 	budget := int64(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 {
@@ -57,13 +58,31 @@ func collectFetch(c *conn, req *kmsg.FetchRequest) *fetchReply {
 		for _, rp := range rt.Partitions {
 			fp := fetchPartition{id: rp.Partition, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1}
 			p, err := c.s.backend.Partition(rt.Topic, rp.Partition)
+			epoch := int32(-1)
+			if req.Version >= 9 {
+				epoch = rp.CurrentLeaderEpoch
+			}
+			if err == nil {
+				err = p.CheckLeader(epoch)
+			}
+			replica := req.ReplicaID >= 0
+			if err == nil && replica && !recorded[[2]any{rt.Topic, rp.Partition}] {
+				// A follower's fetch offset is its log end: the leader's
+				// ISR and high watermark move on it.
+				c.s.backend.ReplicaFetched(rt.Topic, rp.Partition, req.ReplicaID, rp.FetchOffset)
+				recorded[[2]any{rt.Topic, rp.Partition}] = true
+			}
 			if err == nil {
 				fp.highWatermark = p.HighWatermark()
 				fp.lastStableOffset = fp.highWatermark
 				fp.logStartOffset = p.LogStartOffset()
 				limit := min(int64(rp.PartitionMaxBytes), budget)
 				if first || limit > 0 {
-					fp.records, err = p.Read(rp.FetchOffset, max(limit, 1))
+					if replica {
+						fp.records, err = p.ReadReplica(rp.FetchOffset, max(limit, 1))
+					} else {
+						fp.records, err = p.Read(rp.FetchOffset, max(limit, 1))
+					}
 				}
 				if err == nil && !fp.records.Empty() {
 					if !first && fp.records.Size > limit {

@@ -26,8 +26,15 @@ func handleListOffsets(c *conn, kreq kmsg.Request) (reply, error) {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
-			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, 0
-			off, err := listOffset(c, rt.Topic, rp.Partition, rp.Timestamp)
+			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
+			if p, err := c.s.backend.Partition(rt.Topic, rp.Partition); err == nil {
+				sp.LeaderEpoch = p.LeaderEpoch()
+			}
+			epoch := int32(-1)
+			if req.Version >= 4 {
+				epoch = rp.CurrentLeaderEpoch
+			}
+			off, err := listOffset(c, rt.Topic, rp.Partition, rp.Timestamp, epoch)
 			switch {
 			case errors.Is(err, partition.ErrNoOffset):
 				// No such record: offset -1 (v0: no offsets), no error.
@@ -45,9 +52,12 @@ func handleListOffsets(c *conn, kreq kmsg.Request) (reply, error) {
 	return reply{resp: resp}, nil
 }
 
-func listOffset(c *conn, topic string, id int32, ts int64) (int64, error) {
+func listOffset(c *conn, topic string, id int32, ts int64, epoch int32) (int64, error) {
 	p, err := c.s.backend.Partition(topic, id)
 	if err != nil {
+		return 0, err
+	}
+	if err := p.CheckLeader(epoch); err != nil {
 		return 0, err
 	}
 	if ts == partition.MaxTimestamp {

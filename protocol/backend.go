@@ -32,6 +32,28 @@ type Backend interface {
 	// Changed returns a channel closed when any partition's high watermark
 	// or log end may have moved: long-polling fetches wait on it.
 	Changed() <-chan struct{}
+
+	// ReplicaFetched records that follower replica fetched a partition this
+	// broker leads at fetchOffset (its log end).
+	ReplicaFetched(topic string, id int32, replica int32, fetchOffset int64)
+	// AlterISR applies a partition leader's ISR change on the controller
+	// and returns the new partition epoch; ErrNotController elsewhere.
+	AlterISR(ctx context.Context, req ISRChange) (int32, error)
+	// AllocateProducerIDs reserves a block of producer ids on the
+	// controller for broker id.
+	AllocateProducerIDs(ctx context.Context, brokerID int32) (first int64, count int32, err error)
+	// ControlledShutdown moves leadership away from a broker about to stop.
+	ControlledShutdown(ctx context.Context, brokerID int32) error
+}
+
+// ISRChange is a partition leader's proposed ISR.
+type ISRChange struct {
+	Topic          string
+	Partition      int32
+	Leader         int32
+	LeaderEpoch    int32
+	PartitionEpoch int32
+	ISR            []int32
 }
 
 // ClusterInfo is the cluster as Metadata shows it.

@@ -28,6 +28,8 @@ var (
 	ErrNotLeader           = errors.New("not the leader")
 	ErrBrokerNotAvailable  = errors.New("broker not available")
 	ErrInvalidRequiredAcks = errors.New("invalid required acks")
+	ErrStaleISRChange      = errors.New("stale ISR change")
+	ErrInvalidISR          = errors.New("invalid ISR")
 )
 
 // errorCode maps a domain error to its Kafka error code: the one place where
@@ -55,6 +57,14 @@ func errorCode(err error) int16 {
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, ErrNotLeader):
 		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, partition.ErrNotLeader), errors.Is(err, partition.ErrTruncatedBeforeCommit):
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, partition.ErrFencedEpoch):
+		return kerr.FencedLeaderEpoch.Code
+	case errors.Is(err, partition.ErrUnknownEpoch):
+		return kerr.UnknownLeaderEpoch.Code
+	case errors.Is(err, partition.ErrNotEnoughReplicas):
+		return kerr.NotEnoughReplicas.Code
 	case errors.Is(err, partition.ErrOutOfOrderSequence):
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, partition.ErrInvalidProducerEpoch):
@@ -83,6 +93,10 @@ func errorCode(err error) int16 {
 		return kerr.BrokerNotAvailable.Code
 	case errors.Is(err, ErrInvalidRequiredAcks):
 		return kerr.InvalidRequiredAcks.Code
+	case errors.Is(err, ErrStaleISRChange):
+		return kerr.FencedLeaderEpoch.Code
+	case errors.Is(err, ErrInvalidISR):
+		return kerr.InvalidRequest.Code
 	case errors.Is(err, ErrUnsupportedFeature):
 		return kerr.UnsupportedVersion.Code
 	case errors.Is(err, context.DeadlineExceeded):

@@ -1,0 +1,458 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/cluster"
+	"github.com/mlog/mlog/membership"
+	"github.com/mlog/mlog/partition"
+	"github.com/mlog/mlog/protocol"
+	"github.com/mlog/mlog/replication"
+)
+
+// ClusterConfig turns a broker into a cluster member: Serf for membership,
+// Raft for metadata, pull replication between brokers.
+type ClusterConfig struct {
+	// SerfAddr is where Serf listens (--bind-addr).
+	SerfAddr string
+	// AdvertiseHost is the host other nodes and clients use for this node;
+	// the listen hosts when empty.
+	AdvertiseHost string
+	// Peers are other nodes' Serf host:port, joined in the background.
+	Peers []string
+	// RaftAddr is where Raft listens (--raft-addr).
+	RaftAddr string
+	// Bootstrap makes this node start a new cluster when it has no state.
+	Bootstrap bool
+	// Voters is how many nodes become Raft voters (--raft-voters).
+	Voters int
+	// ReplicaLagMax drops a follower from the ISR when it has not caught up
+	// for this long (replica.lag.time.max.ms).
+	ReplicaLagMax time.Duration
+	// ReplicaFetchBytes bounds one replica fetch.
+	ReplicaFetchBytes int32
+	// Fast uses short Serf and Raft timeouts, for tests on one machine.
+	Fast bool
+}
+
+type partKey = replication.Key
+
+// clusterParts is a cluster member's state beyond a standalone broker's.
+type clusterParts struct {
+	cfg     ClusterConfig
+	fsm     *cluster.FSM
+	node    *cluster.Node
+	ctrl    *cluster.Controller
+	members *membership.Membership
+
+	mu        sync.Mutex // parts, fetchers, clients, proposing, pid block
+	parts     map[partKey]*partition.Partition
+	fetchers  map[int32]*replication.Fetcher
+	clients   map[string]*protocol.Client
+	proposing map[partKey]bool
+	pidNext   int64
+	pidEnd    int64
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// errNoController means no controller is known yet (an election is on).
+var errNoController = errors.New("broker: no controller elected yet")
+
+func (b *Broker) startCluster() error {
+	cc := b.cfg.Cluster
+	if cc.Voters < 1 {
+		cc.Voters = 3
+	}
+	if cc.ReplicaLagMax <= 0 {
+		cc.ReplicaLagMax = 10 * time.Second
+	}
+	if cc.ReplicaFetchBytes <= 0 {
+		cc.ReplicaFetchBytes = 8 << 20
+	}
+	cl := &clusterParts{cfg: *cc, fsm: cluster.NewFSM(), parts: map[partKey]*partition.Partition{},
+		fetchers: map[int32]*replication.Fetcher{}, clients: map[string]*protocol.Client{}, proposing: map[partKey]bool{},
+		stop: make(chan struct{})}
+	b.cl = cl
+	raftAdv, err := advertiseAddr(cc.RaftAddr, cc.AdvertiseHost)
+	if err != nil {
+		return err
+	}
+	cl.node, err = cluster.Open(cluster.Config{NodeName: b.cfg.NodeID, BindAddr: cc.RaftAddr, AdvertiseAddr: raftAdv,
+		Dir: filepath.Join(b.cfg.DataDir, "raft"), Bootstrap: cc.Bootstrap, Voters: cc.Voters, Fast: cc.Fast, Logger: b.log}, cl.fsm)
+	if err != nil {
+		return err
+	}
+	host, port := b.advertised()
+	serfAdv := cc.AdvertiseHost
+	mcfg := membership.DefaultConfig()
+	mcfg.NodeName, mcfg.BindAddr, mcfg.AdvertiseAddr, mcfg.Peers, mcfg.Fast, mcfg.Logger = b.cfg.NodeID, cc.SerfAddr, serfAdv, cc.Peers, cc.Fast, b.log
+	mcfg.Tags = map[string]string{cluster.TagID: strconv.Itoa(int(b.nodeID)), cluster.TagKafka: net.JoinHostPort(host, strconv.Itoa(int(port))), cluster.TagRaft: raftAdv}
+	cl.members, err = membership.New(mcfg)
+	if err != nil {
+		_ = cl.node.Shutdown()
+		return err
+	}
+	cl.ctrl = cluster.NewController(cl.node, b.clusterMembers, cc.Voters, b.log)
+	cl.ctrl.Start()
+	cl.wg.Add(3)
+	go b.membershipLoop()
+	go b.reconcileLoop()
+	go b.isrLoop()
+	return nil
+}
+
+func advertiseAddr(bind, host string) (string, error) {
+	h, p, err := net.SplitHostPort(bind)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %w", ErrInvalidConfig, bind, err)
+	}
+	if host != "" {
+		h = host
+	}
+	if h == "" || h == "0.0.0.0" || h == "::" {
+		if h, err = os.Hostname(); err != nil {
+			return "", err
+		}
+	}
+	return net.JoinHostPort(h, p), nil
+}
+
+func (b *Broker) clusterMembers() []cluster.Member {
+	var out []cluster.Member
+	for _, m := range b.cl.members.Members() {
+		out = append(out, cluster.Member{Name: m.Name, Alive: m.Status == membership.StatusAlive, Tags: m.Tags})
+	}
+	return out
+}
+
+func (b *Broker) membershipLoop() {
+	defer b.cl.wg.Done()
+	for {
+		select {
+		case <-b.cl.stop:
+			return
+		case ev, ok := <-b.cl.members.Events():
+			if !ok {
+				return
+			}
+			b.log.Debug("membership event", "type", ev.Type.String(), "member", ev.Member.Name)
+			b.cl.ctrl.Wake()
+		}
+	}
+}
+
+// reconcileLoop applies every metadata change to the local replicas.
+func (b *Broker) reconcileLoop() {
+	defer b.cl.wg.Done()
+	for {
+		changed := b.cl.fsm.Changed()
+		b.reconcile()
+		select {
+		case <-b.cl.stop:
+			return
+		case <-changed:
+		case <-time.After(time.Second): // retry what failed, e.g. a fetcher's leader address
+		}
+	}
+}
+
+func (b *Broker) reconcile() {
+	st := b.cl.fsm.State()
+	cl := b.cl
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	want := map[partKey]bool{}
+	for _, name := range st.TopicNames() {
+		t := st.Topics[name]
+		for i, pa := range t.Partitions {
+			if !slices.Contains(pa.Replicas, b.nodeID) {
+				continue
+			}
+			k := partKey{Topic: name, Partition: int32(i)}
+			want[k] = true
+			p := cl.parts[k]
+			if p == nil {
+				var err error
+				if p, err = b.openReplica(t, int32(i)); err != nil {
+					b.log.Error("open replica", "topic", name, "partition", i, "err", err)
+					continue
+				}
+				cl.parts[k] = p
+			}
+			role := partition.Role{Self: b.nodeID, LeaderID: pa.Leader, Epoch: pa.LeaderEpoch, PartitionEpoch: pa.PartitionEpoch,
+				Replicas: pa.Replicas, ISR: pa.ISR, MinISR: minISR(t, len(pa.Replicas))}
+			if err := p.SetRole(role); err != nil {
+				b.log.Error("set replica role", "topic", name, "partition", i, "err", err)
+				continue
+			}
+			b.followLocked(k, p, role, st)
+		}
+	}
+	for k, p := range cl.parts {
+		if want[k] {
+			continue
+		}
+		b.unfollowLocked(k)
+		_ = p.Close()
+		delete(cl.parts, k)
+		if _, ok := st.Topics[k.Topic]; !ok {
+			if err := os.RemoveAll(b.partitionDir(k.Topic, k.Partition)); err != nil {
+				b.log.Warn("remove deleted partition", "topic", k.Topic, "partition", k.Partition, "err", err)
+			}
+		}
+	}
+	for id, f := range cl.fetchers {
+		if f.Empty() {
+			f.Close()
+			delete(cl.fetchers, id)
+		}
+	}
+	b.changed.Broadcast()
+}
+
+func minISR(t *cluster.Topic, rf int) int {
+	if v, err := strconv.Atoi(t.Configs["min.insync.replicas"]); err == nil && v > 0 {
+		return v
+	}
+	if rf >= 3 {
+		return 2
+	}
+	return 1
+}
+
+func (b *Broker) openReplica(t *cluster.Topic, id int32) (*partition.Partition, error) {
+	lc, err := b.logConfig(t.Configs)
+	if err != nil {
+		return nil, err
+	}
+	lc.Logger = b.log.With("topic", t.Name, "partition", id)
+	lc.OnChange = b.changed.Broadcast
+	return partition.Open(partition.Config{Topic: t.Name, Partition: id, Dir: b.partitionDir(t.Name, id),
+		Log: lc, SyncAcks: b.cfg.SyncAcks, Replicated: true, Logger: lc.Logger})
+}
+
+// followLocked points the partition's fetch at its leader. Caller holds cl.mu.
+func (b *Broker) followLocked(k partKey, p *partition.Partition, r partition.Role, st *cluster.State) {
+	cl := b.cl
+	if r.Leader() || r.LeaderID == cluster.NoLeader {
+		b.unfollowLocked(k)
+		return
+	}
+	leader := st.Brokers[r.LeaderID]
+	if leader == nil {
+		b.unfollowLocked(k)
+		return
+	}
+	f := cl.fetchers[r.LeaderID]
+	if f != nil && f.Addr() != leader.KafkaAddr {
+		f.Close()
+		f = nil
+	}
+	if f == nil {
+		f = replication.NewFetcher(b.nodeID, r.LeaderID, leader.KafkaAddr, cl.cfg.ReplicaFetchBytes, b.log)
+		cl.fetchers[r.LeaderID] = f
+	}
+	for id, other := range cl.fetchers {
+		if id != r.LeaderID {
+			other.Unfollow(k)
+		}
+	}
+	f.Follow(k, p, r.Epoch)
+}
+
+func (b *Broker) unfollowLocked(k partKey) {
+	for _, f := range b.cl.fetchers {
+		f.Unfollow(k)
+	}
+}
+
+// isrLoop drops lagging followers from the ISRs this broker leads.
+func (b *Broker) isrLoop() {
+	defer b.cl.wg.Done()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.cl.stop:
+			return
+		case now := <-t.C:
+			b.cl.mu.Lock()
+			parts := make(map[partKey]*partition.Partition, len(b.cl.parts))
+			for k, p := range b.cl.parts {
+				parts[k] = p
+			}
+			b.cl.mu.Unlock()
+			for k, p := range parts {
+				if isr := p.LaggingISR(now, b.cl.cfg.ReplicaLagMax); isr != nil {
+					b.proposeISR(k, p, isr)
+				}
+			}
+		}
+	}
+}
+
+// proposeISR sends an ISR change to the controller, one at a time per
+// partition; the metadata update that follows sets the new role.
+func (b *Broker) proposeISR(k partKey, p *partition.Partition, isr []int32) {
+	cl := b.cl
+	cl.mu.Lock()
+	if cl.proposing[k] {
+		cl.mu.Unlock()
+		return
+	}
+	cl.proposing[k] = true
+	cl.mu.Unlock()
+	r := p.Role()
+	change := protocol.ISRChange{Topic: k.Topic, Partition: k.Partition, Leader: b.nodeID, LeaderEpoch: r.Epoch, PartitionEpoch: r.PartitionEpoch, ISR: isr}
+	cl.wg.Add(1)
+	go func() {
+		defer cl.wg.Done()
+		defer func() {
+			cl.mu.Lock()
+			delete(cl.proposing, k)
+			cl.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		go func() {
+			select {
+			case <-cl.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := b.sendISRChange(ctx, change)
+		if err != nil {
+			b.log.Debug("ISR change not applied", "topic", k.Topic, "partition", k.Partition, "isr", isr, "err", err)
+			return
+		}
+		b.log.Info("ISR changed", "topic", k.Topic, "partition", k.Partition, "from", r.ISR, "to", isr)
+	}()
+}
+
+func (b *Broker) sendISRChange(ctx context.Context, c protocol.ISRChange) error {
+	if b.cl.node.IsLeader() {
+		_, err := b.AlterISR(ctx, c)
+		return err
+	}
+	req := kmsg.NewPtrAlterPartitionRequest()
+	req.Version, req.BrokerID = 1, b.nodeID
+	rp := kmsg.NewAlterPartitionRequestTopicPartition()
+	rp.Partition, rp.LeaderEpoch, rp.PartitionEpoch, rp.NewISR = c.Partition, c.LeaderEpoch, c.PartitionEpoch, c.ISR
+	req.Topics = []kmsg.AlterPartitionRequestTopic{{Topic: c.Topic, Partitions: []kmsg.AlterPartitionRequestTopicPartition{rp}}}
+	resp, err := b.toController(ctx, req)
+	if err != nil {
+		return err
+	}
+	r := resp.(*kmsg.AlterPartitionResponse)
+	if len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 {
+		return errors.New("broker: malformed AlterPartition response")
+	}
+	return kerr.ErrorForCode(r.Topics[0].Partitions[0].ErrorCode)
+}
+
+// toController sends a request to the controller, waiting out elections
+// within ctx.
+func (b *Broker) toController(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	backoff := 20 * time.Millisecond
+	for {
+		resp, err := b.toControllerOnce(ctx, req)
+		if err == nil || ctx.Err() != nil {
+			return resp, err
+		}
+		if !errors.Is(err, errNoController) {
+			b.log.Debug("request to controller failed; retrying", "api", kmsg.NameForKey(req.Key()), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+func (b *Broker) toControllerOnce(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	name := b.cl.node.Leader()
+	if name == "" {
+		return nil, errNoController
+	}
+	var addr string
+	for _, br := range b.cl.fsm.State().Brokers {
+		if br.Name == name {
+			addr = br.KafkaAddr
+		}
+	}
+	if addr == "" {
+		return nil, errNoController
+	}
+	b.cl.mu.Lock()
+	c := b.cl.clients[addr]
+	if c == nil {
+		c = protocol.NewClient(addr, "mlog-broker-"+b.cfg.NodeID)
+		b.cl.clients[addr] = c
+	}
+	b.cl.mu.Unlock()
+	return c.Request(ctx, req)
+}
+
+// stopCluster shuts the cluster parts down in reverse order. A graceful
+// stop leaves Serf (others see a leave, not a failure); a kill does not.
+func (b *Broker) stopCluster(graceful bool) error {
+	cl := b.cl
+	var err error
+	close(cl.stop)
+	cl.ctrl.Stop()
+	cl.mu.Lock()
+	for _, f := range cl.fetchers {
+		f.Close()
+	}
+	for _, c := range cl.clients {
+		_ = c.Close()
+	}
+	cl.mu.Unlock()
+	if graceful {
+		err = errors.Join(err, cl.members.Leave())
+	} else {
+		err = errors.Join(err, cl.members.Shutdown())
+	}
+	cl.wg.Wait()
+	err = errors.Join(err, cl.node.Shutdown())
+	cl.mu.Lock()
+	for k, p := range cl.parts {
+		err = errors.Join(err, p.Close())
+		delete(cl.parts, k)
+	}
+	cl.mu.Unlock()
+	return err
+}
+
+func (b *Broker) controlledShutdown(ctx context.Context) error {
+	if b.cl.node.IsLeader() {
+		if err := b.ControlledShutdown(ctx, b.nodeID); err != nil {
+			return err
+		}
+		return b.cl.node.TransferLeadership()
+	}
+	req := kmsg.NewPtrControlledShutdownRequest()
+	req.Version, req.BrokerID = 1, b.nodeID
+	resp, err := b.toController(ctx, req)
+	if err != nil {
+		return err
+	}
+	return kerr.ErrorForCode(resp.(*kmsg.ControlledShutdownResponse).ErrorCode)
+}

@@ -1,0 +1,239 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Errors of leadership that the protocol maps to Kafka codes.
+var (
+	// ErrNotLeader means this replica does not lead the partition
+	// (NOT_LEADER_OR_FOLLOWER).
+	ErrNotLeader = errors.New("partition: not the leader")
+	// ErrFencedEpoch means a request carried an older leader epoch than
+	// this replica's (FENCED_LEADER_EPOCH).
+	ErrFencedEpoch = errors.New("partition: fenced leader epoch")
+	// ErrUnknownEpoch means a request carried a newer leader epoch than
+	// this replica knows yet (UNKNOWN_LEADER_EPOCH).
+	ErrUnknownEpoch = errors.New("partition: unknown leader epoch")
+	// ErrNotEnoughReplicas means the ISR is smaller than
+	// min.insync.replicas, so acks=all cannot be honoured
+	// (NOT_ENOUGH_REPLICAS).
+	ErrNotEnoughReplicas = errors.New("partition: not enough in-sync replicas")
+)
+
+// Role is what the cluster metadata says about this replica.
+type Role struct {
+	Self           int32
+	LeaderID       int32
+	Epoch          int32
+	PartitionEpoch int32
+	Replicas       []int32
+	ISR            []int32
+	MinISR         int
+}
+
+// Leader reports whether the role is leadership.
+func (r Role) Leader() bool { return r.LeaderID == r.Self }
+
+type follower struct {
+	leo         int64     // the follower's log end, from its fetch offset
+	caughtUp    time.Time // last time it had everything the leader had
+	leaderEndAt int64     // the leader's end at its previous fetch
+	everFetched bool
+}
+
+// roleState is the replica's role and, when leading, its followers'
+// progress. roleMu is a leaf lock: it is taken with mu and the log's lock
+// held (through the log's change callback), so nothing under it takes mu
+// or calls the log's writers.
+type roleState struct {
+	roleMu    sync.Mutex
+	role      Role
+	followers map[int32]*follower
+}
+
+// SetRole applies the metadata's view of this replica. A new leader epoch
+// makes it lead (recording the epoch) or follow; an ISR or replica change
+// updates what the leader tracks.
+func (p *Partition) SetRole(r Role) error {
+	p.roleMu.Lock()
+	old := p.role
+	p.role = r
+	p.role.Replicas, p.role.ISR = slices.Clone(r.Replicas), slices.Clone(r.ISR)
+	newEpoch := old.Epoch != r.Epoch || old.LeaderID != r.LeaderID || p.followers == nil
+	if r.Leader() && newEpoch {
+		now := time.Now()
+		p.followers = map[int32]*follower{}
+		for _, id := range r.Replicas {
+			if id != r.Self {
+				// Followers start as caught up now: they get lag.max to
+				// fetch before the leader drops them.
+				p.followers[id] = &follower{leo: -1, caughtUp: now}
+			}
+		}
+	}
+	p.roleMu.Unlock()
+	if !newEpoch {
+		p.updateHighWatermark()
+		return nil
+	}
+	if r.Leader() {
+		if err := p.BecomeLeader(r.Epoch); err != nil {
+			return err
+		}
+		p.updateHighWatermark()
+		return nil
+	}
+	p.BecomeFollower(r.Epoch)
+	return nil
+}
+
+// Role returns the current role.
+func (p *Partition) Role() Role {
+	p.roleMu.Lock()
+	defer p.roleMu.Unlock()
+	r := p.role
+	r.Replicas, r.ISR = slices.Clone(r.Replicas), slices.Clone(r.ISR)
+	return r
+}
+
+// CheckLeader fails unless this replica leads; with a request's current
+// leader epoch (-1 for none) it also fences stale or early clients.
+func (p *Partition) CheckLeader(currentEpoch int32) error {
+	if !p.cfg.Replicated {
+		return nil
+	}
+	p.roleMu.Lock()
+	r := p.role
+	p.roleMu.Unlock()
+	switch {
+	case currentEpoch >= 0 && currentEpoch < r.Epoch:
+		return fmt.Errorf("%w: request epoch %d, current %d", ErrFencedEpoch, currentEpoch, r.Epoch)
+	case currentEpoch > r.Epoch:
+		return fmt.Errorf("%w: request epoch %d, known %d", ErrUnknownEpoch, currentEpoch, r.Epoch)
+	case !r.Leader():
+		return fmt.Errorf("%w: %s-%d is led by broker %d", ErrNotLeader, p.cfg.Topic, p.cfg.Partition, r.LeaderID)
+	}
+	return nil
+}
+
+// CheckMinISR fails acks=all produces while the ISR is below
+// min.insync.replicas.
+func (p *Partition) CheckMinISR() error {
+	if !p.cfg.Replicated {
+		return nil
+	}
+	p.roleMu.Lock()
+	n, min := len(p.role.ISR), p.role.MinISR
+	p.roleMu.Unlock()
+	if n < min {
+		return fmt.Errorf("%w: %s-%d has %d in sync, min.insync.replicas is %d", ErrNotEnoughReplicas, p.cfg.Topic, p.cfg.Partition, n, min)
+	}
+	return nil
+}
+
+// ReplicaFetched records a follower's fetch at fetchOffset (its log end)
+// and returns the ISR the leader should propose when the follower has
+// caught up and is not in it yet (nil otherwise).
+func (p *Partition) ReplicaFetched(replica int32, fetchOffset int64, now time.Time) []int32 {
+	leaderEnd := p.log.LogEndOffset()
+	epochStart := p.epochStart(p.leaderEpoch.Load()) // takes mu: before roleMu
+	p.roleMu.Lock()
+	f := p.followers[replica]
+	if f == nil || !p.role.Leader() {
+		p.roleMu.Unlock()
+		return nil
+	}
+	f.leo = fetchOffset
+	if !f.everFetched || fetchOffset >= f.leaderEndAt {
+		if fetchOffset >= f.leaderEndAt {
+			f.caughtUp = now
+		}
+		f.everFetched = true
+	}
+	f.leaderEndAt = leaderEnd
+	var propose []int32
+	// A follower joins the ISR once it has everything up to the high
+	// watermark and is inside the current leader epoch.
+	if !slices.Contains(p.role.ISR, replica) && fetchOffset >= p.hw.Load() && fetchOffset >= epochStart {
+		propose = append(slices.Clone(p.role.ISR), replica)
+	}
+	p.roleMu.Unlock()
+	p.updateHighWatermark()
+	return propose
+}
+
+// epochStart is where a leader epoch began. It takes mu, so callers must
+// not hold roleMu (the lock order is mu, then roleMu).
+func (p *Partition) epochStart(epoch int32) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.epochs.entries) - 1; i >= 0; i-- {
+		if p.epochs.entries[i].epoch == epoch {
+			return p.epochs.entries[i].start
+		}
+	}
+	return 0
+}
+
+// LaggingISR returns the ISR without followers that have not caught up in
+// lagMax (replica.lag.time.max.ms), or nil when none lag.
+func (p *Partition) LaggingISR(now time.Time, lagMax time.Duration) []int32 {
+	p.roleMu.Lock()
+	defer p.roleMu.Unlock()
+	if !p.role.Leader() {
+		return nil
+	}
+	var keep []int32
+	dropped := false
+	for _, id := range p.role.ISR {
+		f := p.followers[id]
+		if id != p.role.Self && f != nil && now.Sub(f.caughtUp) > lagMax {
+			dropped = true
+			continue
+		}
+		keep = append(keep, id)
+	}
+	if !dropped {
+		return nil
+	}
+	return keep
+}
+
+// updateHighWatermark moves a leader's high watermark to the smallest log
+// end among the ISR (its own counted as its durable offset when acks wait
+// for fsync). It never moves back.
+func (p *Partition) updateHighWatermark() {
+	if !p.cfg.Replicated {
+		return
+	}
+	end := p.log.LogEndOffset()
+	if p.cfg.SyncAcks {
+		end = min(end, p.log.DurableOffset())
+	}
+	p.roleMu.Lock()
+	if !p.role.Leader() {
+		p.roleMu.Unlock()
+		return
+	}
+	hw := end
+	for _, id := range p.role.ISR {
+		if id == p.role.Self {
+			continue
+		}
+		f := p.followers[id]
+		if f == nil || f.leo < 0 {
+			hw = min(hw, p.hw.Load()) // not heard from yet: hold still
+			continue
+		}
+		hw = min(hw, f.leo)
+	}
+	p.roleMu.Unlock()
+	if hw > p.hw.Load() {
+		p.SetHighWatermark(hw)
+	}
+}

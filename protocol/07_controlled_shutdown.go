@@ -1,0 +1,22 @@
+package protocol
+
+// ControlledShutdown v1-v3 (v0 uses a request header without a client id,
+// which no current broker sends): a broker about to stop asks the
+// controller to move its partition leaderships away first.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(7, 1, 3, handleControlledShutdown) }
+
+func handleControlledShutdown(c *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.ControlledShutdownRequest)
+	resp := req.ResponseKind().(*kmsg.ControlledShutdownResponse)
+	return reply{later: func(ctx context.Context) kmsg.Response {
+		resp.ErrorCode = errorCode(c.s.backend.ControlledShutdown(ctx, req.BrokerID))
+		return resp
+	}}, nil
+}

@@ -1,0 +1,138 @@
+package protocol
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ErrClientClosed means the client was closed.
+var ErrClientClosed = errors.New("protocol: client closed")
+
+// Client sends requests to one broker over one connection, one at a time:
+// the broker-to-broker path (follower fetches, requests forwarded to the
+// controller). Bodies are kmsg's; the caller sets each request's version.
+// A failed request closes the connection; the next one dials again.
+type Client struct {
+	addr     string
+	clientID string
+
+	mu     sync.Mutex
+	nc     net.Conn
+	corr   int32
+	closed bool
+}
+
+// NewClient returns a client for addr; it dials on first use.
+func NewClient(addr, clientID string) *Client { return &Client{addr: addr, clientID: clientID} }
+
+// Addr is the broker's address.
+func (c *Client) Addr() string { return c.addr }
+
+// Request sends req and returns its response, within ctx's deadline.
+func (c *Client) Request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClientClosed
+	}
+	if c.nc == nil {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, "tcp", c.addr)
+		if err != nil {
+			return nil, fmt.Errorf("protocol: dial %s: %w", c.addr, err)
+		}
+		c.nc = nc
+	}
+	resp, err := c.roundTrip(ctx, req)
+	if err != nil {
+		_ = c.nc.Close()
+		c.nc = nil
+	}
+	return resp, err
+}
+
+func (c *Client) roundTrip(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(30 * time.Second)
+	}
+	_ = c.nc.SetDeadline(deadline)
+	// Unblock at once if ctx is cancelled early.
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Now()) })
+	defer stop()
+
+	c.corr++
+	b := binary.BigEndian.AppendUint32(nil, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(req.Key()))
+	b = binary.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
+	b = binary.BigEndian.AppendUint32(b, uint32(c.corr))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(c.clientID)))
+	b = append(b, c.clientID...)
+	if req.IsFlexible() {
+		b = append(b, 0)
+	}
+	b = req.AppendTo(b)
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	if _, err := c.nc.Write(b); err != nil {
+		return nil, c.ctxErr(ctx, err)
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+		return nil, c.ctxErr(ctx, err)
+	}
+	n := binary.BigEndian.Uint32(size[:])
+	if n < 4 || n > 1<<30 {
+		return nil, fmt.Errorf("%w: response size %d from %s", errMalformed, n, c.addr)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c.nc, body); err != nil {
+		return nil, c.ctxErr(ctx, err)
+	}
+	if got := int32(binary.BigEndian.Uint32(body)); got != c.corr {
+		return nil, fmt.Errorf("%w: correlation id %d, want %d", errMalformed, got, c.corr)
+	}
+	body = body[4:]
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	if resp.IsFlexible() && req.Key() != apiVersionsKey {
+		if len(body) == 0 {
+			return nil, fmt.Errorf("%w: empty response", errMalformed)
+		}
+		var err error
+		if body, err = skipHeaderTags(body); err != nil {
+			return nil, err
+		}
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("%w: %s response: %w", errMalformed, kmsg.NameForKey(req.Key()), err)
+	}
+	return resp, nil
+}
+
+func (c *Client) ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("protocol: %s: %w", c.addr, err)
+}
+
+// Close closes the connection; later requests fail.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.nc != nil {
+		err := c.nc.Close()
+		c.nc = nil
+		return err
+	}
+	return nil
+}
