@@ -194,7 +194,7 @@ func (b *Broker) reconcile() {
 				cl.parts[k] = p
 			}
 			role := partition.Role{Self: b.nodeID, LeaderID: pa.Leader, Epoch: pa.LeaderEpoch, PartitionEpoch: pa.PartitionEpoch,
-				Replicas: pa.Replicas, ISR: pa.ISR, MinISR: minISR(t, len(pa.Replicas))}
+				Replicas: pa.Replicas, ISR: pa.ISR, MinISR: minISR(t, len(pa.Replicas)), LagMax: cl.cfg.ReplicaLagMax}
 			if err := p.SetRole(role); err != nil {
 				b.log.Error("set replica role", "topic", name, "partition", i, "err", err)
 				continue

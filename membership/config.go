@@ -82,6 +82,11 @@ func (c *Config) Validate() error {
 	case c.RejoinInterval < 0:
 		return fmt.Errorf("%w: rejoin interval %v is negative", ErrInvalidConfig, c.RejoinInterval)
 	}
+	// Serf checks this too, but only after starting goroutines it never
+	// stops on that error path.
+	if n := encodedTagsSize(c.Tags); n > memberlist.MetaMaxSize {
+		return fmt.Errorf("%w: tags encode to %d bytes, at most %d allowed", ErrInvalidConfig, n, memberlist.MetaMaxSize)
+	}
 	if _, _, err := parseBindAddr(c.BindAddr); err != nil {
 		return err
 	}
@@ -249,6 +254,30 @@ func serfConfig(ctx context.Context, cfg *Config, eventCh chan<- serf.Event) (*s
 	mc.AdvertiseAddr = advHost
 	mc.AdvertisePort = advPort
 	return sc, nil
+}
+
+// encodedTagsSize is an upper bound of the size serf gives tags on the
+// wire: a magic byte and a msgpack map of strings (old-spec raw strings,
+// whose headers are never shorter than the bound used here).
+func encodedTagsSize(tags map[string]string) int {
+	n := 1 + msgpackHeaderSize(len(tags), 15)
+	for k, v := range tags {
+		n += msgpackHeaderSize(len(k), 31) + len(k) + msgpackHeaderSize(len(v), 31) + len(v)
+	}
+	return n
+}
+
+// msgpackHeaderSize is the size of a msgpack map or string header for a
+// length l; fixMax is the largest length the one-byte form holds.
+func msgpackHeaderSize(l, fixMax int) int {
+	switch {
+	case l <= fixMax:
+		return 1
+	case l <= 0xffff:
+		return 3
+	default:
+		return 5
+	}
 }
 
 func copyTags(tags map[string]string) map[string]string {

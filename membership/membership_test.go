@@ -378,6 +378,7 @@ func TestConfigValidate(t *testing.T) {
 		{"peer port 0", func(c *Config) { c.Peers = []string{"127.0.0.1:0"} }},
 		{"peer without host", func(c *Config) { c.Peers = []string{":7946"} }},
 		{"negative rejoin interval", func(c *Config) { c.RejoinInterval = -time.Second }},
+		{"tags too big", func(c *Config) { c.Tags = map[string]string{"k": strings.Repeat("v", 506)} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -414,6 +415,18 @@ func TestConfigValidate(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestTagsAtSizeLimit checks that Validate's size bound agrees with serf:
+// tags right at the limit start.
+func TestTagsAtSizeLimit(t *testing.T) {
+	cfg := nodeConfig(testLogger(t), "node-1", "127.0.0.1:0")
+	// 1 magic + 1 map header + 2 for "k" + 3 + 505 for the value = 512.
+	cfg.Tags = map[string]string{"k": strings.Repeat("v", 505)}
+	n := startNode(t, cfg)
+	if mb, ok := n.member("node-1"); !ok || mb.Tags["k"] != cfg.Tags["k"] {
+		t.Fatalf("own tags not as configured: %+v", mb)
+	}
 }
 
 func TestAdvertiseResolution(t *testing.T) {

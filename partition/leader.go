@@ -34,6 +34,11 @@ type Role struct {
 	Replicas       []int32
 	ISR            []int32
 	MinISR         int
+	// LagMax is replica.lag.time.max.ms: a follower that has not caught up
+	// for this long no longer counts towards min.insync.replicas, even
+	// before the controller has taken it out of the ISR (it may not be
+	// able to: with most brokers down there is no Raft quorum).
+	LagMax time.Duration
 }
 
 // Leader reports whether the role is leadership.
@@ -127,8 +132,15 @@ func (p *Partition) CheckMinISR() error {
 	if !p.cfg.Replicated {
 		return nil
 	}
+	now := time.Now()
 	p.roleMu.Lock()
-	n, min := len(p.role.ISR), p.role.MinISR
+	n, min := 0, p.role.MinISR
+	for _, id := range p.role.ISR {
+		f := p.followers[id]
+		if id == p.role.Self || p.role.LagMax <= 0 || (f != nil && now.Sub(f.caughtUp) <= p.role.LagMax) {
+			n++
+		}
+	}
 	p.roleMu.Unlock()
 	if n < min {
 		return fmt.Errorf("%w: %s-%d has %d in sync, min.insync.replicas is %d", ErrNotEnoughReplicas, p.cfg.Topic, p.cfg.Partition, n, min)
