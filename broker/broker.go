@@ -123,14 +123,23 @@ func (b *Broker) openPartition(t *topic, id int32) (*partition.Partition, error)
 
 // Start opens the Kafka listener and the retention loop.
 func (b *Broker) Start() error {
+	if b.cfg.Cluster != nil {
+		if err := b.startRaft(); err != nil {
+			return err
+		}
+	}
 	b.server = protocol.NewServer(protocol.Config{Addr: b.cfg.ListenAddr, MaxRequestBytes: b.cfg.MaxRequestBytes,
 		ShutdownGrace: b.cfg.ShutdownGrace, Logger: b.log}, b)
 	if err := b.server.Start(); err != nil {
+		if b.cl != nil {
+			_ = b.cl.node.Shutdown()
+		}
 		return err
 	}
 	if b.cfg.Cluster != nil {
-		if err := b.startCluster(); err != nil {
+		if err := b.startMembership(); err != nil {
 			_ = b.server.Close()
+			_ = b.cl.node.Shutdown()
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -65,6 +66,8 @@ type clusterParts struct {
 	pidNext   int64
 	pidEnd    int64
 
+	ready atomic.Bool // metadata caught up with the local Raft log
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -72,7 +75,10 @@ type clusterParts struct {
 // errNoController means no controller is known yet (an election is on).
 var errNoController = errors.New("broker: no controller elected yet")
 
-func (b *Broker) startCluster() error {
+// startRaft opens this node's Raft. Until its metadata has caught up with
+// the Raft log it had from an earlier run, topics it does not know yet are
+// answered as LEADER_NOT_AVAILABLE (clients retry), never as unknown.
+func (b *Broker) startRaft() error {
 	cc := b.cfg.Cluster
 	if cc.Voters < 1 {
 		cc.Voters = 3
@@ -93,6 +99,25 @@ func (b *Broker) startCluster() error {
 	}
 	cl.node, err = cluster.Open(cluster.Config{NodeName: b.cfg.NodeID, BindAddr: cc.RaftAddr, AdvertiseAddr: raftAdv,
 		Dir: filepath.Join(b.cfg.DataDir, "raft"), Bootstrap: cc.Bootstrap, Voters: cc.Voters, Fast: cc.Fast, Logger: b.log}, cl.fsm)
+	if err != nil {
+		return err
+	}
+	cl.wg.Add(1)
+	go func() {
+		defer cl.wg.Done()
+		if err := cl.node.WaitCaughtUp(cl.stop); err == nil {
+			cl.ready.Store(true)
+			b.changed.Broadcast()
+		}
+	}()
+	return nil
+}
+
+// startMembership joins Serf (with the Kafka listener's address in the
+// tags) and starts the controller and the loops that follow metadata.
+func (b *Broker) startMembership() error {
+	cl, cc := b.cl, b.cl.cfg
+	raftAdv, err := advertiseAddr(cc.RaftAddr, cc.AdvertiseHost)
 	if err != nil {
 		return err
 	}
@@ -446,7 +471,10 @@ func (b *Broker) controlledShutdown(ctx context.Context) error {
 		if err := b.ControlledShutdown(ctx, b.nodeID); err != nil {
 			return err
 		}
-		return b.cl.node.TransferLeadership()
+		if servers, err := b.cl.node.Servers(); err == nil && len(servers) > 1 {
+			return b.cl.node.TransferLeadership()
+		}
+		return nil
 	}
 	req := kmsg.NewPtrControlledShutdownRequest()
 	req.Version, req.BrokerID = 1, b.nodeID

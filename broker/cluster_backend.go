@@ -23,6 +23,12 @@ func (b *Broker) clusterInfo() protocol.ClusterInfo {
 	st := b.cl.fsm.State()
 	ci := protocol.ClusterInfo{ClusterID: b.clusterID, ControllerID: -1}
 	leader := b.cl.node.Leader()
+	if br := st.Brokers[b.nodeID]; br == nil || !br.Alive {
+		// Not registered yet (an election is on): clients must still
+		// find this broker to talk to.
+		host, port := b.advertised()
+		ci.Brokers = append(ci.Brokers, protocol.BrokerInfo{NodeID: b.nodeID, Host: host, Port: port})
+	}
 	for _, id := range st.BrokerIDs() {
 		br := st.Brokers[id]
 		if br.Name == leader {
@@ -58,10 +64,19 @@ func (b *Broker) clusterTopics() []protocol.TopicInfo {
 	return out
 }
 
+// errNotReady is what a topic this broker does not know gets while its
+// metadata is still replaying: it may exist.
+func (b *Broker) notFound(name string) error {
+	if !b.cl.ready.Load() {
+		return fmt.Errorf("%w: metadata still loading, %q may exist", protocol.ErrLeaderNotAvailable, name)
+	}
+	return fmt.Errorf("%w: %q", protocol.ErrUnknownTopic, name)
+}
+
 func (b *Broker) clusterTopic(name string) (protocol.TopicInfo, error) {
 	t := b.cl.fsm.State().Topics[name]
 	if t == nil {
-		return protocol.TopicInfo{}, fmt.Errorf("%w: %q", protocol.ErrUnknownTopic, name)
+		return protocol.TopicInfo{}, b.notFound(name)
 	}
 	return topicInfo(t), nil
 }
@@ -110,7 +125,7 @@ func (b *Broker) waitForTopic(ctx context.Context, name string, present bool) {
 func (b *Broker) clusterCreateTopic(ctx context.Context, spec protocol.TopicSpec, validateOnly bool) (protocol.TopicInfo, error) {
 	rf := int(spec.ReplicationFactor)
 	if rf == -1 {
-		rf = min(3, len(b.clusterInfo().Brokers))
+		rf = min(3, max(len(b.clusterInfo().Brokers), 1))
 	}
 	if b.cl.node.IsLeader() {
 		id := newTopicID()
@@ -202,7 +217,7 @@ func (b *Broker) clusterPartition(name string, id int32) (*partition.Partition, 
 		if err := validTopicName(name); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %q", protocol.ErrUnknownTopic, name)
+		return nil, b.notFound(name)
 	case id < 0 || int(id) >= len(t.Partitions):
 		return nil, fmt.Errorf("%w: %s-%d", protocol.ErrUnknownPartition, name, id)
 	}
@@ -212,7 +227,7 @@ func (b *Broker) clusterPartition(name string, id int32) (*partition.Partition, 
 func (b *Broker) clusterTopicConfigs(name string) ([]protocol.ConfigEntry, error) {
 	t := b.cl.fsm.State().Topics[name]
 	if t == nil {
-		return nil, fmt.Errorf("%w: %q", protocol.ErrUnknownTopic, name)
+		return nil, b.notFound(name)
 	}
 	return b.topicConfigEntries(t.Configs), nil
 }

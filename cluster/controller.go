@@ -159,6 +159,12 @@ func (c *Controller) CreateTopic(ctx context.Context, name string, id TopicID, p
 		return nil, fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
 	parts, err := assign(st, partitions, rf)
+	if errors.Is(err, ErrNotEnoughBrokers) && c.node.IsLeader() {
+		// Just elected: the brokers may not be registered yet.
+		if rerr := c.reconcile(ctx); rerr == nil {
+			parts, err = assign(c.node.FSM().State(), partitions, rf)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -155,6 +155,25 @@ func (n *Node) Apply(ctx context.Context, typ string, body any) (any, error) {
 	return res.value, res.err
 }
 
+// ErrStopped means a wait was abandoned because the node is stopping.
+var ErrStopped = errors.New("cluster: stopped")
+
+// WaitCaughtUp waits until the FSM has applied every entry this node's Raft
+// log held when it started (a restart replays them once a leader confirms
+// the commit index), or stop closes. A new node has nothing to wait for.
+func (n *Node) WaitCaughtUp(stop <-chan struct{}) error {
+	target := n.raft.LastIndex()
+	for n.raft.AppliedIndex() < target {
+		select {
+		case <-stop:
+			return ErrStopped
+		case <-n.fsm.Changed():
+		case <-time.After(50 * time.Millisecond): // AppliedIndex moves on config entries too
+		}
+	}
+	return nil
+}
+
 // IsLeader reports whether this node is the controller.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 

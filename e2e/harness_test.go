@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -82,6 +83,12 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
 	port := freePort(t)
 	args = append(args, "--rpc-port", strconv.Itoa(port))
+	if !slices.Contains(args, "--bind-addr") {
+		args = append(args, "--bind-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	}
+	if !slices.Contains(args, "--raft-addr") {
+		args = append(args, "--raft-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	}
 	cmd := exec.Command(bin(t, "server"), args...)
 	cmd.Env = append(os.Environ(), env...)
 	s := &server{cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), stderr: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}

@@ -29,6 +29,7 @@ var (
 	ErrBrokerNotAvailable  = errors.New("broker not available")
 	ErrInvalidRequiredAcks = errors.New("invalid required acks")
 	ErrStaleISRChange      = errors.New("stale ISR change")
+	ErrLeaderNotAvailable  = errors.New("leader not available")
 	ErrInvalidISR          = errors.New("invalid ISR")
 )
 
@@ -93,6 +94,8 @@ func errorCode(err error) int16 {
 		return kerr.BrokerNotAvailable.Code
 	case errors.Is(err, ErrInvalidRequiredAcks):
 		return kerr.InvalidRequiredAcks.Code
+	case errors.Is(err, ErrLeaderNotAvailable):
+		return kerr.LeaderNotAvailable.Code
 	case errors.Is(err, ErrStaleISRChange):
 		return kerr.FencedLeaderEpoch.Code
 	case errors.Is(err, ErrInvalidISR):

@@ -186,8 +186,10 @@ func TestGroupCommitSharesOneSync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// One sync for the first, one (rarely two) for the other fifty.
-	if n := g.syncs.Load(); n > 3 {
+	// One sync for the first and one for the other fifty; a waiter that
+	// checked just before a flush finished may queue one more request, so
+	// a few extra flushes can follow under load, never one per waiter.
+	if n := g.syncs.Load(); n > 5 {
 		t.Fatalf("%d syncs for %d waiters: the flush is not shared", n, writers+1)
 	}
 	if l.DurableOffset() != writers+1 {

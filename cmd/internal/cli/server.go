@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +26,8 @@ type serverFlags struct {
 	bootstrap        bool
 	peers            []string
 	replBatchSize    int
+	raftVoters       int
+	replicaLagMax    time.Duration
 	autoCreateTopics bool
 	numPartitions    int32
 	fsync            string
@@ -32,22 +36,25 @@ type serverFlags struct {
 	logFormat        string
 }
 
-const notYet = " (accepted; not used until the cluster release: today the node runs as a single-node cluster)"
-
 // ServerCmd is `mlog server` (and the `server` binary).
 func ServerCmd() *cobra.Command {
 	f := &serverFlags{}
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run an mlog broker",
-		Long: `Run an mlog broker. With no flags it is a working single-node broker:
-data in /tmp/mlog, Kafka protocol on 127.0.0.1:9094. Try it with
+		Long: `Run an mlog broker. With no flags it is a working single-node cluster that
+bootstraps itself: data in /tmp/mlog, Kafka protocol on 127.0.0.1:9094, Serf
+on 127.0.0.1:9092, Raft on 127.0.0.1:9093. Try it with
   kcat -b 127.0.0.1:9094 -L
 
+A cluster: start one node with --bootstrap and every node with --peer
+entries naming the others' Serf addresses; nodes may start in any order.
 The Kafka listener binds the host of --bind-addr on --rpc-port and tells
 clients to connect to --advertise-addr (or that host) on --rpc-port.
-SIGINT or SIGTERM shuts down cleanly: the listener closes, requests in flight
-are answered, logs are flushed and marked cleanly shut down.`,
+
+SIGINT or SIGTERM shuts down cleanly: leaderships are handed to other
+in-sync replicas first, the listener closes, requests in flight are
+answered, logs are flushed and marked cleanly shut down.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServer(cmd.Context(), f) },
 	}
@@ -55,12 +62,14 @@ are answered, logs are flushed and marked cleanly shut down.`,
 	fl.IntVar(&f.rpcPort, "rpc-port", 9094, "Kafka protocol (client and replication) port")
 	fl.StringVar(&f.dataDir, "data-dir", "/tmp/mlog", "where to store log data")
 	fl.StringVar(&f.nodeID, "node-id", "node-1", "unique node identifier; its trailing number is the Kafka broker id")
-	fl.StringVar(&f.bindAddr, "bind-addr", "127.0.0.1:9092", "Serf gossip listen address; its host is also where the Kafka listener binds"+notYet)
-	fl.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:9093", "Raft transport address"+notYet)
-	fl.StringVar(&f.advertiseAddr, "advertise-addr", "", "host (or host:port) other nodes and clients use to reach this node (e.g. node1 in Docker)")
-	fl.BoolVar(&f.bootstrap, "bootstrap", false, "bootstrap a new Raft cluster, on ONE node only; `--bootstrap true` also works"+notYet)
-	fl.StringArrayVar(&f.peers, "peer", nil, "peer for Serf join, repeatable: --peer node-2=host:port"+notYet)
-	fl.IntVar(&f.replBatchSize, "replication-batch-size", 5000, "max records per replication fetch"+notYet)
+	fl.StringVar(&f.bindAddr, "bind-addr", "127.0.0.1:9092", "Serf gossip listen address; its host is also where the Kafka listener binds")
+	fl.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:9093", "Raft transport address")
+	fl.StringVar(&f.advertiseAddr, "advertise-addr", "", "host other nodes and clients use to reach this node (e.g. node1 in Docker)")
+	fl.BoolVar(&f.bootstrap, "bootstrap", false, "bootstrap a new Raft cluster, on ONE node only (`--bootstrap true` also works); a node with no --peer bootstraps itself")
+	fl.StringArrayVar(&f.peers, "peer", nil, "another node's Serf address to join, repeatable: --peer node-2=host:port (or host:port)")
+	fl.IntVar(&f.replBatchSize, "replication-batch-size", 5000, "max records per replication fetch (taken as records of ~1 KiB: it bounds a fetch's bytes)")
+	fl.IntVar(&f.raftVoters, "raft-voters", 3, "how many nodes become Raft voters; later ones join as non-voters")
+	fl.DurationVar(&f.replicaLagMax, "replica-lag-max", 10*time.Second, "a follower not caught up for this long leaves the ISR (replica.lag.time.max.ms)")
 	fl.BoolVar(&f.autoCreateTopics, "auto-create-topics", true, "create a topic on its first produce or metadata request")
 	fl.Int32Var(&f.numPartitions, "num-partitions", 1, "partitions of auto-created topics")
 	fl.StringVar(&f.fsync, "fsync", "always", "always: acks=1/all are answered after fsync (group commit); never: after the write, trusting the page cache as Kafka does")
@@ -100,6 +109,29 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 		cfg.AdvertisedAddr = net.JoinHostPort(name, port)
 	}
 	cfg.NodeID, cfg.DataDir = f.nodeID, f.dataDir
+	var peers []string
+	for _, p := range f.peers {
+		if _, addr, ok := strings.Cut(p, "="); ok {
+			p = addr // the seed's name=host:port form
+		}
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			return cfg, fmt.Errorf("--peer %q: want name=host:port or host:port", p)
+		}
+		peers = append(peers, p)
+	}
+	if f.replBatchSize < 1 {
+		return cfg, fmt.Errorf("--replication-batch-size %d: want a positive number", f.replBatchSize)
+	}
+	advHost := ""
+	if f.advertiseAddr != "" {
+		advHost = f.advertiseAddr
+		if h, _, err := net.SplitHostPort(f.advertiseAddr); err == nil {
+			advHost = h
+		}
+	}
+	cfg.Cluster = &broker.ClusterConfig{SerfAddr: f.bindAddr, AdvertiseHost: advHost, Peers: peers, RaftAddr: f.raftAddr,
+		Bootstrap: f.bootstrap || len(peers) == 0, Voters: f.raftVoters, ReplicaLagMax: f.replicaLagMax,
+		ReplicaFetchBytes: int32(min(f.replBatchSize, 1<<20) * 1024)}
 	cfg.AutoCreateTopics, cfg.DefaultPartitions = f.autoCreateTopics, f.numPartitions
 	cfg.MaxRequestBytes = f.maxRequestBytes
 	switch f.fsync {
@@ -123,10 +155,6 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		return err
 	}
 	cfg.Logger = logger
-	if f.bootstrap || len(f.peers) > 0 {
-		logger.Warn("cluster flags accepted but not used yet: this node runs as a single-node cluster",
-			"bootstrap", f.bootstrap, "peers", f.peers)
-	}
 	b, err := broker.New(cfg)
 	if err != nil {
 		return err
