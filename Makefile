@@ -3,11 +3,21 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: build build-mlog build-server test test-short test-coverage vet fuzz bench bench-storage run
+.PHONY: build build-mlog build-server build-topic test test-short test-coverage vet fuzz bench bench-storage run \
+	local-cluster-start local-cluster-stop create-topic delete-topic list-topics
 
-# bin/mlog has every command; bin/server is `mlog server` under the seed's name.
-build: build-mlog build-server
+# Parameters of the seed's targets: make create-topic topic=orders replicas=3 addrs=127.0.0.1:9097
+topic    ?= orders
+replicas ?= 3
+addrs    ?= 127.0.0.1:9094
+
+# bin/mlog has every command; bin/server and bin/topic are `mlog server` and
+# `mlog topic` under the seed's names.
+build: build-mlog build-server build-topic
 	$(GO) build $(PKGS)
+
+build-topic:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/topic ./cmd/topic
 
 build-mlog:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/mlog ./cmd/mlog
@@ -19,6 +29,21 @@ build-server:
 # 127.0.0.1:9094, data in /tmp/mlog. Try: kcat -b 127.0.0.1:9094 -L
 run: build-mlog
 	$(BIN)/mlog server
+
+local-cluster-start: build-server build-topic
+	./scripts/start-local-cluster.sh
+
+local-cluster-stop:
+	./scripts/stop-local-cluster.sh
+
+create-topic: build-topic
+	$(BIN)/topic create --addrs $(addrs) --topic $(topic) --replicas $(replicas)
+
+delete-topic: build-topic
+	$(BIN)/topic delete --addrs $(addrs) --topic $(topic)
+
+list-topics: build-topic
+	$(BIN)/topic list --addrs $(addrs)
 
 vet:
 	$(GO) vet $(PKGS)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/mlog/mlog/internal/notify"
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/protocol"
@@ -174,7 +176,9 @@ func (b *Broker) shutdown(graceful bool) error {
 	b.mu.Unlock()
 	var err error
 	if b.cl != nil && graceful {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// Bounded: with most of the cluster already gone there may be no
+		// controller to ask, and stop scripts wait 10 s before SIGKILL.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if cerr := b.controlledShutdown(ctx); cerr != nil {
 			b.log.Warn("controlled shutdown", "err", cerr)
 		}
@@ -317,8 +321,15 @@ func (b *Broker) AutoCreate(ctx context.Context, name string) (protocol.TopicInf
 		return protocol.TopicInfo{}, fmt.Errorf("%w: %q (auto-creation is off)", protocol.ErrUnknownTopic, name)
 	}
 	t, err := b.CreateTopic(ctx, protocol.TopicSpec{Name: name, Partitions: -1, ReplicationFactor: -1}, false)
-	if errors.Is(err, protocol.ErrTopicExists) {
-		return b.Topic(name) // another request created it first
+	if errors.Is(err, protocol.ErrTopicExists) || errors.Is(err, kerr.TopicAlreadyExists) {
+		// Another request created it first (here or, forwarded, on the
+		// controller): wait until this broker's metadata shows it.
+		if b.cl != nil {
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			b.waitForTopic(wctx, name, true)
+			cancel()
+		}
+		return b.Topic(name)
 	}
 	if err == nil {
 		b.log.Info("auto-created topic", "topic", name, "partitions", len(t.Partitions))

@@ -3,7 +3,9 @@ package protocol
 // ListOffsets v0-v7: earliest (-2), latest (-1, the high watermark) and by
 // timestamp (first offset whose record timestamp is at or after it; inside
 // compressed batches, the batch's first offset). v0 answers in its old
-// list-of-offsets form. The max-timestamp query (-3, v7) is refused with
+// list-of-offsets form. As in Kafka, replica id -2 (the debugging replica
+// id) may ask any replica, leader or not, and "latest" is then that
+// replica's log end offset: `mlog topic list` shows each replica's LEO so. The max-timestamp query (-3, v7) is refused with
 // UNSUPPORTED_VERSION for now. The returned timestamp is -1 (not tracked).
 
 import (
@@ -34,7 +36,7 @@ func handleListOffsets(c *conn, kreq kmsg.Request) (reply, error) {
 			if req.Version >= 4 {
 				epoch = rp.CurrentLeaderEpoch
 			}
-			off, err := listOffset(c, rt.Topic, rp.Partition, rp.Timestamp, epoch)
+			off, err := listOffset(c, rt.Topic, rp.Partition, rp.Timestamp, epoch, req.ReplicaID == debuggingReplicaID)
 			switch {
 			case errors.Is(err, partition.ErrNoOffset):
 				// No such record: offset -1 (v0: no offsets), no error.
@@ -52,12 +54,20 @@ func handleListOffsets(c *conn, kreq kmsg.Request) (reply, error) {
 	return reply{resp: resp}, nil
 }
 
-func listOffset(c *conn, topic string, id int32, ts int64, epoch int32) (int64, error) {
+// debuggingReplicaID lets ListOffsets ask a follower (Kafka's
+// ListOffsetsRequest.DEBUGGING_REPLICA_ID).
+const debuggingReplicaID = -2
+
+func listOffset(c *conn, topic string, id int32, ts int64, epoch int32, debug bool) (int64, error) {
 	p, err := c.s.backend.Partition(topic, id)
 	if err != nil {
 		return 0, err
 	}
-	if err := p.CheckLeader(epoch); err != nil {
+	if debug {
+		if ts == partition.LatestTimestamp {
+			return p.LogEndOffset(), nil
+		}
+	} else if err := p.CheckLeader(epoch); err != nil {
 		return 0, err
 	}
 	if ts == partition.MaxTimestamp {

@@ -124,7 +124,7 @@ func runPerfProduce(out io.Writer, f *perfFlags) error {
 	if err != nil {
 		return err
 	}
-	opts = append(opts, kgo.SeedBrokers(strings.Split(f.brokers, ",")...), kgo.DefaultProduceTopic(f.topic),
+	opts = append(opts, kgo.SeedBrokers(strings.Split(f.brokers, ",")...), kgo.MetadataMinAge(250*time.Millisecond), kgo.DefaultProduceTopic(f.topic),
 		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000), kgo.AllowAutoTopicCreation())
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -211,7 +211,7 @@ func runPerfConsume(out io.Writer, f *perfFlags) error {
 	if f.numRecords < 1 {
 		return errors.New("--num-records must be positive")
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(f.brokers, ",")...), kgo.ConsumeTopics(f.topic),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(f.brokers, ",")...), kgo.MetadataMinAge(250*time.Millisecond), kgo.ConsumeTopics(f.topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
 	if err != nil {
 		return err

@@ -1,0 +1,6 @@
+// Command topic is `mlog topic` under the seed's name.
+package main
+
+import "github.com/mlog/mlog/cmd/internal/cli"
+
+func main() { cli.Execute(cli.TopicCmd()) }
