@@ -30,7 +30,7 @@ func bin(t *testing.T, name string) string {
 		if buildErr != nil {
 			return
 		}
-		for _, n := range []string{"mlog", "server"} {
+		for _, n := range []string{"mlog", "server", "topic"} {
 			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, n), "../cmd/"+n).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", n, err, out)
@@ -82,7 +82,11 @@ func (s *server) logs() string {
 func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
 	port := freePort(t)
-	args = append(args, "--rpc-port", strconv.Itoa(port))
+	if i := slices.Index(args, "--rpc-port"); i >= 0 && i+1 < len(args) {
+		port, _ = strconv.Atoi(args[i+1])
+	} else {
+		args = append(args, "--rpc-port", strconv.Itoa(port))
+	}
 	if !slices.Contains(args, "--bind-addr") {
 		args = append(args, "--bind-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 	}
@@ -179,4 +183,12 @@ func kcat(t *testing.T) string {
 	}
 	t.Skip("kcat not installed (apt-get install kcat); CI runs this test")
 	return ""
+}
+
+// runErr runs a command and returns its combined output and error.
+func runErr(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
 }
