@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mlog/mlog/internal/testutil"
 	"github.com/mlog/mlog/partition"
@@ -332,4 +333,32 @@ func TestClusterRollingRestartUnderLoad(t *testing.T) {
 	<-done
 	checkRecords(t, consumeCluster(t, tc, "roll", len(acked)), acked)
 	tc.sameLogs("roll", 0)
+}
+
+// Requests to a replica that does not lead get NOT_LEADER_OR_FOLLOWER; a
+// stale leader epoch gets FENCED_LEADER_EPOCH and a future one
+// UNKNOWN_LEADER_EPOCH, so clients re-route by themselves.
+func TestClusterNonLeaderErrors(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.createTopic("route", 1, 3, nil)
+	leader, _ := tc.partitionInfo("route", 0)
+	li := tc.index(leader)
+	fi := (li + 1) % 3
+	follower := dialRaw(t, tc.brokers[fi])
+	if r := produceRaw(follower, "route", idempotentBatch(-1, -1, -1, "x")); r.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("produce to a follower: error %d", r.ErrorCode)
+	}
+	ldr := dialRaw(t, tc.brokers[li])
+	epoch := tc.replica(li, "route", 0).LeaderEpoch()
+	for _, tc := range []struct {
+		epoch int32
+		want  int16
+	}{{epoch - 1, kerr.FencedLeaderEpoch.Code}, {epoch + 1, kerr.UnknownLeaderEpoch.Code}, {epoch, 0}} {
+		fr := fetchRequest("route", 0, 0, 0, 0)
+		fr.Version = 12
+		fr.Topics[0].Partitions[0].CurrentLeaderEpoch = tc.epoch
+		if code := ldr.send(fr).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; code != tc.want {
+			t.Fatalf("fetch with epoch %d (current %d): error %d, want %d", tc.epoch, epoch, code, tc.want)
+		}
+	}
 }

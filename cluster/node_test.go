@@ -155,3 +155,40 @@ func TestRaftClusterControllerFailover(t *testing.T) {
 		return st.Topics["after"] != nil && st.Alive(int32(oldID))
 	})
 }
+
+// The first three nodes become voters, later ones non-voters.
+func TestFourthNodeJoinsAsNonVoter(t *testing.T) {
+	members := &testMembers{m: map[string]Member{}}
+	var nodes []*testNode
+	for i := 1; i <= 4; i++ {
+		tn := &testNode{name: fmt.Sprintf("node-%d", i), addr: freeAddr(t), dir: t.TempDir()}
+		members.m[tn.name] = Member{Name: tn.name, Alive: true, Tags: map[string]string{TagID: strconv.Itoa(i), TagKafka: "127.0.0.1:1", TagRaft: tn.addr}}
+		nodes = append(nodes, tn)
+	}
+	for i, tn := range nodes {
+		startNode(t, tn, i == 0, members)
+	}
+	defer func() {
+		for _, tn := range nodes {
+			tn.stop()
+		}
+	}()
+	testutil.Eventually(t, "four Raft servers", func() bool {
+		l := leaderOf(nodes)
+		if l == nil {
+			return false
+		}
+		s, err := l.node.Servers()
+		return err == nil && len(s) == 4
+	})
+	s, _ := leaderOf(nodes).node.Servers()
+	voters := 0
+	for _, v := range s {
+		if v {
+			voters++
+		}
+	}
+	if voters != 3 {
+		t.Fatalf("%d voters among %v, want 3", voters, s)
+	}
+}

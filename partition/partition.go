@@ -80,6 +80,9 @@ func Open(cfg Config) (*Partition, error) {
 	}
 	p := &Partition{cfg: cfg, log: l, producers: map[int64]*producerState{}, logGen: l.Generation(), epochs: epochs, notifyChange: notifyChange}
 	p.leaderEpoch.Store(max(epochs.latest(), 0))
+	if cfg.Replicated {
+		p.hw.Store(min(loadHighWatermark(cfg.Dir), l.LogEndOffset()))
+	}
 	self.Store(p)
 	if err := p.rebuildProducersLocked(); err != nil {
 		_ = l.Close()
@@ -266,5 +269,11 @@ func (p *Partition) OffsetFor(ts int64) (int64, error) {
 	return off, nil
 }
 
-// Close closes the log.
-func (p *Partition) Close() error { return p.log.Close() }
+// Close checkpoints the high watermark and closes the log.
+func (p *Partition) Close() error {
+	var err error
+	if p.cfg.Replicated {
+		err = saveHighWatermark(p.cfg.Dir, p.hw.Load())
+	}
+	return errors.Join(err, p.log.Close())
+}

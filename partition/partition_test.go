@@ -175,3 +175,33 @@ func TestFollowerTruncatesAtDivergence(t *testing.T) {
 		t.Fatalf("after reopen, end of epoch 0: %d %d", e, end)
 	}
 }
+
+func TestHighWatermarkCheckpoint(t *testing.T) {
+	lc := storage.DefaultConfig()
+	lc.Logger = slog.New(slog.DiscardHandler)
+	dir := t.TempDir()
+	p, err := Open(Config{Topic: "t", Dir: dir, Log: lc, Replicated: true, Logger: lc.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.BecomeLeader(1); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := p.Append(plain("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.SetHighWatermark(2)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p, err = Open(Config{Topic: "t", Dir: dir, Log: lc, Replicated: true, Logger: lc.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if hw := p.HighWatermark(); hw != 2 {
+		t.Fatalf("high watermark after reopen %d, want 2", hw)
+	}
+}
