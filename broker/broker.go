@@ -113,14 +113,20 @@ func (b *Broker) partitionDir(name string, id int32) string {
 }
 
 func (b *Broker) openPartition(t *topic, id int32) (*partition.Partition, error) {
-	lc, err := b.logConfig(t.configs)
+	return b.openLocal(t.name, id, t.configs, false)
+}
+
+// openLocal opens this broker's replica of a partition with the topic's
+// configs; replicated replicas take their high watermark from replication.
+func (b *Broker) openLocal(topic string, id int32, configs map[string]string, replicated bool) (*partition.Partition, error) {
+	lc, err := b.logConfig(configs)
 	if err != nil {
 		return nil, err
 	}
-	lc.Logger = b.log.With("topic", t.name, "partition", id)
+	lc.Logger = b.log.With("topic", topic, "partition", id)
 	lc.OnChange = b.changed.Broadcast
-	return partition.Open(partition.Config{Topic: t.name, Partition: id, Dir: b.partitionDir(t.name, id),
-		Log: lc, SyncAcks: b.cfg.SyncAcks, Logger: lc.Logger})
+	return partition.Open(partition.Config{Topic: topic, Partition: id, Dir: b.partitionDir(topic, id),
+		Log: lc, SyncAcks: b.cfg.SyncAcks, Replicated: replicated, Logger: lc.Logger})
 }
 
 // Start opens the Kafka listener and the retention loop.

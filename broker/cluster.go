@@ -66,7 +66,9 @@ type clusterParts struct {
 	pidNext   int64
 	pidEnd    int64
 
-	ready atomic.Bool // metadata caught up with the local Raft log
+	ready   atomic.Bool // metadata caught up with the local Raft log
+	paused  bool        // replication held back (tests); applies to new fetchers too (mu)
+	closing bool        // stopCluster began: no new fetchers or proposals (mu)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -108,6 +110,7 @@ func (b *Broker) startRaft() error {
 		if err := cl.node.WaitCaughtUp(cl.stop); err == nil {
 			cl.ready.Store(true)
 			b.changed.Broadcast()
+			b.reconcile()
 		}
 	}()
 	return nil
@@ -125,7 +128,8 @@ func (b *Broker) startMembership() error {
 	serfAdv := cc.AdvertiseHost
 	mcfg := membership.DefaultConfig()
 	mcfg.NodeName, mcfg.BindAddr, mcfg.AdvertiseAddr, mcfg.Peers, mcfg.Fast, mcfg.Logger = b.cfg.NodeID, cc.SerfAddr, serfAdv, cc.Peers, cc.Fast, b.log
-	mcfg.Tags = map[string]string{cluster.TagID: strconv.Itoa(int(b.nodeID)), cluster.TagKafka: net.JoinHostPort(host, strconv.Itoa(int(port))), cluster.TagRaft: raftAdv}
+	mcfg.Tags = map[string]string{cluster.TagID: strconv.Itoa(int(b.nodeID)), cluster.TagKafka: net.JoinHostPort(host, strconv.Itoa(int(port))),
+		cluster.TagRaft: raftAdv, cluster.TagIncarnation: newClusterID()[:16]}
 	cl.members, err = membership.New(mcfg)
 	if err != nil {
 		_ = cl.node.Shutdown()
@@ -196,10 +200,18 @@ func (b *Broker) reconcileLoop() {
 }
 
 func (b *Broker) reconcile() {
-	st := b.cl.fsm.State()
 	cl := b.cl
+	if !cl.ready.Load() {
+		// Roles from a half-replayed log (a snapshot's old epochs) could
+		// truncate committed records: wait for the replay.
+		return
+	}
+	st := cl.fsm.State()
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
+	if cl.closing {
+		return
+	}
 	want := map[partKey]bool{}
 	for _, name := range st.TopicNames() {
 		t := st.Topics[name]
@@ -260,14 +272,7 @@ func minISR(t *cluster.Topic, rf int) int {
 }
 
 func (b *Broker) openReplica(t *cluster.Topic, id int32) (*partition.Partition, error) {
-	lc, err := b.logConfig(t.Configs)
-	if err != nil {
-		return nil, err
-	}
-	lc.Logger = b.log.With("topic", t.Name, "partition", id)
-	lc.OnChange = b.changed.Broadcast
-	return partition.Open(partition.Config{Topic: t.Name, Partition: id, Dir: b.partitionDir(t.Name, id),
-		Log: lc, SyncAcks: b.cfg.SyncAcks, Replicated: true, Logger: lc.Logger})
+	return b.openLocal(t.Name, id, t.Configs, true)
 }
 
 // followLocked points the partition's fetch at its leader. Caller holds cl.mu.
@@ -289,6 +294,7 @@ func (b *Broker) followLocked(k partKey, p *partition.Partition, r partition.Rol
 	}
 	if f == nil {
 		f = replication.NewFetcher(b.nodeID, r.LeaderID, leader.KafkaAddr, cl.cfg.ReplicaFetchBytes, b.log)
+		f.Pause(cl.paused)
 		cl.fetchers[r.LeaderID] = f
 	}
 	for id, other := range cl.fetchers {
@@ -303,6 +309,29 @@ func (b *Broker) unfollowLocked(k partKey) {
 	for _, f := range b.cl.fetchers {
 		f.Unfollow(k)
 	}
+}
+
+// pauseReplication holds this broker's fetching back, or lets it go on.
+// Tests use it to give a leader records its followers do not have.
+func (b *Broker) pauseReplication(paused bool) {
+	b.cl.mu.Lock()
+	defer b.cl.mu.Unlock()
+	b.cl.paused = paused
+	for _, f := range b.cl.fetchers {
+		f.Pause(paused)
+	}
+}
+
+// replicationParked reports whether every fetcher is paused and idle.
+func (b *Broker) replicationParked() bool {
+	b.cl.mu.Lock()
+	defer b.cl.mu.Unlock()
+	for _, f := range b.cl.fetchers {
+		if !f.Parked() {
+			return false
+		}
+	}
+	return true
 }
 
 // isrLoop drops lagging followers from the ISRs this broker leads.
@@ -322,8 +351,8 @@ func (b *Broker) isrLoop() {
 			}
 			b.cl.mu.Unlock()
 			for k, p := range parts {
-				if isr := p.LaggingISR(now, b.cl.cfg.ReplicaLagMax); isr != nil {
-					b.proposeISR(k, p, isr)
+				if prop := p.LaggingISR(now, b.cl.cfg.ReplicaLagMax); prop != nil {
+					b.proposeISR(k, p, prop)
 				}
 			}
 		}
@@ -332,18 +361,19 @@ func (b *Broker) isrLoop() {
 
 // proposeISR sends an ISR change to the controller, one at a time per
 // partition; the metadata update that follows sets the new role.
-func (b *Broker) proposeISR(k partKey, p *partition.Partition, isr []int32) {
+func (b *Broker) proposeISR(k partKey, p *partition.Partition, prop *partition.ISRProposal) {
 	cl := b.cl
 	cl.mu.Lock()
-	if cl.proposing[k] {
+	if cl.proposing[k] || cl.closing {
 		cl.mu.Unlock()
 		return
 	}
 	cl.proposing[k] = true
+	cl.wg.Add(1) // under mu, so it never races stopCluster's Wait
 	cl.mu.Unlock()
 	r := p.Role()
-	change := protocol.ISRChange{Topic: k.Topic, Partition: k.Partition, Leader: b.nodeID, LeaderEpoch: r.Epoch, PartitionEpoch: r.PartitionEpoch, ISR: isr}
-	cl.wg.Add(1)
+	isr := prop.ISR
+	change := protocol.ISRChange{Topic: k.Topic, Partition: k.Partition, Leader: b.nodeID, LeaderEpoch: r.Epoch, PartitionEpoch: prop.PartitionEpoch, ISR: isr}
 	go func() {
 		defer cl.wg.Done()
 		defer func() {
@@ -440,8 +470,18 @@ func (b *Broker) toControllerOnce(ctx context.Context, req kmsg.Request) (kmsg.R
 func (b *Broker) stopCluster(graceful bool) error {
 	cl := b.cl
 	var err error
+	cl.mu.Lock()
+	cl.closing = true
+	cl.mu.Unlock()
 	close(cl.stop)
 	cl.ctrl.Stop()
+	if graceful {
+		err = errors.Join(err, cl.members.Leave())
+	} else {
+		err = errors.Join(err, cl.members.Shutdown())
+	}
+	cl.wg.Wait()
+	// The loops have stopped: nothing makes fetchers or clients any more.
 	cl.mu.Lock()
 	for _, f := range cl.fetchers {
 		f.Close()
@@ -450,12 +490,6 @@ func (b *Broker) stopCluster(graceful bool) error {
 		_ = c.Close()
 	}
 	cl.mu.Unlock()
-	if graceful {
-		err = errors.Join(err, cl.members.Leave())
-	} else {
-		err = errors.Join(err, cl.members.Shutdown())
-	}
-	cl.wg.Wait()
 	err = errors.Join(err, cl.node.Shutdown())
 	cl.mu.Lock()
 	for k, p := range cl.parts {

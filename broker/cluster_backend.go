@@ -281,8 +281,8 @@ func (b *Broker) ReplicaFetched(topic string, id int32, replica int32, fetchOffs
 	if p == nil {
 		return
 	}
-	if isr := p.ReplicaFetched(replica, fetchOffset, time.Now()); isr != nil {
-		b.proposeISR(k, p, isr)
+	if prop := p.ReplicaFetched(replica, fetchOffset, time.Now()); prop != nil {
+		b.proposeISR(k, p, prop)
 	}
 }
 

@@ -199,18 +199,22 @@ func TestClusterNotEnoughReplicas(t *testing.T) {
 	checkRecords(t, consumeCluster(t, tc, "strict", 1), []string{"y"})
 }
 
-// A leader with an uncommitted tail (its followers died before fetching it)
-// dies too; the followers come back and one leads a new epoch with its own
+// A leader whose followers have not fetched its latest records (its own
+// acks=1 tail) dies; a follower leads a new epoch and writes its own
 // records; the old leader returns as a follower: it truncates exactly at
 // the divergence, and every replica is byte-identical below the high
 // watermark.
 func TestClusterDivergentTailTruncated(t *testing.T) {
 	tc := startCluster(t, 3)
-	// A long lag time keeps the dead followers in the ISR, so one of them
-	// can be elected later.
+	// A long lag time keeps the paused followers in the ISR.
 	for i := range tc.cfgs {
 		tc.cfgs[i].Cluster.ReplicaLagMax = time.Minute
 	}
+	for i := range tc.brokers {
+		tc.kill(i)
+		tc.start(i)
+	}
+	tc.waitBrokers(3)
 	tc.createTopic("div", 1, 3, nil)
 	leader, _ := tc.partitionInfo("div", 0)
 	li := tc.index(leader)
@@ -220,10 +224,10 @@ func TestClusterDivergentTailTruncated(t *testing.T) {
 	for i := range tc.brokers {
 		if i != li {
 			followers = append(followers, i)
+			testutil.Eventually(t, "the follower to have the committed records", func() bool { return tc.replica(i, "div", 0).LogEndOffset() == 20 })
+			tc.brokers[i].pauseReplication(true)
+			testutil.Eventually(t, "the follower's fetches to stop", tc.brokers[i].replicationParked)
 		}
-	}
-	for _, i := range followers {
-		tc.kill(i)
 	}
 	// acks=1 writes the leader alone: an uncommitted tail.
 	one := tc.client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.ProducerLinger(0))
@@ -233,13 +237,13 @@ func TestClusterDivergentTailTruncated(t *testing.T) {
 		t.Fatalf("old leader end %d hw %d, want 25 and 20", old.LogEndOffset(), old.HighWatermark())
 	}
 	tc.kill(li)
-	for _, i := range followers {
-		tc.start(i)
-	}
 	testutil.Eventually(t, "a follower to lead", func() bool {
 		l, _ := tc.partitionInfo("div", 0)
 		return l >= 0 && l != leader
 	})
+	for _, i := range followers {
+		tc.brokers[i].pauseReplication(false)
+	}
 	after := values(7, "new")
 	produceValues(t, tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0), kgo.DisableIdempotentWrite()), "div", after)
 	tc.start(li)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ func startCluster(t *testing.T, n int) *testCluster {
 		tc.cfgs[i] = cfg
 	}
 	for i := range n {
-		tc.start(i)
+		tc.startFresh(i)
 	}
 	t.Cleanup(func() {
 		for _, b := range tc.brokers {
@@ -78,6 +79,29 @@ func startCluster(t *testing.T, n int) *testCluster {
 	})
 	tc.waitBrokers(n)
 	return tc
+}
+
+// startFresh starts a node for the first time. Ports were found free and
+// released, so another process may have taken one meanwhile: then the
+// node gets new ones (its peers still find it through the others).
+func (tc *testCluster) startFresh(i int) {
+	tc.t.Helper()
+	for attempt := 0; ; attempt++ {
+		b, err := New(tc.cfgs[i])
+		if err == nil {
+			err = b.Start()
+		}
+		if err == nil {
+			tc.brokers[i] = b
+			return
+		}
+		if attempt == 4 || !strings.Contains(err.Error(), "address already in use") {
+			tc.t.Fatal(err)
+		}
+		tc.cfgs[i].ListenAddr = freeTCP(tc.t)
+		tc.cfgs[i].Cluster.SerfAddr = freeSerf(tc.t)
+		tc.cfgs[i].Cluster.RaftAddr = freeTCP(tc.t)
+	}
 }
 
 func (tc *testCluster) start(i int) {

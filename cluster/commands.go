@@ -59,10 +59,11 @@ func NewCommand(typ string, body any) ([]byte, error) {
 
 // RegisterBroker records a broker's addresses and marks it alive.
 type RegisterBroker struct {
-	ID        int32  `json:"id"`
-	Name      string `json:"name"`
-	KafkaAddr string `json:"kafka_addr"`
-	RaftAddr  string `json:"raft_addr"`
+	ID          int32  `json:"id"`
+	Name        string `json:"name"`
+	KafkaAddr   string `json:"kafka_addr"`
+	RaftAddr    string `json:"raft_addr"`
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // BrokerStatus marks a broker alive or not.
@@ -133,7 +134,10 @@ func (s *State) apply(c Command) (any, error) {
 		if err := decode(&b); err != nil {
 			return nil, err
 		}
-		s.Brokers[b.ID] = &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true}
+		if prev := s.Brokers[b.ID]; prev != nil && (!prev.Alive || prev.Incarnation != b.Incarnation) {
+			s.fence(b.ID) // it was down or restarted: it rejoins ISRs by catching up
+		}
+		s.Brokers[b.ID] = &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true, Incarnation: b.Incarnation}
 		return nil, nil
 	case CmdBrokerStatus:
 		var b BrokerStatus
@@ -141,6 +145,9 @@ func (s *State) apply(c Command) (any, error) {
 			return nil, err
 		}
 		if br, ok := s.Brokers[b.ID]; ok {
+			if br.Alive && !b.Alive {
+				s.fence(b.ID)
+			}
 			br.Alive = b.Alive
 		}
 		return nil, nil

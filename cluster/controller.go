@@ -23,6 +23,10 @@ const (
 	TagID    = "id"    // Kafka broker id
 	TagKafka = "kafka" // advertised Kafka host:port
 	TagRaft  = "raft"  // Raft host:port
+	// TagIncarnation changes every time a broker process starts: a
+	// broker that restarted (perhaps with an empty disk) is taken out of
+	// the ISRs until it has caught up again.
+	TagIncarnation = "incarnation"
 )
 
 // Controller runs on every node and acts while its node is the Raft leader.
@@ -116,8 +120,9 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			continue // not an mlog broker, or not yet tagged
 		}
 		b := st.Brokers[int32(id)]
-		if b == nil || !b.Alive || b.KafkaAddr != m.Tags[TagKafka] || b.RaftAddr != m.Tags[TagRaft] || b.Name != m.Name {
-			if _, err := c.node.Apply(ctx, CmdRegisterBroker, RegisterBroker{ID: int32(id), Name: m.Name, KafkaAddr: m.Tags[TagKafka], RaftAddr: m.Tags[TagRaft]}); err != nil {
+		if b == nil || !b.Alive || b.KafkaAddr != m.Tags[TagKafka] || b.RaftAddr != m.Tags[TagRaft] || b.Name != m.Name || b.Incarnation != m.Tags[TagIncarnation] {
+			if _, err := c.node.Apply(ctx, CmdRegisterBroker, RegisterBroker{ID: int32(id), Name: m.Name, KafkaAddr: m.Tags[TagKafka],
+				RaftAddr: m.Tags[TagRaft], Incarnation: m.Tags[TagIncarnation]}); err != nil {
 				return err
 			}
 			c.log.Info("broker registered", "broker", m.Name, "id", id, "kafka", m.Tags[TagKafka])

@@ -216,6 +216,9 @@ func (n *Node) AddServer(name, addr string, voter bool) error {
 	return f.Error()
 }
 
+// Snapshot takes a Raft snapshot now (Raft also takes them by itself).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
 // TransferLeadership hands the controller role to another voter.
 func (n *Node) TransferLeadership() error { return n.raft.LeadershipTransfer().Error() }
 

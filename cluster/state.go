@@ -26,6 +26,8 @@ type Broker struct {
 	KafkaAddr string `json:"kafka_addr"` // advertised host:port
 	RaftAddr  string `json:"raft_addr"`
 	Alive     bool   `json:"alive"`
+	// Incarnation identifies the broker's current process (a Serf tag).
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // TopicID is a topic's UUID.
@@ -92,6 +94,33 @@ func (s *State) TopicNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// fence takes a broker that died or restarted out of every ISR it shares
+// with others (it may have lost records, or its disk), and out of the
+// leadership of those partitions (the controller elects again from the
+// rest). A partition whose ISR is that broker alone keeps it: nobody else
+// has all its records.
+func (s *State) fence(id int32) {
+	for _, t := range s.Topics {
+		for i := range t.Partitions {
+			p := &t.Partitions[i]
+			if !slices.Contains(p.ISR, id) || len(p.ISR) == 1 {
+				if p.Leader == id && len(p.ISR) == 1 {
+					p.Leader = NoLeader
+					p.LeaderEpoch++
+					p.PartitionEpoch++
+				}
+				continue
+			}
+			p.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
+			if p.Leader == id {
+				p.Leader = NoLeader
+				p.LeaderEpoch++
+			}
+			p.PartitionEpoch++
+		}
+	}
 }
 
 // Alive reports whether a broker is registered and alive.

@@ -41,8 +41,9 @@ type Role struct {
 	LagMax time.Duration
 }
 
-// Leader reports whether the role is leadership.
-func (r Role) Leader() bool { return r.LeaderID == r.Self }
+// Leader reports whether the role is leadership. Epochs start at 1: the
+// zero Role (no metadata yet) leads nothing.
+func (r Role) Leader() bool { return r.LeaderID == r.Self && r.Epoch > 0 }
 
 type follower struct {
 	leo         int64     // the follower's log end, from its fetch offset
@@ -59,17 +60,34 @@ type roleState struct {
 	roleMu    sync.Mutex
 	role      Role
 	followers map[int32]*follower
+	// pending holds followers proposed for the ISR and not yet in it: the
+	// high watermark waits for them too (Kafka's "maximal ISR"), so that
+	// once the controller adds them they hold everything below it.
+	pending []int32
 }
 
 // SetRole applies the metadata's view of this replica. A new leader epoch
 // makes it lead (recording the epoch) or follow; an ISR or replica change
 // updates what the leader tracks.
 func (p *Partition) SetRole(r Role) error {
+	if r.Epoch < p.LatestEpoch() {
+		// Metadata older than this replica's log (a restart replaying a
+		// snapshot): acting on it could truncate newer epochs away.
+		return nil
+	}
 	p.roleMu.Lock()
 	old := p.role
+	if r.Epoch < old.Epoch || (r.Epoch == old.Epoch && r.PartitionEpoch < old.PartitionEpoch) {
+		p.roleMu.Unlock()
+		return nil // stale
+	}
 	p.role = r
 	p.role.Replicas, p.role.ISR = slices.Clone(r.Replicas), slices.Clone(r.ISR)
+	p.pending = slices.DeleteFunc(p.pending, func(id int32) bool { return slices.Contains(r.ISR, id) })
 	newEpoch := old.Epoch != r.Epoch || old.LeaderID != r.LeaderID || p.followers == nil
+	if newEpoch {
+		p.pending = nil
+	}
 	if r.Leader() && newEpoch {
 		now := time.Now()
 		p.followers = map[int32]*follower{}
@@ -82,6 +100,7 @@ func (p *Partition) SetRole(r Role) error {
 		}
 	}
 	p.roleMu.Unlock()
+	p.hwChanged.Broadcast() // acks=all waiters re-check leadership and ISR
 	if !newEpoch {
 		p.updateHighWatermark()
 		return nil
@@ -148,11 +167,23 @@ func (p *Partition) CheckMinISR() error {
 	return nil
 }
 
+// ISRProposal is an ISR a leader wants, with the partition epoch it was
+// computed under (the controller refuses it if the epoch moved on).
+type ISRProposal struct {
+	ISR            []int32
+	PartitionEpoch int32
+}
+
 // ReplicaFetched records a follower's fetch at fetchOffset (its log end)
 // and returns the ISR the leader should propose when the follower has
-// caught up and is not in it yet (nil otherwise).
-func (p *Partition) ReplicaFetched(replica int32, fetchOffset int64, now time.Time) []int32 {
+// caught up and is not in it yet (nil otherwise). An offset above the
+// leader's end (a follower holding a tail the leader does not have) is not
+// progress and is not recorded.
+func (p *Partition) ReplicaFetched(replica int32, fetchOffset int64, now time.Time) *ISRProposal {
 	leaderEnd := p.log.LogEndOffset()
+	if fetchOffset > leaderEnd {
+		return nil
+	}
 	epochStart := p.epochStart(p.leaderEpoch.Load()) // takes mu: before roleMu
 	p.roleMu.Lock()
 	f := p.followers[replica]
@@ -168,11 +199,14 @@ func (p *Partition) ReplicaFetched(replica int32, fetchOffset int64, now time.Ti
 		f.everFetched = true
 	}
 	f.leaderEndAt = leaderEnd
-	var propose []int32
+	var propose *ISRProposal
 	// A follower joins the ISR once it has everything up to the high
 	// watermark and is inside the current leader epoch.
 	if !slices.Contains(p.role.ISR, replica) && fetchOffset >= p.hw.Load() && fetchOffset >= epochStart {
-		propose = append(slices.Clone(p.role.ISR), replica)
+		if !slices.Contains(p.pending, replica) {
+			p.pending = append(p.pending, replica)
+		}
+		propose = &ISRProposal{ISR: append(slices.Clone(p.role.ISR), p.pending...), PartitionEpoch: p.role.PartitionEpoch}
 	}
 	p.roleMu.Unlock()
 	p.updateHighWatermark()
@@ -194,7 +228,7 @@ func (p *Partition) epochStart(epoch int32) int64 {
 
 // LaggingISR returns the ISR without followers that have not caught up in
 // lagMax (replica.lag.time.max.ms), or nil when none lag.
-func (p *Partition) LaggingISR(now time.Time, lagMax time.Duration) []int32 {
+func (p *Partition) LaggingISR(now time.Time, lagMax time.Duration) *ISRProposal {
 	p.roleMu.Lock()
 	defer p.roleMu.Unlock()
 	if !p.role.Leader() {
@@ -213,7 +247,7 @@ func (p *Partition) LaggingISR(now time.Time, lagMax time.Duration) []int32 {
 	if !dropped {
 		return nil
 	}
-	return keep
+	return &ISRProposal{ISR: keep, PartitionEpoch: p.role.PartitionEpoch}
 }
 
 // updateHighWatermark moves a leader's high watermark to the smallest log
@@ -233,7 +267,7 @@ func (p *Partition) updateHighWatermark() {
 		return
 	}
 	hw := end
-	for _, id := range p.role.ISR {
+	for _, id := range append(slices.Clone(p.role.ISR), p.pending...) {
 		if id == p.role.Self {
 			continue
 		}
@@ -245,7 +279,5 @@ func (p *Partition) updateHighWatermark() {
 		hw = min(hw, f.leo)
 	}
 	p.roleMu.Unlock()
-	if hw > p.hw.Load() {
-		p.SetHighWatermark(hw)
-	}
+	p.SetHighWatermark(hw)
 }

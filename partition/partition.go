@@ -184,7 +184,7 @@ func (p *Partition) WaitAck(ctx context.Context, a Appended, acks int16) (Produc
 		}
 	}
 	if p.cfg.Replicated && acks == -1 {
-		if err := p.waitHighWatermark(ctx, a.res.LastOffset); err != nil {
+		if err := p.waitHighWatermark(ctx, a.res); err != nil {
 			return ProduceResult{}, err
 		}
 	}
@@ -196,15 +196,28 @@ func (p *Partition) WaitAck(ctx context.Context, a Appended, acks int16) (Produc
 // another): the producer must retry.
 var ErrTruncatedBeforeCommit = errors.New("partition: batch truncated before it was committed")
 
-func (p *Partition) waitHighWatermark(ctx context.Context, last int64) error {
-	gen := p.log.Generation()
+// ErrNotEnoughReplicasAfterAppend means the batch was written but the ISR
+// fell below min.insync.replicas before it was committed
+// (NOT_ENOUGH_REPLICAS_AFTER_APPEND): the producer must retry.
+var ErrNotEnoughReplicasAfterAppend = errors.New("partition: not enough in-sync replicas after append")
+
+// waitHighWatermark waits until the batch is committed: the high watermark
+// passed it while this replica still leads, the batch is still the one at
+// its offsets, and the ISR still meets min.insync.replicas.
+func (p *Partition) waitHighWatermark(ctx context.Context, res storage.AppendResult) error {
 	for {
 		ch := p.hwChanged.Wait()
-		if p.hw.Load() > last {
-			return nil
-		}
-		if p.log.Generation() != gen && p.log.LogEndOffset() <= last {
+		if p.log.Truncated(res) {
 			return ErrTruncatedBeforeCommit
+		}
+		if err := p.CheckLeader(-1); err != nil {
+			return err // leadership moved: the new leader decides
+		}
+		if p.hw.Load() > res.LastOffset {
+			if p.CheckMinISR() != nil {
+				return ErrNotEnoughReplicasAfterAppend
+			}
+			return nil
 		}
 		select {
 		case <-ch:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mlog/mlog/storage"
 	"github.com/mlog/mlog/storage/batch/batchtest"
@@ -184,7 +185,7 @@ func TestHighWatermarkCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.BecomeLeader(1); err != nil {
+	if err := p.SetRole(Role{Self: 1, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}, MinISR: 1}); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
@@ -192,7 +193,10 @@ func TestHighWatermarkCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p.SetHighWatermark(2)
+	p.ReplicaFetched(2, 2, time.Now()) // the follower has 0..1: HW 2
+	if hw := p.HighWatermark(); hw != 2 {
+		t.Fatalf("high watermark %d, want 2", hw)
+	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}

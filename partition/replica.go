@@ -101,14 +101,22 @@ func (p *Partition) ResetTo(offset int64) error {
 	return p.epochs.reset()
 }
 
-// SetHighWatermark moves the high watermark (replicated mode): the leader
-// sets min LEO over the ISR, a follower what the leader said.
+// SetHighWatermark raises the high watermark (replicated mode): the leader
+// to min LEO over the ISR, a follower to what the leader said. It never
+// lowers it; only truncation does.
 func (p *Partition) SetHighWatermark(hw int64) {
-	if old := p.hw.Swap(hw); old != hw {
-		p.hwChanged.Broadcast()
-		if p.notifyChange != nil {
-			p.notifyChange()
+	for {
+		old := p.hw.Load()
+		if hw <= old {
+			return
 		}
+		if p.hw.CompareAndSwap(old, hw) {
+			break
+		}
+	}
+	p.hwChanged.Broadcast()
+	if p.notifyChange != nil {
+		p.notifyChange()
 	}
 }
 

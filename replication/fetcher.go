@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -36,6 +37,9 @@ type Fetcher struct {
 	maxWait  time.Duration
 	log      *slog.Logger
 
+	paused atomic.Bool // tests hold replication back to build divergent logs
+	parked atomic.Bool // paused, with no fetch in flight
+
 	mu    sync.Mutex
 	parts map[Key]*followed
 	wake  chan struct{}
@@ -51,6 +55,16 @@ func NewFetcher(self, leader int32, addr string, maxBytes int32, logger *slog.Lo
 	go f.run()
 	return f
 }
+
+// Pause stops (or resumes) fetching without forgetting the partitions.
+// A fetch in flight still completes; Parked tells when none is.
+func (f *Fetcher) Pause(paused bool) {
+	f.paused.Store(paused)
+	f.poke()
+}
+
+// Parked reports whether the fetcher is paused with no fetch in flight.
+func (f *Fetcher) Parked() bool { return f.parked.Load() }
 
 // Addr is the leader's address.
 func (f *Fetcher) Addr() string { return f.client.Addr() }
@@ -126,12 +140,14 @@ func (f *Fetcher) run() {
 			}
 		}
 		parts := f.snapshot()
-		if len(parts) == 0 {
+		if len(parts) == 0 || f.paused.Load() {
+			f.parked.Store(f.paused.Load())
 			select {
 			case <-f.stop:
 				return
 			case <-f.wake:
 			}
+			f.parked.Store(false)
 			continue
 		}
 		err := f.round(ctx, parts)
@@ -151,8 +167,13 @@ func (f *Fetcher) run() {
 func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) error {
 	for k, fp := range parts {
 		if fp.truncate {
+			// One partition's trouble (a leader not ready for its epoch
+			// yet) must not stop the others: it is retried next round.
 			if err := f.truncate(ctx, k, fp); err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				f.log.Debug("truncation check failed", "topic", k.Topic, "partition", k.Partition, "err", err)
 			}
 		}
 	}
@@ -215,10 +236,17 @@ func (f *Fetcher) apply(k Key, fp *followed, rp kmsg.FetchResponseTopicPartition
 	switch err := kerr.ErrorForCode(rp.ErrorCode); {
 	case err == nil:
 	case errors.Is(err, kerr.OffsetOutOfRange):
-		// Our end is below the leader's log start (retention moved it):
-		// start again where the leader's log starts.
+		// Below the leader's log start (retention moved it): start again
+		// where the leader's log starts. Above its end: this replica holds
+		// a tail the leader lacks; cut back to what the leader has
+		// committed and find the divergence again.
 		if fp.p.LogEndOffset() < rp.LogStartOffset {
 			return fp.p.ResetTo(rp.LogStartOffset)
+		}
+		if rp.HighWatermark >= 0 && rp.HighWatermark < fp.p.LogEndOffset() {
+			if terr := fp.p.TruncateTo(rp.HighWatermark); terr != nil {
+				return terr
+			}
 		}
 		f.markTruncate(k)
 		return err

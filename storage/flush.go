@@ -111,6 +111,26 @@ func (l *Log) syncFailedLocked(err error) {
 	}
 }
 
+// Truncated reports whether batches at or below r's offsets were cut from
+// the log since r was appended (so an offset of r may now hold something
+// else).
+func (l *Log) Truncated(r AppendResult) bool {
+	if l.gen.Load() == r.gen {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.truncs) == 0 || l.truncs[0].gen > r.gen+1 {
+		return true // history lost: assume the worst
+	}
+	for _, t := range l.truncs {
+		if t.gen > r.gen && t.at <= r.LastOffset {
+			return true
+		}
+	}
+	return false
+}
+
 // errPending means a durability wait must go on.
 var errPending = errors.New("storage: pending")
 

@@ -40,12 +40,16 @@ func (f *topicFlags) common(cmd *cobra.Command, withTopic bool) {
 	}
 }
 
-func (f *topicFlags) admin() (*kgo.Client, *kadm.Client, error) {
+// run calls fn with an admin client on --addrs, within --timeout.
+func (f *topicFlags) run(cmd *cobra.Command, fn func(ctx context.Context, cl *kgo.Client, adm *kadm.Client) error) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(f.addrs, ",")...), kgo.MetadataMinAge(250*time.Millisecond))
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	return cl, kadm.NewClient(cl), nil
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+	defer cancel()
+	return fn(ctx, cl, kadm.NewClient(cl))
 }
 
 func (f *topicFlags) needTopic() error {
@@ -73,22 +77,17 @@ func topicCreateCmd() *cobra.Command {
 				}
 				configs[k] = &v
 			}
-			cl, adm, err := f.admin()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			res, err := adm.CreateTopic(ctx, f.partitions, f.replicas, configs, f.topic)
-			if err == nil {
-				err = res.Err
-			}
-			if err != nil {
-				return fmt.Errorf("create topic %q: %w", f.topic, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created topic %q: partitions=%d replicas=%d\n", f.topic, res.NumPartitions, res.ReplicationFactor)
-			return nil
+			return f.run(cmd, func(ctx context.Context, _ *kgo.Client, adm *kadm.Client) error {
+				res, err := adm.CreateTopic(ctx, f.partitions, f.replicas, configs, f.topic)
+				if err == nil {
+					err = res.Err
+				}
+				if err != nil {
+					return fmt.Errorf("create topic %q: %w", f.topic, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "created topic %q: partitions=%d replicas=%d\n", f.topic, res.NumPartitions, res.ReplicationFactor)
+				return nil
+			})
 		},
 	}
 	f.common(cmd, true)
@@ -108,22 +107,17 @@ func topicDeleteCmd() *cobra.Command {
 			if err := f.needTopic(); err != nil {
 				return err
 			}
-			cl, adm, err := f.admin()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			res, err := adm.DeleteTopic(ctx, f.topic)
-			if err == nil {
-				err = res.Err
-			}
-			if err != nil {
-				return fmt.Errorf("delete topic %q: %w", f.topic, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %q\n", f.topic)
-			return nil
+			return f.run(cmd, func(ctx context.Context, _ *kgo.Client, adm *kadm.Client) error {
+				res, err := adm.DeleteTopic(ctx, f.topic)
+				if err == nil {
+					err = res.Err
+				}
+				if err != nil {
+					return fmt.Errorf("delete topic %q: %w", f.topic, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %q\n", f.topic)
+				return nil
+			})
 		},
 	}
 	f.common(cmd, true)
@@ -141,14 +135,9 @@ func topicListCmd() *cobra.Command {
 followers; leo is each replica's log end offset, asked of that broker.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, adm, err := f.admin()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			return listTopics(ctx, cmd.OutOrStdout(), cl, adm)
+			return f.run(cmd, func(ctx context.Context, cl *kgo.Client, adm *kadm.Client) error {
+				return listTopics(ctx, cmd.OutOrStdout(), cl, adm)
+			})
 		},
 	}
 	f.common(cmd, false)
