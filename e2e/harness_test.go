@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -81,17 +82,38 @@ func (s *server) logs() string {
 // it accepts connections.
 func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
+	// Ports chosen here were free a moment ago; another process may take
+	// one before the server binds it. Then the server is started again on
+	// new ones. Ports the caller chose are kept.
+	for attempt := 0; ; attempt++ {
+		s, taken := tryStartServer(t, env, args)
+		if !taken {
+			return s
+		}
+		if attempt == 4 {
+			t.Fatalf("ports kept being taken:\n%s", s.logs())
+		}
+	}
+}
+
+func tryStartServer(t *testing.T, env []string, args []string) (*server, bool) {
+	t.Helper()
+	args = slices.Clone(args)
 	port := freePort(t)
+	own := false
 	if i := slices.Index(args, "--rpc-port"); i >= 0 && i+1 < len(args) {
 		port, _ = strconv.Atoi(args[i+1])
 	} else {
 		args = append(args, "--rpc-port", strconv.Itoa(port))
+		own = true
 	}
 	if !slices.Contains(args, "--bind-addr") {
 		args = append(args, "--bind-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		own = true
 	}
 	if !slices.Contains(args, "--raft-addr") {
 		args = append(args, "--raft-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		own = true
 	}
 	cmd := exec.Command(bin(t, "server"), args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -113,11 +135,14 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 		c, err := net.DialTimeout("tcp", s.addr, time.Second)
 		if err == nil {
 			c.Close()
-			return s
+			return s, false
 		}
 		select {
 		case err := <-s.done:
 			s.done <- err
+			if own && strings.Contains(s.logs(), "address already in use") {
+				return s, true
+			}
 			t.Fatalf("server exited: %v\n%s", err, s.logs())
 		default:
 		}
