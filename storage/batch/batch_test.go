@@ -437,3 +437,36 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	}
 }
+
+func TestBuildAndRecordsRoundTrip(t *testing.T) {
+	in := []batch.Record{
+		{Timestamp: 1000, Key: []byte("k1"), Value: []byte("v1")},
+		{Timestamp: 1005, Key: []byte("k2"), Value: nil}, // tombstone
+		{Timestamp: 999, Key: nil, Value: []byte("v3")},
+	}
+	b := batch.Build(in)
+	h, err := batch.Validate(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.CheckProducerBatch(h); err != nil || h.MaxTimestamp != 1005 || h.Idempotent() {
+		t.Fatalf("header %+v: %v", h, err)
+	}
+	batch.SetBaseOffset(b, 40)
+	out, err := batch.Records(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 3 {
+		t.Fatalf("%d records", len(out))
+	}
+	for i, r := range out {
+		if r.Offset != int64(40+i) || r.Timestamp != in[i].Timestamp || string(r.Key) != string(in[i].Key) ||
+			string(r.Value) != string(in[i].Value) || (r.Value == nil) != (in[i].Value == nil) {
+			t.Fatalf("record %d: %+v, want %+v at offset %d", i, r, in[i], 40+i)
+		}
+	}
+	if _, err := batch.Records(b[:len(b)-1]); err == nil {
+		t.Fatal("a cut batch decoded")
+	}
+}

@@ -4,9 +4,7 @@
 package batchtest
 
 import (
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"math/rand/v2"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -42,31 +40,14 @@ type Spec struct {
 	Attributes int16
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // Encode serializes rb after filling in its Length and CRC from the other
 // fields, so callers can build unusual batches (say, with sparse offset
 // deltas) and still get a valid one.
-func Encode(rb *kmsg.RecordBatch) []byte {
-	rb.Length = int32(batch.HeaderSize - batch.LengthPrefixSize + len(rb.Records))
-	b := rb.AppendTo(nil)
-	rb.CRC = int32(crc32.Checksum(b[21:], castagnoli))
-	binary.BigEndian.PutUint32(b[17:], uint32(rb.CRC))
-	return b
-}
+func Encode(rb *kmsg.RecordBatch) []byte { return batch.EncodeBatch(rb) }
 
 // EncodeRecords serializes records after filling in each record's Length,
 // which kmsg leaves to the caller.
-func EncodeRecords(recs []kmsg.Record) []byte {
-	var out, scratch []byte
-	for i := range recs {
-		recs[i].Length = 0
-		scratch = recs[i].AppendTo(scratch[:0])
-		recs[i].Length = int32(len(scratch) - 1) // a zero varint is one byte
-		out = recs[i].AppendTo(out)
-	}
-	return out
-}
+func EncodeRecords(recs []kmsg.Record) []byte { return batch.EncodeRecords(recs) }
 
 // Build encodes s as a single valid batch with base offset 0. It panics on
 // an inconsistent Spec, which is a bug in the calling test.
