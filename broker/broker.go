@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/mlog/mlog/group"
 	"github.com/mlog/mlog/internal/notify"
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/protocol"
@@ -35,6 +36,7 @@ type Broker struct {
 
 	changed notify.Notifier
 	server  *protocol.Server
+	groups  *group.Coordinator
 	cl      *clusterParts // nil for a standalone broker
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -65,6 +67,12 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), clusterID: clusterID,
 		nodeID: KafkaNodeID(cfg.NodeID), topics: map[string]*topic{}, stop: make(chan struct{})}
+	gcfg := group.DefaultConfig()
+	gcfg.Logger = b.log
+	if cfg.GroupInitialRebalanceDelay > 0 {
+		gcfg.InitialRebalanceDelay = cfg.GroupInitialRebalanceDelay
+	}
+	b.groups = group.New(gcfg)
 	b.removeDeletedDirs()
 	if cfg.Cluster != nil {
 		return b, nil // topics come from the Raft metadata once started
@@ -82,6 +90,7 @@ func New(cfg Config) (*Broker, error) {
 			return nil, err
 		}
 		b.topics[t.name] = t
+		b.electLocalOffsets(t)
 	}
 	return b, nil
 }
@@ -198,6 +207,7 @@ func (b *Broker) shutdown(graceful bool) error {
 	if b.cl != nil {
 		err = errors.Join(err, b.stopCluster(graceful))
 	}
+	b.groups.Close()
 	err = errors.Join(err, b.closePartitions())
 	b.log.Info("broker stopped")
 	return err
@@ -281,7 +291,7 @@ func (b *Broker) advertised() (string, int32) {
 }
 
 func (b *Broker) info(t *topic) protocol.TopicInfo {
-	ti := protocol.TopicInfo{Name: t.name, ID: t.id}
+	ti := protocol.TopicInfo{Name: t.name, ID: t.id, Internal: t.name == group.OffsetsTopic}
 	for i := range t.parts {
 		ti.Partitions = append(ti.Partitions, protocol.PartitionInfo{ID: int32(i), Leader: b.nodeID,
 			Replicas: []int32{b.nodeID}, ISR: []int32{b.nodeID}})
@@ -392,7 +402,19 @@ func (b *Broker) CreateTopic(ctx context.Context, spec protocol.TopicSpec, valid
 	}
 	b.meta = m
 	b.topics[t.name] = t
+	b.electLocalOffsets(t)
 	return b.info(t), nil
+}
+
+// electLocalOffsets: a standalone broker leads every partition it has,
+// those of __consumer_offsets included.
+func (b *Broker) electLocalOffsets(t *topic) {
+	if t.name != group.OffsetsTopic {
+		return
+	}
+	for i, p := range t.parts {
+		b.electOffsets(int32(i), p, true)
+	}
 }
 
 // DeleteTopic removes a topic and its data. The partition directories are

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mlog/mlog/cluster"
+	"github.com/mlog/mlog/group"
 	"github.com/mlog/mlog/membership"
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/protocol"
@@ -236,6 +237,9 @@ func (b *Broker) reconcile() {
 				b.log.Error("set replica role", "topic", name, "partition", i, "err", err)
 				continue
 			}
+			if name == group.OffsetsTopic {
+				b.electOffsets(int32(i), p, p.Role().Leader())
+			}
 			b.followLocked(k, p, role, st)
 		}
 	}
@@ -244,6 +248,9 @@ func (b *Broker) reconcile() {
 			continue
 		}
 		b.unfollowLocked(k)
+		if k.Topic == group.OffsetsTopic {
+			b.electOffsets(k.Partition, p, false)
+		}
 		_ = p.Close()
 		delete(cl.parts, k)
 		if _, ok := st.Topics[k.Topic]; !ok {

@@ -47,7 +47,7 @@ func (b *Broker) clusterInfo() protocol.ClusterInfo {
 }
 
 func topicInfo(t *cluster.Topic) protocol.TopicInfo {
-	ti := protocol.TopicInfo{Name: t.Name, ID: t.ID}
+	ti := protocol.TopicInfo{Name: t.Name, ID: t.ID, Internal: t.Internal}
 	for i, p := range t.Partitions {
 		ti.Partitions = append(ti.Partitions, protocol.PartitionInfo{ID: int32(i), Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
 			Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR)})

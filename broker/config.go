@@ -36,6 +36,12 @@ type Config struct {
 	// directory with preallocated indexes, so one request must not be able
 	// to ask for millions.
 	MaxPartitions int32
+	// OffsetsPartitions is how many partitions __consumer_offsets gets
+	// (offsets.topic.num.partitions).
+	OffsetsPartitions int32
+	// GroupInitialRebalanceDelay holds an empty group's first rebalance
+	// back (group.initial.rebalance.delay.ms); 0 takes the default.
+	GroupInitialRebalanceDelay time.Duration
 	// SyncAcks answers acks=1/all produces after fsync (group commit); off
 	// trusts the page cache, as Kafka does (--fsync=never).
 	SyncAcks bool
@@ -65,6 +71,7 @@ func DefaultConfig() Config {
 		AutoCreateTopics:       true,
 		DefaultPartitions:      1,
 		MaxPartitions:          10000,
+		OffsetsPartitions:      16,
 		SyncAcks:               true,
 		MaxRequestBytes:        100 << 20,
 		RetentionCheckInterval: 5 * time.Minute,
@@ -91,6 +98,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPartitions < 1 {
 		c.MaxPartitions = DefaultConfig().MaxPartitions
+	}
+	if c.OffsetsPartitions < 1 {
+		c.OffsetsPartitions = DefaultConfig().OffsetsPartitions
 	}
 	if c.DefaultPartitions < 1 || c.DefaultPartitions > c.MaxPartitions {
 		return fmt.Errorf("%w: default partitions %d not in [1, %d]", ErrInvalidConfig, c.DefaultPartitions, c.MaxPartitions)

@@ -19,7 +19,7 @@ import (
 // must answer or close that connection, never crash, and keep serving a
 // healthy client.
 func FuzzRequests(f *testing.F) {
-	for _, key := range []int16{0, 1, 2, 3, 18, 19, 20, 22, 32, 37} {
+	for _, key := range []int16{0, 1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 23, 32, 37, 42, 47, 56, 67} {
 		req := kmsg.RequestForKey(key)
 		for _, v := range []int16{0, 3, 4, 7, 9, 12} {
 			if v > req.MaxVersion() {

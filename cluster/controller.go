@@ -173,7 +173,7 @@ func (c *Controller) CreateTopic(ctx context.Context, name string, id TopicID, p
 	if err != nil {
 		return nil, err
 	}
-	t := Topic{Name: name, ID: id, Configs: configs, Partitions: parts}
+	t := Topic{Name: name, ID: id, Configs: configs, Partitions: parts, Internal: name == "__consumer_offsets"}
 	if validateOnly {
 		if !c.node.IsLeader() {
 			return nil, ErrNotLeader

@@ -50,6 +50,7 @@ func (id *TopicID) UnmarshalText(b []byte) error {
 type Topic struct {
 	Name       string            `json:"name"`
 	ID         TopicID           `json:"id"`
+	Internal   bool              `json:"internal,omitempty"` // __consumer_offsets
 	Configs    map[string]string `json:"configs,omitempty"`
 	Partitions []Partition       `json:"partitions"`
 }

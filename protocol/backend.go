@@ -3,6 +3,8 @@ package protocol
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/mlog/mlog/partition"
 )
 
@@ -44,6 +46,14 @@ type Backend interface {
 	AllocateProducerIDs(ctx context.Context, brokerID int32) (first int64, count int32, err error)
 	// ControlledShutdown moves leadership away from a broker about to stop.
 	ControlledShutdown(ctx context.Context, brokerID int32) error
+
+	// FindCoordinator returns the broker coordinating a consumer group
+	// (creating the offsets topic on first need).
+	FindCoordinator(ctx context.Context, group string) (BrokerInfo, error)
+	// Group answers a consumer-group request (JoinGroup, SyncGroup,
+	// Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups,
+	// ListGroups, DeleteGroups, OffsetDelete).
+	Group(ctx context.Context, clientID, clientHost string, req kmsg.Request) kmsg.Response
 }
 
 // ISRChange is a partition leader's proposed ISR.

@@ -28,6 +28,8 @@ type conn struct {
 	// of holding the connection open.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	clientID string // of the request being dispatched (reader goroutine only)
 }
 
 // pendingReply is one request's answer, ready when done is closed.
@@ -121,6 +123,7 @@ func (c *conn) dispatch(buf []byte) (err error) {
 		}
 		return fmt.Errorf("%w: api key %d version %d (%s) not supported", errMalformed, h.apiKey, h.apiVersion, kmsg.NameForKey(h.apiKey))
 	}
+	c.clientID = h.clientID
 	req := kmsg.RequestForKey(h.apiKey)
 	req.SetVersion(h.apiVersion)
 	if req.IsFlexible() {

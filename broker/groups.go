@@ -1,0 +1,124 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/group"
+	"github.com/mlog/mlog/partition"
+	"github.com/mlog/mlog/protocol"
+	"github.com/mlog/mlog/storage/batch"
+)
+
+// offsetsLog is one __consumer_offsets replica as the coordinator uses it.
+type offsetsLog struct{ p *partition.Partition }
+
+// Commit appends records and waits for acks=all.
+func (l offsetsLog) Commit(ctx context.Context, recs []batch.Record) error {
+	a, err := l.p.Append(batch.Build(recs))
+	if err != nil {
+		return err
+	}
+	_, err = l.p.WaitAck(ctx, a, -1)
+	return err
+}
+
+// Replay reads every record from the log start to its end.
+func (l offsetsLog) Replay(fn func(batch.Record) error) error {
+	log := l.p.Log()
+	for off := log.LogStartOffset(); off < log.LogEndOffset(); {
+		reg, err := log.Read(off, 1<<20, -1)
+		if err != nil {
+			return err
+		}
+		b, err := reg.Bytes()
+		reg.Release()
+		if err != nil {
+			return err
+		}
+		if len(b) == 0 {
+			return nil
+		}
+		it := batch.NewIter(b)
+		for it.Next() {
+			recs, err := batch.Records(it.Batch())
+			if err != nil {
+				return fmt.Errorf("broker: %s at %d: %w", group.OffsetsTopic, it.Header().BaseOffset, err)
+			}
+			for _, r := range recs {
+				if r.Offset < off {
+					continue
+				}
+				if err := fn(r); err != nil {
+					return err
+				}
+			}
+			off = it.Header().LastOffset() + 1
+		}
+		if it.Err() != nil {
+			return it.Err()
+		}
+	}
+	return nil
+}
+
+// offsetsPartitions is how many partitions __consumer_offsets has (or
+// will have when created).
+func (b *Broker) offsetsPartitions() int {
+	if t, err := b.Topic(group.OffsetsTopic); err == nil && len(t.Partitions) > 0 {
+		return len(t.Partitions)
+	}
+	return int(b.cfg.OffsetsPartitions)
+}
+
+// FindCoordinator returns the leader of the group's offsets partition,
+// creating the offsets topic on first need.
+func (b *Broker) FindCoordinator(ctx context.Context, name string) (protocol.BrokerInfo, error) {
+	t, err := b.Topic(group.OffsetsTopic)
+	if errors.Is(err, protocol.ErrUnknownTopic) {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = b.CreateTopic(cctx, protocol.TopicSpec{Name: group.OffsetsTopic, Partitions: b.cfg.OffsetsPartitions,
+			ReplicationFactor: -1, Configs: map[string]string{"retention.ms": "-1"}}, false)
+		cancel()
+		if err != nil && !errors.Is(err, protocol.ErrTopicExists) && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return protocol.BrokerInfo{}, fmt.Errorf("%w: creating %s: %w", kerr.CoordinatorNotAvailable, group.OffsetsTopic, err)
+		}
+		t, err = b.Topic(group.OffsetsTopic)
+	}
+	if err != nil {
+		return protocol.BrokerInfo{}, fmt.Errorf("%w: %w", kerr.CoordinatorNotAvailable, err)
+	}
+	p := group.PartitionFor(name, len(t.Partitions))
+	leader := t.Partitions[p].Leader
+	for _, br := range b.Cluster().Brokers {
+		if br.NodeID == leader {
+			return br, nil
+		}
+	}
+	return protocol.BrokerInfo{}, fmt.Errorf("%w: partition %d of %s has no live leader", kerr.CoordinatorNotAvailable, p, group.OffsetsTopic)
+}
+
+// Group passes a group request to the coordinator.
+func (b *Broker) Group(ctx context.Context, clientID, clientHost string, req kmsg.Request) kmsg.Response {
+	resp := b.groups.Handle(ctx, b.offsetsPartitions(), clientID, clientHost, req)
+	if resp == nil {
+		resp = req.ResponseKind() // not a group request: cannot happen, answer empty
+		resp.SetVersion(req.GetVersion())
+	}
+	return resp
+}
+
+// electOffsets tells the coordinator which offsets partitions this broker
+// leads, after a role change.
+func (b *Broker) electOffsets(id int32, p *partition.Partition, leads bool) {
+	if leads {
+		b.groups.Elected(id, offsetsLog{p})
+	} else {
+		b.groups.Resigned(id)
+	}
+}

@@ -1,0 +1,226 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mlog/mlog/internal/testutil"
+)
+
+// A simple consumer commits offsets with a group id and no membership (the
+// seed's --id consumer) and fetches them back, also after a restart.
+func TestSimpleCommitAndFetchOffsets(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, dir, nil)
+	produceValues(t, client(t, b, kgo.AllowAutoTopicCreation()), "orders", values(10, "v"))
+	adm := admin(t, b)
+	ctx := ctxT(t)
+	offsets := kadm.Offsets{}
+	offsets.AddOffset("orders", 0, 7, -1)
+	resp, err := adm.CommitOffsets(ctx, "my-consumer", offsets)
+	if err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	check := func(adm *kadm.Client) {
+		t.Helper()
+		got, err := adm.FetchOffsets(ctxT(t), "my-consumer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, ok := got.Lookup("orders", 0)
+		if !ok || o.Err != nil || o.At != 7 {
+			t.Fatalf("fetched %+v (found %v), want offset 7", o, ok)
+		}
+	}
+	check(adm)
+	b.Close()
+	b = startBroker(t, dir, nil)
+	check(admin(t, b))
+}
+
+// consumeGroup runs a group member until stop, collecting what it reads
+// (committing as it goes).
+type groupMember struct {
+	cl       *kgo.Client
+	mu       sync.Mutex
+	seen     []string // every record polled
+	uncommit []string // polled, but its commit failed (may be read again)
+	done     chan struct{}
+}
+
+func startMember(t *testing.T, seeds []string, groupName, topic string) *groupMember {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumerGroup(groupName), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second),
+		kgo.HeartbeatInterval(500*time.Millisecond), kgo.MetadataMinAge(200*time.Millisecond), kgo.FetchMaxWait(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &groupMember{cl: cl, done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		for {
+			fs := cl.PollFetches(context.Background())
+			if fs.IsClientClosed() {
+				return
+			}
+			var recs []*kgo.Record
+			fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
+			if len(recs) == 0 {
+				continue
+			}
+			err := cl.CommitRecords(context.Background(), recs...)
+			m.mu.Lock()
+			for _, r := range recs {
+				m.seen = append(m.seen, string(r.Value))
+				if err != nil {
+					m.uncommit = append(m.uncommit, string(r.Value))
+				}
+			}
+			m.mu.Unlock()
+		}
+	}()
+	return m
+}
+
+func (m *groupMember) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.seen)
+}
+
+func (m *groupMember) stop() {
+	m.cl.Close() // leaves the group
+	<-m.done
+}
+
+// Three members share a 6-partition topic: every record is consumed exactly
+// once between them (with commits), through a member leaving and a new one
+// joining.
+func TestGroupConsumersShareTopic(t *testing.T) {
+	b := startBroker(t, t.TempDir(), func(c *Config) { c.GroupInitialRebalanceDelay = 100 * time.Millisecond })
+	adm := admin(t, b)
+	if _, err := adm.CreateTopic(ctxT(t), 6, 1, nil, "shared"); err != nil {
+		t.Fatal(err)
+	}
+	seeds := []string{b.Addr().String()}
+	members := []*groupMember{startMember(t, seeds, "g", "shared"), startMember(t, seeds, "g", "shared"), startMember(t, seeds, "g", "shared")}
+	prod := client(t, b, kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(0))
+	total := 0
+	produce := func(n int) {
+		var recs []*kgo.Record
+		for i := range n {
+			recs = append(recs, &kgo.Record{Topic: "shared", Value: []byte(fmt.Sprintf("r%04d", total+i))})
+		}
+		if err := prod.ProduceSync(ctxT(t), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	sum := func() int {
+		n := 0
+		for _, m := range members {
+			n += m.count()
+		}
+		return n
+	}
+	produce(300)
+	testutil.Eventually(t, "the first 300 consumed", func() bool { return sum() >= 300 })
+	members[0].stop() // leaves: the others take its partitions
+	produce(300)
+	testutil.Eventually(t, "600 consumed after a member left", func() bool { return sum() >= 600 })
+	members = append(members, startMember(t, seeds, "g", "shared")) // joins
+	produce(300)
+	testutil.Eventually(t, "900 consumed after a member joined", func() bool { return sum() >= 900 })
+	for _, m := range members[1:] {
+		m.stop()
+	}
+	// Every record was read; a record was read twice only if its first
+	// reader's commit failed (a rebalance got in between), which is the
+	// at-least-once Kafka promises around a rebalance.
+	count := map[string]int{}
+	mayRepeat := map[string]bool{}
+	for _, m := range members {
+		for _, v := range m.seen {
+			count[v]++
+		}
+		for _, v := range m.uncommit {
+			mayRepeat[v] = true
+		}
+	}
+	for i := range total {
+		v := fmt.Sprintf("r%04d", i)
+		if count[v] == 0 {
+			t.Fatalf("record %s never consumed", v)
+		}
+		if count[v] > 1 && !mayRepeat[v] {
+			t.Fatalf("record %s consumed %d times although its commit succeeded", v, count[v])
+		}
+	}
+	if len(count) != total {
+		t.Fatalf("%d distinct records consumed, %d produced", len(count), total)
+	}
+	groups, err := adm.DescribeGroups(ctxT(t), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := groups["g"]; g.State != "Empty" || len(g.Members) != 0 {
+		t.Fatalf("group after every member left: %s with %d members", g.State, len(g.Members))
+	}
+}
+
+// Kill the coordinator of a group mid-consumption: committed offsets
+// survive on the new coordinator, the group re-forms, and consumption
+// resumes without re-reading committed records.
+func TestGroupCoordinatorKilled(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.createTopic("work", 3, 3, nil)
+	prod := tc.client(kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()))
+	produce := func(from, n int) {
+		var recs []*kgo.Record
+		for i := from; i < from+n; i++ {
+			recs = append(recs, &kgo.Record{Topic: "work", Value: []byte(fmt.Sprintf("w%04d", i))})
+		}
+		if err := prod.ProduceSync(ctxT(t), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(0, 300)
+	m := startMember(t, tc.seeds(), "workers", "work")
+	testutil.Eventually(t, "the first 300 consumed and committed", func() bool { return m.count() >= 300 })
+	m.stop()
+	coord := kadm.NewClient(tc.client()).FindGroupCoordinators(ctxT(t), "workers")
+	var leader int32 = -1
+	coord.Each(func(c kadm.FindCoordinatorResponse) {
+		if c.Err == nil {
+			leader = c.NodeID
+		}
+	})
+	ci := tc.index(leader)
+	if ci < 0 {
+		t.Fatalf("coordinator %d not found", leader)
+	}
+	start := time.Now()
+	tc.kill(ci)
+	produce(300, 100)
+	t.Logf("produced after the kill in %v", time.Since(start))
+	m2 := startMember(t, tc.seeds(), "workers", "work")
+	testutil.Eventually(t, "the 100 new records consumed", func() bool { return m2.count() >= 100 })
+	t.Logf("consumed after the kill in %v", time.Since(start))
+	m2.stop()
+	for _, v := range m2.seen {
+		var i int
+		fmt.Sscanf(v, "w%04d", &i)
+		if i < 300 {
+			t.Fatalf("record %s re-read after the coordinator moved: committed offsets lost", v)
+		}
+	}
+	if len(m2.seen) != 100 {
+		t.Fatalf("read %d records after the coordinator moved, want 100", len(m2.seen))
+	}
+}
