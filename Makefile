@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: build build-mlog build-server build-topic test test-short test-coverage vet fuzz bench bench-storage run \
+.PHONY: build build-mlog build-server build-producer build-consumer build-topic producer-connect consumer-connect test test-short test-coverage vet fuzz bench bench-storage run \
 	local-cluster-start local-cluster-stop create-topic delete-topic list-topics
 
 # Parameters of the seed's targets: make create-topic topic=orders replicas=3 addrs=127.0.0.1:9097
@@ -13,8 +13,14 @@ addrs    ?= 127.0.0.1:9094
 
 # bin/mlog has every command; bin/server and bin/topic are `mlog server` and
 # `mlog topic` under the seed's names.
-build: build-mlog build-server build-topic
+build: build-mlog build-server build-producer build-consumer build-topic
 	$(GO) build $(PKGS)
+
+build-producer:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/producer ./cmd/producer
+
+build-consumer:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/consumer ./cmd/consumer
 
 build-topic:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/topic ./cmd/topic
@@ -44,6 +50,12 @@ delete-topic: build-topic
 
 list-topics: build-topic
 	$(BIN)/topic list --addrs $(addrs)
+
+producer-connect: build-producer
+	$(BIN)/producer connect --addrs $(addrs) --topic $(topic)
+
+consumer-connect: build-consumer
+	$(BIN)/consumer connect --addrs $(addrs) --topic $(topic) --id my-consumer --from-beginning
 
 vet:
 	$(GO) vet $(PKGS)

@@ -17,6 +17,10 @@ func TestHelpTexts(t *testing.T) {
 			"--bind-addr", "127.0.0.1:9092", "--raft-addr", "127.0.0.1:9093", "--advertise-addr", "--bootstrap", "--peer",
 			"--replication-batch-size", "5000", "--raft-voters", "--fsync", "kcat -b 127.0.0.1:9094 -L"}},
 		{"mlog", []string{"perf", "produce", "--help"}, []string{"--topic", "--num-records", "--record-size", "--throughput", "--acks", "--brokers"}},
+		{"producer", []string{"connect", "--help"}, []string{"--addrs", "--topic", "--acks", "127.0.0.1:9094", "MLOG_"}},
+		{"consumer", []string{"connect", "--help"}, []string{"--addrs", "--topic", "--id", "--from-beginning", "MLOG_"}},
+		{"mlog", []string{"producer", "connect", "--help"}, []string{"--acks"}},
+		{"mlog", []string{"consumer", "connect", "--help"}, []string{"--from-beginning"}},
 		{"mlog", []string{"perf", "consume", "--help"}, []string{"--topic", "--num-records", "--brokers"}},
 	} {
 		out, err := exec.Command(bin(t, tc.bin), tc.args...).CombinedOutput()

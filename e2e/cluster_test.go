@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mlog/mlog/internal/testutil"
@@ -17,9 +18,12 @@ import (
 
 var leaderRE = regexp.MustCompile(`topic=orders leader=node-(\d+) epoch=(\d+)`)
 
-// Three real server processes with the seed's flags; an RF3 topic; acks=all
-// records; SIGKILL the leader; produce again through the others; every
-// acknowledged record is read back from another node.
+// The seed's walkthrough with real processes: three servers with the
+// seed's flags, an RF3 topic, `producer connect --acks 2` fed on stdin,
+// `consumer connect --id --from-beginning` on a follower, SIGKILL of the
+// leader while both run, and a consumer restarted on a third node that
+// resumes after its last commit. Every acknowledged record is read back
+// with kcat, and the killed node catches up when restarted.
 func TestThreeProcessClusterLeaderKill(t *testing.T) {
 	type node struct {
 		serf, raft, kafka int
@@ -76,38 +80,54 @@ func TestThreeProcessClusterLeaderKill(t *testing.T) {
 		return true
 	})
 
-	produce := func(skip int, vals []string) {
-		t.Helper()
-		cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(addrs(skip), ",")...), kgo.RequiredAcks(kgo.AllISRAcks()),
-			kgo.MetadataMinAge(200*time.Millisecond), kgo.RetryTimeout(30*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-		defer cancel()
-		for _, v := range vals {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte(v)}).FirstErr(); err != nil {
-				t.Fatalf("produce %s: %v", v, err)
-			}
-		}
+	// The seed's producer, acks=2, kept running across the failover: it is
+	// given every node so that it can reach the survivors.
+	prod := startProc(t, "producer", "connect", "--addrs", addrs(-1), "--topic", "orders", "--acks", "2")
+	prod.waitFor(t, `connected to topic "orders" leader at `)
+	for i, v := range []string{"hello world", "this is a test", "distributed log works!"} {
+		fmt.Fprintln(prod.stdin, v)
+		prod.waitFor(t, fmt.Sprintf("offset=%d\n", i))
 	}
-	before := []string{"hello world", "this is a test", "distributed log works!"}
-	produce(-1, before)
 
+	// The seed's consumer on a node that is not the leader: from the
+	// beginning, committing under --id my-consumer, kept running across the
+	// failover.
 	li := leader - 1
+	other, third := (li+1)%3, (li+2)%3
+	cons := startProc(t, "consumer", "connect", "--addrs", nodes[other].s.addr, "--topic", "orders", "--id", "my-consumer", "--from-beginning")
+	cons.waitFor(t, "Starting from beginning (offset 0)\n0\thello world\n1\tthis is a test\n2\tdistributed log works!\n")
+	waitCommitted(t, nodes[other].s.addr, "my-consumer", 3)
+
 	if err := nodes[li].s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-nodes[li].s.done
 	nodes[li].s.done <- nil
-	after := []string{"after failover"}
-	produce(li, after)
+	fmt.Fprintln(prod.stdin, "after failover")
+	prod.waitFor(t, "offset=3\n")
+	cons.waitFor(t, "2\tdistributed log works!\n3\tafter failover\n")
+	waitCommitted(t, nodes[other].s.addr, "my-consumer", 4)
+	_ = cons.cmd.Process.Kill()
 
-	// Read everything from a node that was never the leader's process.
-	other := (li + 1) % 3
-	got := run(t, "", kcatOrSkip(t), "-b", nodes[other].s.addr, "-C", "-t", "orders", "-o", "beginning", "-e", "-f", "%o\t%s\n")
-	want := "0\thello world\n1\tthis is a test\n2\tdistributed log works!\n3\tafter failover\n"
+	// One more record; the consumer, started again on another node without
+	// --from-beginning, resumes after its last commit and reads only it.
+	fmt.Fprintln(prod.stdin, "while you were away")
+	prod.waitFor(t, "offset=4\n")
+	prod.stdin.Close()
+	if err := <-prod.done; err != nil {
+		t.Fatalf("producer exited with %v on end of input", err)
+	}
+	prod.done <- nil
+	cons = startProc(t, "consumer", "connect", "--addrs", nodes[third].s.addr, "--topic", "orders", "--id", "my-consumer")
+	cons.waitFor(t, "Resuming from offset 4 (last committed)\n4\twhile you were away\n")
+	waitCommitted(t, nodes[third].s.addr, "my-consumer", 5)
+	if strings.Contains(cons.output(), "after failover") {
+		t.Fatalf("resumed consumer re-read committed records:\n%s", cons.output())
+	}
+
+	// kcat reads the same log from a surviving node.
+	got := run(t, "", kcatOrSkip(t), "-b", nodes[third].s.addr, "-C", "-t", "orders", "-o", "beginning", "-e", "-f", "%o\t%s\n")
+	want := "0\thello world\n1\tthis is a test\n2\tdistributed log works!\n3\tafter failover\n4\twhile you were away\n"
 	if got != want {
 		t.Fatalf("consumed:\n%q\nwant:\n%q", got, want)
 	}
@@ -120,8 +140,34 @@ func TestThreeProcessClusterLeaderKill(t *testing.T) {
 	start(li)
 	testutil.Eventually(t, "the restarted node back in sync", func() bool {
 		out, _ := runErr(topic, "list", "--addrs", addrs(-1))
-		return strings.Count(out, "isr=true") == 2 && strings.Count(out, "leo=4") == 2
+		return strings.Count(out, "isr=true") == 2 && strings.Count(out, "leo=5") == 2
 	})
 }
 
 func kcatOrSkip(t *testing.T) string { return kcat(t) }
+
+// waitCommitted waits until group's committed offset for orders[0] is want.
+func waitCommitted(t *testing.T, addr, group string, want int64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		offs, err := adm.FetchOffsets(ctx, group)
+		cancel()
+		if err == nil {
+			if o, ok := offs.Lookup("orders", 0); ok && o.Err == nil && o.At == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offset of %s never reached %d (last: %v %v)", group, want, offs, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

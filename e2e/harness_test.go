@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -31,7 +32,7 @@ func bin(t *testing.T, name string) string {
 		if buildErr != nil {
 			return
 		}
-		for _, n := range []string{"mlog", "server", "topic"} {
+		for _, n := range []string{"mlog", "server", "topic", "producer", "consumer"} {
 			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, n), "../cmd/"+n).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", n, err, out)
@@ -216,4 +217,64 @@ func runErr(name string, args ...string) (string, error) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// proc is a long-running CLI process (a producer or consumer) whose stdout
+// the test watches.
+type proc struct {
+	cmd   *exec.Cmd
+	out   *lockedWriter
+	stdin io.WriteCloser
+	done  chan error
+}
+
+// startProc runs a CLI in the background; it is killed when the test ends.
+func startProc(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin(t, name), args...)
+	p := &proc{cmd: cmd, out: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
+	cmd.Stdout = p.out
+	errb := &lockedWriter{w: &bytes.Buffer{}}
+	cmd.Stderr = errb
+	var err error
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s %v stdout:\n%s\nstderr:\n%s", name, args, p.output(), errb.w.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) output() string {
+	p.out.mu.Lock()
+	defer p.out.mu.Unlock()
+	return p.out.w.String()
+}
+
+// waitFor waits until the process has printed want, allowing 45 s: long
+// enough for a failover and a client's metadata refresh.
+func (p *proc) waitFor(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for !strings.Contains(p.output(), want) {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("process exited (%v) before printing %q", err, want)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for output %q", want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

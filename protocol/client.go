@@ -65,8 +65,11 @@ func (c *Client) roundTrip(ctx context.Context, req kmsg.Request) (kmsg.Response
 		deadline = time.Now().Add(30 * time.Second)
 	}
 	_ = c.nc.SetDeadline(deadline)
-	// Unblock at once if ctx is cancelled early.
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Now()) })
+	// Unblock at once if ctx is cancelled early. The callback may still be
+	// running after roundTrip returns and Request drops c.nc, so it holds
+	// its own reference to this connection.
+	nc := c.nc
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
 	defer stop()
 
 	c.corr++

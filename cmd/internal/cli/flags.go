@@ -82,6 +82,12 @@ func boolFlagNames(cmd *cobra.Command) []string {
 
 // withEnv makes a command read MLOG_ variables before it runs.
 func withEnv(cmd *cobra.Command) *cobra.Command {
+	if !strings.Contains(cmd.Long, "MLOG_") {
+		if cmd.Long == "" {
+			cmd.Long = cmd.Short + "."
+		}
+		cmd.Long = strings.TrimSpace(cmd.Long) + "\n\nEvery flag can also be set with an MLOG_<FLAG> environment variable\n(--addrs is MLOG_ADDRS); the command line wins."
+	}
 	prev := cmd.PreRunE
 	cmd.PreRunE = func(c *cobra.Command, args []string) error {
 		if err := applyEnv(c.Flags()); err != nil {
