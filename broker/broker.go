@@ -239,7 +239,8 @@ func (b *Broker) retentionLoop() {
 	}
 }
 
-// RunRetention applies retention to every partition now.
+// RunRetention applies retention, and compaction where cleanup.policy asks
+// for it, to every partition now.
 func (b *Broker) RunRetention() {
 	b.mu.RLock()
 	var parts []*partition.Partition
@@ -250,6 +251,11 @@ func (b *Broker) RunRetention() {
 	for _, p := range parts {
 		if _, err := p.Log().Retention(); err != nil {
 			b.log.Warn("retention failed", "topic", p.Topic(), "partition", p.ID(), "err", err)
+		}
+		if p.Log().Compacted() {
+			if _, err := p.Log().Compact(-1); err != nil {
+				b.log.Warn("compaction failed", "topic", p.Topic(), "partition", p.ID(), "err", err)
+			}
 		}
 	}
 }

@@ -39,6 +39,10 @@ type Config struct {
 	// OffsetsPartitions is how many partitions __consumer_offsets gets
 	// (offsets.topic.num.partitions).
 	OffsetsPartitions int32
+	// OffsetsSegmentBytes is segment.bytes of __consumer_offsets, which is
+	// compacted: a closed segment is where compaction can start
+	// (offsets.topic.segment.bytes, 100 MiB as in Kafka).
+	OffsetsSegmentBytes int64
 	// GroupInitialRebalanceDelay holds an empty group's first rebalance
 	// back (group.initial.rebalance.delay.ms); 0 takes the default.
 	GroupInitialRebalanceDelay time.Duration
@@ -72,6 +76,7 @@ func DefaultConfig() Config {
 		DefaultPartitions:      1,
 		MaxPartitions:          10000,
 		OffsetsPartitions:      16,
+		OffsetsSegmentBytes:    100 << 20,
 		SyncAcks:               true,
 		MaxRequestBytes:        100 << 20,
 		RetentionCheckInterval: 5 * time.Minute,
@@ -98,6 +103,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPartitions < 1 {
 		c.MaxPartitions = DefaultConfig().MaxPartitions
+	}
+	if c.OffsetsSegmentBytes < 1024 {
+		c.OffsetsSegmentBytes = DefaultConfig().OffsetsSegmentBytes
 	}
 	if c.OffsetsPartitions < 1 {
 		c.OffsetsPartitions = DefaultConfig().OffsetsPartitions

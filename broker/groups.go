@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -83,7 +84,8 @@ func (b *Broker) FindCoordinator(ctx context.Context, name string) (protocol.Bro
 	if errors.Is(err, protocol.ErrUnknownTopic) {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err = b.CreateTopic(cctx, protocol.TopicSpec{Name: group.OffsetsTopic, Partitions: b.cfg.OffsetsPartitions,
-			ReplicationFactor: -1, Configs: map[string]string{"retention.ms": "-1"}}, false)
+			ReplicationFactor: -1, Configs: map[string]string{
+				"cleanup.policy": "compact", "segment.bytes": strconv.FormatInt(b.cfg.OffsetsSegmentBytes, 10)}}, false)
 		cancel()
 		if err != nil && !errors.Is(err, protocol.ErrTopicExists) && !errors.Is(err, kerr.TopicAlreadyExists) {
 			return protocol.BrokerInfo{}, fmt.Errorf("%w: creating %s: %w", kerr.CoordinatorNotAvailable, group.OffsetsTopic, err)

@@ -224,3 +224,63 @@ func TestGroupCoordinatorKilled(t *testing.T) {
 		t.Fatalf("read %d records after the coordinator moved, want 100", len(m2.seen))
 	}
 }
+
+// The seed's consumer commits after every record. __consumer_offsets is
+// compacted, so its size stays bounded however long that goes on, and the
+// latest commit survives compaction and a restart.
+func TestOffsetsTopicStaysBounded(t *testing.T) {
+	dir := t.TempDir()
+	mod := func(c *Config) { c.OffsetsSegmentBytes = 16 << 10; c.OffsetsPartitions = 1 }
+	b := startBroker(t, dir, mod)
+	produceValues(t, client(t, b, kgo.AllowAutoTopicCreation()), "orders", values(1, "v"))
+	adm := admin(t, b)
+	ctx := ctxT(t)
+	commit := func(at int64) {
+		o := kadm.Offsets{}
+		o.AddOffset("orders", 0, at, -1)
+		resp, err := adm.CommitOffsets(ctx, "my-consumer", o)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			t.Fatalf("commit %d: %v", at, err)
+		}
+	}
+	const perRound = 1500
+	var sizes []int64
+	for round := range 3 {
+		for i := range perRound {
+			commit(int64(round*perRound + i + 1))
+		}
+		p, err := b.Partition("__consumer_offsets", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := p.Log().Size()
+		b.RunRetention()
+		sizes = append(sizes, p.Log().Size())
+		// Written: ~perRound records of ~100 bytes a round. Kept: the
+		// active segment and one record.
+		if after := p.Log().Size(); after > 2*b.cfg.OffsetsSegmentBytes || after >= before {
+			t.Fatalf("round %d: offsets partition %d bytes before compaction, %d after", round, before, after)
+		}
+		if n := p.Log().NumSegments(); n > 3 {
+			t.Fatalf("round %d: %d segments after compaction", round, n)
+		}
+	}
+	t.Logf("offsets partition size after each round: %v", sizes)
+	check := func(adm *kadm.Client) {
+		t.Helper()
+		got, err := adm.FetchOffsets(ctxT(t), "my-consumer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := got.Lookup("orders", 0); !ok || o.Err != nil || o.At != 3*perRound {
+			t.Fatalf("fetched %+v, want %d", o, 3*perRound)
+		}
+	}
+	check(adm)
+	b.Close()
+	b = startBroker(t, dir, mod)
+	check(admin(t, b))
+}

@@ -54,12 +54,21 @@ func msString(d time.Duration) string {
 }
 
 var topicConfigs = []topicConfig{
-	{"cleanup.policy", func(*Config) string { return "delete" }, func(v string, _ *storage.Config) error {
-		if v != "delete" {
-			return fmt.Errorf("%w: cleanup.policy %q: only \"delete\" is supported (compaction arrives with consumer groups)", protocol.ErrInvalidConfig, v)
+	{"cleanup.policy", func(*Config) string { return "delete" }, func(v string, lc *storage.Config) error {
+		switch v {
+		case "delete":
+			lc.Compact, lc.KeepSegments = false, false
+		case "compact":
+			lc.Compact, lc.KeepSegments = true, true
+		case "compact,delete", "delete,compact":
+			lc.Compact, lc.KeepSegments = true, false
+		default:
+			return fmt.Errorf("%w: cleanup.policy %q: want delete, compact or compact,delete", protocol.ErrInvalidConfig, v)
 		}
 		return nil
 	}},
+	{"delete.retention.ms", func(c *Config) string { return msString(c.Log.DeleteRetention) },
+		intConfig(0, func(n int64, lc *storage.Config) { lc.DeleteRetention = time.Duration(n) * time.Millisecond })},
 	{"max.message.bytes", func(c *Config) string { return strconv.FormatInt(c.Log.MaxBatchBytes, 10) },
 		intConfig(61, func(n int64, lc *storage.Config) { lc.MaxBatchBytes = n })},
 	{"min.insync.replicas", func(*Config) string { return "1" }, intConfig(1, func(int64, *storage.Config) {})},

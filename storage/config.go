@@ -31,6 +31,14 @@ type Config struct {
 	RetentionBytes int64
 	// MaxBatchBytes refuses bigger batches (max.message.bytes).
 	MaxBatchBytes int64
+	// Compact lets Compact rewrite closed segments, keeping the latest
+	// record per key (cleanup.policy includes compact).
+	Compact bool
+	// KeepSegments turns retention off (cleanup.policy without delete).
+	KeepSegments bool
+	// DeleteRetention is how long compaction keeps a tombstone
+	// (delete.retention.ms).
+	DeleteRetention time.Duration
 
 	// FS is the filesystem seam; OSFS when nil.
 	FS FS
@@ -54,6 +62,7 @@ func DefaultConfig() Config {
 		RetentionMs:        7 * 24 * time.Hour,
 		RetentionBytes:     -1,
 		MaxBatchBytes:      1048588,
+		DeleteRetention:    24 * time.Hour,
 	}
 }
 
@@ -68,6 +77,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: index.interval.bytes %d is negative", ErrInvalidConfig, c.IndexIntervalBytes)
 	case c.MaxIndexBytes < 4*timeEntrySize || c.MaxIndexBytes > math.MaxInt32:
 		return fmt.Errorf("%w: segment.index.bytes %d not in [%d, %d]", ErrInvalidConfig, c.MaxIndexBytes, 4*timeEntrySize, math.MaxInt32)
+	case c.DeleteRetention < 0:
+		return fmt.Errorf("%w: delete.retention.ms %v is negative", ErrInvalidConfig, c.DeleteRetention)
 	case c.MaxBatchBytes < 61 || c.MaxBatchBytes > math.MaxInt32:
 		return fmt.Errorf("%w: max.message.bytes %d not in [61, %d]", ErrInvalidConfig, c.MaxBatchBytes, math.MaxInt32)
 	}

@@ -94,10 +94,29 @@
 // are truncated away; if that also fails the log refuses writes
 // (ErrLogFailed) until reopened, when recovery cuts the torn tail.
 //
+// # Compaction
+//
+// With cleanup.policy=compact, Compact keeps only each key's latest record in
+// the closed, durable segments (never the active one); a tombstone goes too
+// once its batch is older than delete.retention.ms. Offsets do not change:
+// a compacted batch keeps its baseOffset and lastOffsetDelta with fewer
+// records, compressed batches are written back uncompressed, an idempotent
+// producer's emptied batch stays (with no records) so its sequence
+// survives, and a segment left with no batch is deleted. Readers, recovery
+// and followers treat the gaps as Kafka does: a read at a missing offset
+// starts at the next batch.
+//
+// A segment is rewritten crash-safely: the new bytes go to
+// <base>.log.compact.tmp and are fsynced; the segment's .index and
+// .timeindex are removed; the .tmp is renamed over the .log and the
+// directory fsynced. A crash before the rename leaves the old .log (the .tmp
+// is removed and the indexes rebuilt on open); after it, the new one.
+//
 // # Concurrency
 //
 // One writer (Append, AppendReplicated, Roll, TruncateTo, Reset, Retention,
-// Close) at a time, serialised by a mutex. Readers never take it: the segment
+// Close) at a time, serialised by a mutex. Compact reads and rewrites a
+// segment without it and takes it only to swap the new file in. Readers never take it: the segment
 // list is an immutable slice swapped atomically, and a segment publishes its
 // size and next offset only after a batch and its index entries are written,
 // so readers never see half a batch. A Region holds a reference to its

@@ -31,6 +31,7 @@ type Log struct {
 	bad   atomic.Bool                // failed is set
 
 	mu            sync.Mutex
+	compactMu     sync.Mutex // one Compact at a time; taken before mu
 	closed        bool
 	failed        error        // set when a fault could not be undone
 	truncs        []truncation // recent truncations, for durability waiters

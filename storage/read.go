@@ -188,6 +188,9 @@ func (l *Log) Retention() (int, error) {
 	if err := l.writableLocked(); err != nil {
 		return 0, err
 	}
+	if l.cfg.KeepSegments {
+		return 0, nil // cleanup.policy=compact alone: compaction bounds the log
+	}
 	segs := l.segments()
 	n := 0
 	if ms := l.cfg.RetentionMs.Milliseconds(); l.cfg.RetentionMs >= 0 {
