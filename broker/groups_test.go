@@ -284,3 +284,82 @@ func TestOffsetsTopicStaysBounded(t *testing.T) {
 	b = startBroker(t, dir, mod)
 	check(admin(t, b))
 }
+
+// A static member (group.instance.id) that restarts while its group is
+// stable takes its old place and partitions without a rebalance: the other
+// member keeps its partitions throughout (KIP-345).
+func TestStaticMemberRestartsWithoutRebalance(t *testing.T) {
+	b := startBroker(t, t.TempDir(), nil)
+	adm := admin(t, b)
+	if res, err := adm.CreateTopic(ctxT(t), 4, 1, nil, "static"); err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	type member struct {
+		cl       *kgo.Client
+		mu       sync.Mutex
+		assigned []int32
+		revokes  int
+		done     chan struct{}
+	}
+	start := func(instance string) *member {
+		m := &member{done: make(chan struct{})}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr().String()), kgo.ConsumerGroup("static-g"), kgo.ConsumeTopics("static"),
+			kgo.InstanceID(instance), kgo.Balancers(kgo.RangeBalancer()), kgo.SessionTimeout(30*time.Second),
+			kgo.HeartbeatInterval(200*time.Millisecond),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
+				m.mu.Lock()
+				m.assigned = append(m.assigned[:0], a["static"]...)
+				m.mu.Unlock()
+			}),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+				m.mu.Lock()
+				if len(r["static"]) > 0 {
+					m.revokes++
+				}
+				m.mu.Unlock()
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.cl = cl
+		go func() {
+			defer close(m.done)
+			for !cl.PollFetches(context.Background()).IsClientClosed() {
+			}
+		}()
+		return m
+	}
+	stop := func(m *member) { m.cl.Close(); <-m.done }
+	state := func(m *member) (int, int) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.assigned), m.revokes
+	}
+
+	leader := start("leader")
+	defer stop(leader)
+	testutil.Eventually(t, "the first member to own all four partitions", func() bool { n, _ := state(leader); return n == 4 })
+	other := start("other")
+	testutil.Eventually(t, "two members with two partitions each", func() bool {
+		n1, _ := state(leader)
+		n2, _ := state(other)
+		return n1 == 2 && n2 == 2
+	})
+	_, revokesBefore := state(leader)
+
+	stop(other) // a static member does not leave the group on close
+	again := start("other")
+	defer stop(again)
+	testutil.Eventually(t, "the restarted static member to get its partitions back", func() bool { n, _ := state(again); return n == 2 })
+	if n, revokes := state(leader); n != 2 || revokes != revokesBefore {
+		t.Fatalf("the other member was rebalanced: %d partitions, %d revocations (was %d)", n, revokes, revokesBefore)
+	}
+	groups, err := adm.DescribeGroups(ctxT(t), "static-g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := groups["static-g"]
+	if g.State != "Stable" || len(g.Members) != 2 {
+		t.Fatalf("group after the restart: state %s, %d members", g.State, len(g.Members))
+	}
+}

@@ -125,13 +125,22 @@ func TestThreeProcessClusterLeaderKill(t *testing.T) {
 		t.Fatalf("resumed consumer re-read committed records:\n%s", cons.output())
 	}
 
+	// The offsets topic exists now, listed only when asked for.
+	out, _ := runErr(topic, "list", "--addrs", nodes[third].s.addr)
+	if strings.Contains(out, "__consumer_offsets") {
+		t.Fatalf("topic list shows the internal topic:\n%s", out)
+	}
+	if out, _ := runErr(topic, "list", "--addrs", nodes[third].s.addr, "--internal"); !strings.Contains(out, "topic=__consumer_offsets partition=15 ") {
+		t.Fatalf("topic list --internal:\n%s", out)
+	}
+
 	// kcat reads the same log from a surviving node.
 	got := run(t, "", kcatOrSkip(t), "-b", nodes[third].s.addr, "-C", "-t", "orders", "-o", "beginning", "-e", "-f", "%o\t%s\n")
 	want := "0\thello world\n1\tthis is a test\n2\tdistributed log works!\n3\tafter failover\n4\twhile you were away\n"
 	if got != want {
 		t.Fatalf("consumed:\n%q\nwant:\n%q", got, want)
 	}
-	out, _ := runErr(topic, "list", "--addrs", addrs(li))
+	out, _ = runErr(topic, "list", "--addrs", addrs(li))
 	if m := leaderRE.FindStringSubmatch(out); m == nil || m[1] == strconv.Itoa(leader) || m[2] == "1" {
 		t.Fatalf("after the kill: %s", out)
 	}

@@ -1,7 +1,10 @@
 package group
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -69,9 +72,15 @@ func (c *Coordinator) join(ctx context.Context, shardID int32, r JoinRequest) jo
 		c.mu.Unlock()
 		return joinResult{code: kerr.InconsistentGroupProtocol.Code}
 	}
+	if r.MemberID == "" && id != "" {
+		if res, ok := c.replaceStaticLocked(s, g, id, r, protos); ok {
+			c.mu.Unlock()
+			return res
+		}
+	}
 	switch {
 	case id == "":
-		id = newMemberID(r.ClientID)
+		id = newMemberID(cmp.Or(r.InstanceID, r.ClientID)) // static members' ids start with the instance id, as Kafka's
 		if r.RequireKnownMemberID && r.InstanceID == "" {
 			g.pendingIDs[id] = true
 			c.mu.Unlock()
@@ -235,4 +244,29 @@ func (c *Coordinator) leave(shardID int32, groupName string, ids, instanceIDs []
 		c.removeMemberLocked(s, g, id)
 	}
 	return 0, codes
+}
+
+// replaceStaticLocked lets a static member (group.instance.id) that comes
+// back while its group is stable take its old place without a rebalance
+// (KIP-345): it gets a new member id, which fences the old instance, and
+// its old assignment through SyncGroup. The leader, or a member whose
+// protocols changed, rejoins the usual way.
+func (c *Coordinator) replaceStaticLocked(s *shard, g *group, oldID string, r JoinRequest, protos []protocol) (joinResult, bool) {
+	m := g.members[oldID]
+	if g.state != Stable || m == nil || oldID == g.leader || m.protocolType != r.ProtocolType ||
+		!slices.EqualFunc(m.protocols, protos, func(a, b protocol) bool { return a.name == b.name && bytes.Equal(a.metadata, b.metadata) }) {
+		return joinResult{}, false
+	}
+	c.failWaitsLocked(m, kerr.FencedInstanceID.Code)
+	id := newMemberID(r.InstanceID)
+	delete(g.members, oldID)
+	m.id = id
+	g.members[id] = m
+	m.clientID, m.clientHost = r.ClientID, r.ClientHost
+	m.sessionTimeout, m.rebalanceTimeout = r.SessionTimeout, max(r.RebalanceTimeout, r.SessionTimeout)
+	m.lastSeen = time.Now()
+	c.persistAsync(s, g)
+	c.log.Info("static group member replaced without a rebalance", "group", g.name, "instance", m.instanceID,
+		"old_member", oldID, "member", id, "generation", g.generation)
+	return joinResult{generation: g.generation, protocolType: g.protocolType, protocol: g.protocol, leader: g.leader, memberID: id}, true
 }

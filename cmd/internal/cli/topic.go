@@ -126,21 +126,24 @@ func topicDeleteCmd() *cobra.Command {
 
 func topicListCmd() *cobra.Command {
 	f := &topicFlags{}
+	var internal bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List topics: leader, epoch, and each replica's ISR membership and log end offset",
 		Long: `List topics, one line per partition:
   topic=orders leader=node-1 epoch=1 replicas=node-2(isr=true,leo=0),node-3(isr=true,leo=0)
 (topics with several partitions add partition=N). replicas lists the
-followers; leo is each replica's log end offset, asked of that broker.`,
+followers; leo is each replica's log end offset, asked of that broker.
+Internal topics (__consumer_offsets) are listed only with --internal.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return f.run(cmd, func(ctx context.Context, cl *kgo.Client, adm *kadm.Client) error {
-				return listTopics(ctx, cmd.OutOrStdout(), cl, adm)
+				return listTopics(ctx, cmd.OutOrStdout(), cl, adm, internal)
 			})
 		},
 	}
 	f.common(cmd, false)
+	cmd.Flags().BoolVar(&internal, "internal", false, "also list internal topics (__consumer_offsets)")
 	return withEnv(cmd)
 }
 
@@ -151,8 +154,12 @@ func nodeName(id int32) string {
 	return fmt.Sprintf("node-%d", id)
 }
 
-func listTopics(ctx context.Context, out io.Writer, cl *kgo.Client, adm *kadm.Client) error {
-	topics, err := adm.ListTopics(ctx)
+func listTopics(ctx context.Context, out io.Writer, cl *kgo.Client, adm *kadm.Client, internal bool) error {
+	list := adm.ListTopics
+	if internal {
+		list = adm.ListTopicsWithInternal
+	}
+	topics, err := list(ctx)
 	if err != nil {
 		return err
 	}
