@@ -4,7 +4,8 @@ BIN     := bin
 PKGS    := ./...
 
 .PHONY: build build-mlog build-server build-producer build-consumer build-topic producer-connect consumer-connect test test-short test-coverage vet fuzz bench bench-storage run \
-	local-cluster-start local-cluster-stop create-topic delete-topic list-topics
+	local-cluster-start local-cluster-stop create-topic delete-topic list-topics \
+	cluster-up cluster-down cluster-restart cluster-logs
 
 # Parameters of the seed's targets: make create-topic topic=orders replicas=3 addrs=127.0.0.1:9097
 topic    ?= orders
@@ -38,6 +39,24 @@ run: build-mlog
 
 local-cluster-start: build-server build-topic
 	./scripts/start-local-cluster.sh
+
+# The seed's Docker Compose cluster (infra/): an image FROM scratch around
+# bin/mlog, so nothing is pulled.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_FILE := infra/docker-compose.yml
+
+cluster-up: build-mlog
+	$(COMPOSE) -f $(COMPOSE_FILE) up -d --build
+
+cluster-down:
+	$(COMPOSE) -f $(COMPOSE_FILE) down
+
+cluster-restart: build-mlog
+	$(COMPOSE) -f $(COMPOSE_FILE) down -v
+	$(COMPOSE) -f $(COMPOSE_FILE) up -d --build
+
+cluster-logs:
+	$(COMPOSE) -f $(COMPOSE_FILE) logs -f
 
 local-cluster-stop:
 	./scripts/stop-local-cluster.sh

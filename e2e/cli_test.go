@@ -21,6 +21,8 @@ func TestHelpTexts(t *testing.T) {
 		{"consumer", []string{"connect", "--help"}, []string{"--addrs", "--topic", "--id", "--from-beginning", "MLOG_"}},
 		{"mlog", []string{"producer", "connect", "--help"}, []string{"--acks"}},
 		{"mlog", []string{"consumer", "connect", "--help"}, []string{"--from-beginning"}},
+		{"mlog", []string{"healthcheck", "--help"}, []string{"--addr", "--timeout"}},
+		{"consumer", []string{"connect", "--help"}, []string{"--max-messages"}},
 		{"mlog", []string{"perf", "consume", "--help"}, []string{"--topic", "--num-records", "--brokers"}},
 	} {
 		out, err := exec.Command(bin(t, tc.bin), tc.args...).CombinedOutput()

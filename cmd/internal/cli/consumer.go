@@ -25,6 +25,7 @@ func ConsumerCmd() *cobra.Command {
 func consumerConnectCmd() *cobra.Command {
 	var addrs, topic, id string
 	var fromBeginning bool
+	var maxMessages int
 	cmd := &cobra.Command{
 		Use:   "connect",
 		Short: "Print every record of a topic as offset<TAB>value, committing as it goes",
@@ -38,17 +39,18 @@ from the first record instead.`,
 			if topic == "" {
 				return errors.New("--topic is required")
 			}
-			return runConsumer(cmd.OutOrStdout(), addrs, topic, id, fromBeginning)
+			return runConsumer(cmd.OutOrStdout(), addrs, topic, id, fromBeginning, maxMessages)
 		},
 	}
 	cmd.Flags().StringVar(&addrs, "addrs", "127.0.0.1:9094", "comma-separated broker addresses")
 	cmd.Flags().StringVar(&topic, "topic", "", "topic (required)")
 	cmd.Flags().StringVar(&id, "id", "", "consumer id: where committed offsets are kept (a Kafka group id)")
 	cmd.Flags().BoolVar(&fromBeginning, "from-beginning", false, "start from the first record, not the last committed one")
+	cmd.Flags().IntVar(&maxMessages, "max-messages", 0, "exit after this many records (0: run until interrupted)")
 	return withEnv(cmd)
 }
 
-func runConsumer(out io.Writer, addrs, topic, id string, fromBeginning bool) error {
+func runConsumer(out io.Writer, addrs, topic, id string, fromBeginning bool, maxMessages int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	admCl, err := kgo.NewClient(seedOpts(addrs)...)
@@ -121,14 +123,24 @@ func runConsumer(out io.Writer, addrs, topic, id string, fromBeginning bool) err
 			}
 		}
 		var err error
+		done := false
 		fs.EachRecord(func(r *kgo.Record) {
+			if done {
+				return
+			}
 			fmt.Fprintf(out, "%d\t%s\n", r.Offset, r.Value)
 			if id != "" && err == nil {
 				err = commitOne(ctx, adm, id, r)
 			}
+			if maxMessages--; maxMessages == 0 {
+				done = true
+			}
 		})
 		if err != nil && ctx.Err() == nil {
 			return err
+		}
+		if done {
+			return nil
 		}
 	}
 }

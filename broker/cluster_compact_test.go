@@ -1,0 +1,90 @@
+package broker
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mlog/mlog/internal/testutil"
+	"github.com/mlog/mlog/partition"
+	"github.com/mlog/mlog/storage/batch"
+)
+
+// replicaRecords reads every record of a replica's log: offset -> key=value.
+func replicaRecords(t *testing.T, p *partition.Partition) map[int64]string {
+	t.Helper()
+	out := map[int64]string{}
+	for off := p.Log().LogStartOffset(); off < p.Log().LogEndOffset(); {
+		reg, err := p.Log().Read(off, 1<<20, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := reg.Bytes()
+		reg.Release()
+		if err != nil || len(b) == 0 {
+			t.Fatalf("read at %d: %v (%d bytes)", off, err, len(b))
+		}
+		for it := batch.NewIter(b); it.Next(); {
+			recs, err := batch.Records(it.Batch())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				out[r.Offset] = string(r.Key) + "=" + string(r.Value)
+			}
+			off = it.Header().LastOffset() + 1
+		}
+	}
+	return out
+}
+
+// A follower that lost its disk replicates a leader whose log compaction
+// has left gaps (and emptied idempotent batches): it catches up, rejoins
+// the ISR and holds exactly the leader's records.
+func TestClusterWipedFollowerCatchesUpOnCompactedLog(t *testing.T) {
+	tc := startCluster(t, 3)
+	policy, seg := "compact", "16384"
+	tc.createTopic("kv", 1, 3, map[string]*string{"cleanup.policy": &policy, "segment.bytes": &seg})
+	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+	for round := range 60 {
+		var recs []*kgo.Record
+		for k := range 50 {
+			recs = append(recs, &kgo.Record{Topic: "kv", Key: fmt.Appendf(nil, "k%d", k), Value: fmt.Appendf(nil, "%d", round)})
+		}
+		if err := cl.ProduceSync(ctxT(t), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leaderID, _ := tc.partitionInfo("kv", 0)
+	li := tc.index(leaderID)
+	leader := tc.replica(li, "kv", 0)
+	before := leader.Log().Size()
+	tc.brokers[li].RunRetention()
+	if leader.Log().Size() >= before {
+		t.Fatalf("leader's log not compacted: %d bytes, was %d", leader.Log().Size(), before)
+	}
+	want := replicaRecords(t, leader)
+
+	fi := (li + 1) % 3
+	tc.kill(fi)
+	if err := os.RemoveAll(tc.cfgs[fi].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	tc.start(fi)
+	testutil.Eventually(t, "the wiped follower caught up and back in the ISR", func() bool {
+		r := tc.replica(fi, "kv", 0)
+		_, isr := tc.partitionInfo("kv", 0)
+		return r != nil && r.LogEndOffset() == leader.LogEndOffset() && len(isr) == 3
+	})
+	got := replicaRecords(t, tc.replica(fi, "kv", 0))
+	if len(got) != len(want) {
+		t.Fatalf("follower holds %d records, the compacted leader %d", len(got), len(want))
+	}
+	for off, kv := range want {
+		if got[off] != kv {
+			t.Fatalf("offset %d: follower %q, leader %q", off, got[off], kv)
+		}
+	}
+}
