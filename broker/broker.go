@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mlog/mlog/metrics"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/mlog/mlog/group"
@@ -36,6 +38,8 @@ type Broker struct {
 
 	changed notify.Notifier
 	server  *protocol.Server
+	metrics *metrics.Metrics
+	http    *metrics.Server // nil without Config.HTTPAddr
 	groups  *group.Coordinator
 	cl      *clusterParts // nil for a standalone broker
 	stop    chan struct{}
@@ -65,8 +69,9 @@ func New(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), clusterID: clusterID,
+	b := &Broker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), clusterID: clusterID, metrics: metrics.New(),
 		nodeID: KafkaNodeID(cfg.NodeID), topics: map[string]*topic{}, stop: make(chan struct{})}
+	b.metrics.Registry.MustRegister(partitionCollector{b})
 	gcfg := group.DefaultConfig()
 	gcfg.Logger = b.log
 	if cfg.GroupInitialRebalanceDelay > 0 {
@@ -146,7 +151,7 @@ func (b *Broker) Start() error {
 		}
 	}
 	b.server = protocol.NewServer(protocol.Config{Addr: b.cfg.ListenAddr, MaxRequestBytes: b.cfg.MaxRequestBytes,
-		ShutdownGrace: b.cfg.ShutdownGrace, Logger: b.log}, b)
+		ShutdownGrace: b.cfg.ShutdownGrace, Logger: b.log, Metrics: b.metrics}, b)
 	if err := b.server.Start(); err != nil {
 		if b.cl != nil {
 			_ = b.cl.node.Shutdown()
@@ -162,10 +167,32 @@ func (b *Broker) Start() error {
 	}
 	b.wg.Add(1)
 	go b.retentionLoop()
+	if b.cfg.HTTPAddr != "" {
+		hs, err := metrics.Serve(b.cfg.HTTPAddr, b.metrics, b.Ready, b.log)
+		if err != nil {
+			_ = b.shutdown(false)
+			return err
+		}
+		b.http = hs
+		b.log.Info("metrics listening", "http_addr", hs.Addr().String())
+	}
 	b.log.Info("broker started", "kafka_addr", b.server.Addr().String(), "data_dir", b.cfg.DataDir,
 		"broker_id", b.nodeID, "fsync_acks", b.cfg.SyncAcks)
 	return nil
 }
+
+// HTTPAddr is the metrics listener's address (nil without one).
+func (b *Broker) HTTPAddr() net.Addr {
+	if b.http == nil {
+		return nil
+	}
+	return b.http.Addr()
+}
+
+// Ready reports whether the broker serves with current metadata: always
+// for a standalone broker; in a cluster once its metadata has caught up
+// with the Raft log.
+func (b *Broker) Ready() bool { return b.cl == nil || b.cl.ready.Load() }
 
 // Addr is the Kafka listener's address.
 func (b *Broker) Addr() net.Addr { return b.server.Addr() }
@@ -199,8 +226,11 @@ func (b *Broker) shutdown(graceful bool) error {
 		}
 		cancel()
 	}
+	if b.http != nil {
+		err = b.http.Close()
+	}
 	if b.server != nil {
-		err = b.server.Close()
+		err = errors.Join(err, b.server.Close())
 	}
 	close(b.stop)
 	b.wg.Wait()
@@ -240,24 +270,38 @@ func (b *Broker) retentionLoop() {
 }
 
 // RunRetention applies retention, and compaction where cleanup.policy asks
-// for it, to every partition now.
+// for it, to every partition replica this broker holds, now.
 func (b *Broker) RunRetention() {
-	b.mu.RLock()
-	var parts []*partition.Partition
-	for _, t := range b.topics {
-		parts = append(parts, t.parts...)
-	}
-	b.mu.RUnlock()
-	for _, p := range parts {
+	for _, p := range b.localPartitions() {
 		if _, err := p.Log().Retention(); err != nil {
 			b.log.Warn("retention failed", "topic", p.Topic(), "partition", p.ID(), "err", err)
 		}
 		if p.Log().Compacted() {
-			if _, err := p.Log().Compact(-1); err != nil {
+			if _, err := p.Log().Compact(p.HighWatermark(), -1); err != nil {
 				b.log.Warn("compaction failed", "topic", p.Topic(), "partition", p.ID(), "err", err)
 			}
 		}
 	}
+}
+
+// localPartitions lists the partition replicas on this broker: the
+// cluster's replicas, or a standalone broker's topics.
+func (b *Broker) localPartitions() []*partition.Partition {
+	var parts []*partition.Partition
+	if b.cl != nil {
+		b.cl.mu.Lock()
+		for _, p := range b.cl.parts {
+			parts = append(parts, p)
+		}
+		b.cl.mu.Unlock()
+		return parts
+	}
+	b.mu.RLock()
+	for _, t := range b.topics {
+		parts = append(parts, t.parts...)
+	}
+	b.mu.RUnlock()
+	return parts
 }
 
 // removeDeletedDirs finishes deletions a crash interrupted.

@@ -402,6 +402,7 @@ func (b *Broker) proposeISR(k partKey, p *partition.Partition, prop *partition.I
 			b.log.Debug("ISR change not applied", "topic", k.Topic, "partition", k.Partition, "isr", isr, "err", err)
 			return
 		}
+		b.metrics.ISRChanged(len(r.ISR), len(isr))
 		b.log.Info("ISR changed", "topic", k.Topic, "partition", k.Partition, "from", r.ISR, "to", isr)
 	}()
 }

@@ -23,6 +23,9 @@ type Config struct {
 	DataDir string
 	// ListenAddr is the Kafka listener's host:port.
 	ListenAddr string
+	// HTTPAddr is the host:port of /metrics, /healthz and /readyz; empty
+	// for none.
+	HTTPAddr string
 	// AdvertisedAddr is the host:port clients are told to connect to;
 	// ListenAddr when empty.
 	AdvertisedAddr string

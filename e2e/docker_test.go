@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -21,10 +23,10 @@ func TestDockerComposeCluster(t *testing.T) {
 	if exec.Command("docker", "compose", "version").Run() != nil {
 		compose = []string{"docker-compose"}
 	}
-	for _, port := range []string{"9092", "9093", "9094", "9095", "9096", "9097", "9098", "9099", "9100"} {
+	for _, port := range []string{"9092", "9093", "9094", "9095", "9096", "9097", "9098", "9099", "9100", "9644", "9645", "9646"} {
 		ln, err := net.Listen("tcp", "127.0.0.1:"+port)
 		if err != nil {
-			t.Skipf("skipped: port %s is taken (a cluster already running?); the Compose file publishes 9092-9100", port)
+			t.Skipf("skipped: port %s is taken (a cluster already running?); the Compose file publishes 9092-9100 and 9644-9646", port)
 		}
 		ln.Close()
 	}
@@ -80,6 +82,17 @@ func TestDockerComposeCluster(t *testing.T) {
 		out, _ := in("node2", "", "topic", "list", "--addrs", "node2:9097")
 		return out, strings.Count(out, "isr=true") == 2
 	})
+	// Each node's HTTP port (9644-9646 on the host): ready, with metrics.
+	for _, port := range []string{"9644", "9645", "9646"} {
+		eventually("node on "+port+" ready", func() (string, bool) {
+			resp, err := http.Get("http://127.0.0.1:" + port + "/readyz")
+			if err != nil {
+				return err.Error(), false
+			}
+			resp.Body.Close()
+			return resp.Status, resp.StatusCode == http.StatusOK
+		})
+	}
 	m := leaderRE.FindStringSubmatch(list)
 	if m == nil {
 		t.Fatalf("topic list: %s", list)
@@ -108,6 +121,16 @@ func TestDockerComposeCluster(t *testing.T) {
 	}
 	out, err = in(others[1], "", "consumer", "connect", "--addrs", addrOf[others[1]], "--topic", "orders",
 		"--from-beginning", "--max-messages", "4")
+	httpPort := map[string]string{"node1": "9644", "node2": "9645", "node3": "9646"}
+	eventually(others[0]+"'s /metrics to show the high watermark 4", func() (string, bool) {
+		resp, err := http.Get("http://127.0.0.1:" + httpPort[others[0]] + "/metrics")
+		if err != nil {
+			return err.Error(), false
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(body), strings.Contains(string(body), `mlog_partition_high_watermark{partition="0",topic="orders"} 4`)
+	})
 	want := "0\thello world\n1\tthis is a test\n2\tdistributed log works!\n3\tafter failover\n"
 	if err != nil || !strings.Contains(out, want) {
 		t.Fatalf("consume from %s: %v\n%s", others[1], err, out)

@@ -112,6 +112,9 @@ func tryStartServer(t *testing.T, env []string, args []string) (*server, bool) {
 		args = append(args, "--bind-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 		own = true
 	}
+	if !slices.Contains(args, "--http-addr") {
+		args = append(args, "--http-addr", "127.0.0.1:0")
+	}
 	if !slices.Contains(args, "--raft-addr") {
 		args = append(args, "--raft-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 		own = true

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mlog/mlog/partition"
+	"github.com/mlog/mlog/storage/batch"
 )
 
 func init() { register(0, 3, 9, handleProduce) }
@@ -65,6 +66,9 @@ func handleProduce(c *conn, kreq kmsg.Request) (reply, error) {
 					sp.ErrorMessage = errorMessage(err)
 				}
 			} else {
+				if h, herr := batch.ParseHeader(rp.Records); herr == nil {
+					c.s.cfg.Metrics.Produced(rt.Topic, len(rp.Records), int(h.RecordCount))
+				}
 				pending = append(pending, producePending{topic: ti, part: pi, app: app, p: p})
 			}
 			st.Partitions = append(st.Partitions, sp)

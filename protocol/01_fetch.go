@@ -47,7 +47,7 @@ func handleFetch(c *conn, kreq kmsg.Request) (reply, error) {
 
 // collectFetch reads every requested partition once.
 func collectFetch(c *conn, req *kmsg.FetchRequest, recorded map[[2]any]bool) *fetchReply {
-	fr := &fetchReply{version: req.Version}
+	fr := &fetchReply{version: req.Version, replica: req.ReplicaID >= 0}
 	budget := int64(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 {
 		budget = 1<<31 - 1

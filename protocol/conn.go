@@ -41,6 +41,7 @@ type pendingReply struct {
 	fetch         *fetchReply
 	raw           []byte // a pre-encoded body (ApiVersions fallback)
 	abort         bool   // producing the reply failed: close the connection
+	start         time.Time
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -103,7 +104,7 @@ func (c *conn) dispatch(buf []byte) (err error) {
 	if err != nil {
 		return err
 	}
-	p := &pendingReply{correlationID: h.correlationID, key: h.apiKey, version: h.apiVersion, done: make(chan struct{})}
+	p := &pendingReply{correlationID: h.correlationID, key: h.apiKey, version: h.apiVersion, done: make(chan struct{}), start: time.Now()}
 	c.s.inFlight.Add(1)
 	queued := false
 	defer func() {
@@ -191,6 +192,7 @@ func (c *conn) writeLoop() {
 		}
 		var err error
 		buf, err = c.write(buf[:0], p)
+		c.s.cfg.Metrics.Request(p.key, time.Since(p.start))
 		if err != nil {
 			c.log.Debug("write failed; dropping the connection", "err", err)
 			failed = true

@@ -17,6 +17,7 @@ import (
 // checks the bytes against kmsg's encoding.
 type fetchReply struct {
 	version         int16
+	replica         bool // a follower's fetch: not counted as bytes out
 	errorCode       int16
 	topics          []fetchTopic
 	partitionErrors bool // a partition failed: answer without waiting
@@ -162,6 +163,15 @@ func (c *conn) writeFetch(buf []byte, p *pendingReply) error {
 		}
 		if err != nil {
 			return err
+		}
+	}
+	if m := c.s.cfg.Metrics; m != nil && !p.fetch.replica {
+		for _, t := range p.fetch.topics {
+			for _, fp := range t.partitions {
+				if fp.records.Size > 0 {
+					m.Fetched(t.name, fp.records.Size)
+				}
+			}
 		}
 	}
 	return nil

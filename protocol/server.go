@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mlog/mlog/metrics"
 )
 
 // Config configures the listener.
@@ -22,6 +24,8 @@ type Config struct {
 	// ShutdownGrace is how long Close lets responses in flight be written.
 	ShutdownGrace time.Duration
 	Logger        *slog.Logger
+	// Metrics, when set, counts bytes in and out and times requests.
+	Metrics *metrics.Metrics
 }
 
 // DefaultConfig returns the defaults: Kafka's port 9094 in mlog's seed,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Start the seed's three-node local cluster (no Docker):
-#   node-1  Serf 127.0.0.1:9092  Raft 127.0.0.1:9093  Kafka 127.0.0.1:9094  data /tmp/mlog-local/node1
-#   node-2  Serf 127.0.0.1:9095  Raft 127.0.0.1:9096  Kafka 127.0.0.1:9097  data /tmp/mlog-local/node2
-#   node-3  Serf 127.0.0.1:9098  Raft 127.0.0.1:9099  Kafka 127.0.0.1:9100  data /tmp/mlog-local/node3
+#   node-1  Serf 127.0.0.1:9092  Raft 127.0.0.1:9093  Kafka 127.0.0.1:9094  HTTP 127.0.0.1:9644  data /tmp/mlog-local/node1
+#   node-2  Serf 127.0.0.1:9095  Raft 127.0.0.1:9096  Kafka 127.0.0.1:9097  HTTP 127.0.0.1:9645  data /tmp/mlog-local/node2
+#   node-3  Serf 127.0.0.1:9098  Raft 127.0.0.1:9099  Kafka 127.0.0.1:9100  HTTP 127.0.0.1:9646  data /tmp/mlog-local/node3
+# (HTTP: /metrics, /healthz, /readyz)
 # node-1 bootstraps and starts first; the others start once it answers.
 # Logs and PID files go to $MLOG_LOCAL_DIR (default /tmp/mlog-local).
 # Stop with ./scripts/stop-local-cluster.sh.
@@ -34,7 +35,7 @@ start() { # n serf raft kafka [flags...]
 		return
 	fi
 	"$server" --node-id "node-$n" --bind-addr "127.0.0.1:$serf" --raft-addr "127.0.0.1:$raft" \
-		--rpc-port "$kafka" --data-dir "$base/node$n" "$@" >>"$base/node$n.log" 2>&1 &
+		--rpc-port "$kafka" --http-addr "127.0.0.1:$((9643 + n))" --data-dir "$base/node$n" "$@" >>"$base/node$n.log" 2>&1 &
 	echo $! >"$base/node$n.pid"
 	echo "node-$n started (pid $!): Kafka 127.0.0.1:$kafka, log $base/node$n.log"
 }

@@ -38,7 +38,11 @@ func (l *Log) Compacted() bool { return l.cfg.Compact }
 // .log after its index files are removed: a crash leaves either the old
 // segment or the new one, and missing indexes are rebuilt from the log.
 // Offsets never change, so followers and consumers see a log with gaps.
-func (l *Log) Compact(deleteRetentionMs int64) (CompactStats, error) {
+//
+// Only offsets below upTo take part: the partition passes its high
+// watermark, so a record that may still be truncated away never
+// supersedes a committed one (Kafka's first uncleanable offset).
+func (l *Log) Compact(upTo, deleteRetentionMs int64) (CompactStats, error) {
 	if deleteRetentionMs < 0 {
 		deleteRetentionMs = l.cfg.DeleteRetention.Milliseconds()
 	}
@@ -52,10 +56,11 @@ func (l *Log) Compact(deleteRetentionMs int64) (CompactStats, error) {
 	}
 	var closed []*segment
 	for _, s := range l.segments() {
-		if s.next.Load() <= l.recoveryPoint && s != l.active() {
+		if s.next.Load() <= min(l.recoveryPoint, upTo) && s != l.active() {
 			closed = append(closed, s)
 		}
 	}
+	gen := l.gen.Load() // a truncation or reset meanwhile voids the rewrite
 	l.mu.Unlock()
 	var held []*segment
 	defer func() {
@@ -94,7 +99,7 @@ func (l *Log) Compact(deleteRetentionMs int64) (CompactStats, error) {
 	var st CompactStats
 	expired := l.cfg.Now().UnixMilli() - deleteRetentionMs
 	for _, s := range held {
-		removed, before, after, err := l.compactSegment(s, func(h batch.Header, r batch.KeyedRecord) bool {
+		removed, before, after, err := l.compactSegment(s, gen, func(h batch.Header, r batch.KeyedRecord) bool {
 			if r.Key == nil {
 				return true
 			}
@@ -136,63 +141,71 @@ func eachBatch(s *segment, fn func([]byte, batch.Header) error) error {
 }
 
 // compactSegment rewrites s keeping the records keep selects and swaps the
-// new file in. Nothing changes when keep selects every record.
-func (l *Log) compactSegment(s *segment, keep func(batch.Header, batch.KeyedRecord) bool) (removed, before, after int64, err error) {
-	var out [][]byte
-	size := int64(0)
-	err = eachBatch(s, func(b []byte, h batch.Header) error {
-		if h.Control() {
-			out = append(out, slices.Clone(b))
-			size += int64(len(b))
-			return nil
-		}
-		nb, kept, err := batch.Filter(b, func(r batch.KeyedRecord) bool { return keep(h, r) })
-		if err != nil {
-			return err
-		}
-		removed += int64(h.RecordCount - kept)
-		// An emptied batch is kept when a producer's sequence lives in it.
-		if kept > 0 || h.Idempotent() {
-			out = append(out, nb)
-			size += int64(len(nb))
-		}
-		return nil
-	})
-	if err != nil || removed == 0 {
-		return 0, 0, 0, err
-	}
-	if len(out) == 0 {
-		return removed, s.size.Load(), 0, l.dropCompacted(s)
-	}
-
+// new file in. Nothing changes when keep selects every record. A batch is
+// copied as it is unless records leave it, and also when its filtered
+// (uncompressed) form would be bigger: the new segment is never larger than
+// the old one.
+func (l *Log) compactSegment(s *segment, gen uint64, keep func(batch.Header, batch.KeyedRecord) bool) (removed, before, after int64, err error) {
 	fs := l.cfg.FS
 	tmp := s.path + compactSuffix
 	f, err := fs.OpenFile(tmp, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("storage: compact %s: %w", s.path, err)
 	}
+	abort := func(err error) (int64, int64, int64, error) {
+		_ = f.Close()
+		_ = fs.Remove(tmp)
+		return 0, 0, 0, err
+	}
+	before = s.size.Load()
 	pos := int64(0)
-	for _, b := range out {
-		if _, err = f.WriteAt(b, pos); err != nil {
-			break
+	err = eachBatch(s, func(b []byte, h batch.Header) error {
+		out := b
+		if !h.Control() {
+			nb, kept, err := batch.Filter(b, func(r batch.KeyedRecord) bool { return keep(h, r) })
+			if err != nil {
+				return err
+			}
+			switch {
+			case kept == h.RecordCount, len(nb) > len(b):
+			case kept == 0 && !h.Idempotent():
+				removed += int64(h.RecordCount)
+				return nil
+			default: // an emptied batch stays when a producer's sequence lives in it
+				removed += int64(h.RecordCount - kept)
+				out = nb
+			}
 		}
-		pos += int64(len(b))
+		if _, err := f.WriteAt(out, pos); err != nil {
+			return err
+		}
+		pos += int64(len(out))
+		return nil
+	})
+	if err != nil || removed == 0 {
+		return abort(err)
 	}
-	if err == nil {
-		err = f.Sync()
+	if pos == 0 {
+		_, _, _, _ = abort(nil)
+		dropped, err := l.dropCompacted(s, gen, before)
+		if !dropped {
+			return 0, 0, 0, err
+		}
+		return removed, before, 0, nil
 	}
-	_ = f.Close()
-	if err != nil {
+	if err := f.Sync(); err != nil {
+		return abort(fmt.Errorf("storage: compact %s: %w", s.path, err))
+	}
+	if err := f.Close(); err != nil {
 		_ = fs.Remove(tmp)
 		return 0, 0, 0, fmt.Errorf("storage: compact %s: %w", s.path, err)
 	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	segs := l.segments()
-	i := slices.Index(segs, s)
-	if werr := l.writableLocked(); werr != nil || i < 0 || i == len(segs)-1 {
-		_ = fs.Remove(tmp) // closed, truncated away or deleted meanwhile
+	i, werr := l.swappableLocked(s, gen, before)
+	if werr != nil || i < 0 {
+		_ = fs.Remove(tmp)
 		return 0, 0, 0, werr
 	}
 	// Readers of the old segment keep its file and index mappings; load
@@ -208,6 +221,11 @@ func (l *Log) compactSegment(s *segment, keep func(batch.Header, batch.KeyedReco
 			return 0, 0, 0, fmt.Errorf("storage: compact %s: %w", s.path, err)
 		}
 	}
+	// The removals reach the disk before the rename: the new .log must
+	// never meet the old indexes after a crash.
+	if err := fs.SyncDir(l.dir); err != nil {
+		return 0, 0, 0, l.faultLocked(fmt.Errorf("storage: compact %s: sync dir: %w", s.path, err))
+	}
 	if err := fs.Rename(tmp, s.path+logSuffix); err != nil {
 		_ = fs.Remove(tmp)
 		return 0, 0, 0, fmt.Errorf("storage: compact %s: %w", s.path, err)
@@ -221,30 +239,46 @@ func (l *Log) compactSegment(s *segment, keep func(batch.Header, batch.KeyedReco
 	}
 	ns.next.Store(s.next.Load())
 	ns.maxTs.Store(s.maxTs.Load())
-	next := slices.Clone(segs)
+	next := slices.Clone(l.segments())
 	next[i] = ns
 	l.publish(next)
 	s.ixMu.Lock()
 	s.deleted = true // its names are the new segment's now
 	s.ixMu.Unlock()
 	s.release()
-	return removed, s.size.Load(), size, nil
+	return removed, before, pos, nil
+}
+
+// swappableLocked returns s's index in the segment list if compaction may
+// still replace it: the log is writable, nothing was truncated or reset
+// since the scan began (gen), s is a closed, flushed segment and its size
+// is the one that was read. -1 means leave it.
+func (l *Log) swappableLocked(s *segment, gen uint64, size int64) (int, error) {
+	if err := l.writableLocked(); err != nil {
+		return -1, err
+	}
+	segs := l.segments()
+	i := slices.Index(segs, s)
+	if i < 0 || i == len(segs)-1 || l.gen.Load() != gen || s.size.Load() != size || slices.Contains(l.unflushed, s) {
+		return -1, nil
+	}
+	return i, nil
 }
 
 // dropCompacted removes a closed segment that compaction emptied. Reads of
 // offsets in it go on to the next segment, as for any gap.
-func (l *Log) dropCompacted(s *segment) error {
+func (l *Log) dropCompacted(s *segment, gen uint64, size int64) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	segs := l.segments()
-	i := slices.Index(segs, s)
-	if err := l.writableLocked(); err != nil || i < 0 || i == len(segs)-1 {
-		return err
+	i, err := l.swappableLocked(s, gen, size)
+	if err != nil || i < 0 {
+		return false, err
 	}
+	segs := l.segments()
 	if _, err := s.indexes(); err != nil { // readers keep these mappings
-		return err
+		return false, err
 	}
 	l.publish(slices.Delete(slices.Clone(segs), i, i+1))
 	l.dropSegmentsLocked([]*segment{s})
-	return nil
+	return true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"testing"
 
 	"github.com/mlog/mlog/storage/batch"
@@ -53,7 +54,7 @@ func BenchmarkCompact(b *testing.B) {
 		}
 		size := l.Size()
 		b.StartTimer()
-		st, err := l.Compact(-1)
+		st, err := l.Compact(math.MaxInt64, -1)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -93,7 +94,7 @@ func TestCompactKeyWrittenManyTimesLeavesOne(t *testing.T) {
 	sealAll(t, l)
 	segsBefore, sizeBefore := l.NumSegments(), l.Size()
 
-	st, err := l.Compact(int64(24 * time.Hour / time.Millisecond))
+	st, err := l.Compact(math.MaxInt64, int64(24*time.Hour/time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestCompactTombstones(t *testing.T) {
 		batch.Record{Timestamp: ts, Key: nil, Value: []byte("no key")})
 	sealAll(t, l)
 	const retention = int64(time.Hour / time.Millisecond)
-	if _, err := l.Compact(retention); err != nil {
+	if _, err := l.Compact(math.MaxInt64, retention); err != nil {
 		t.Fatal(err)
 	}
 	got := records(t, l)
@@ -162,7 +163,7 @@ func TestCompactTombstones(t *testing.T) {
 		t.Fatalf("tombstone within delete.retention.ms: %+v", got)
 	}
 	now = now.Add(2 * time.Hour)
-	if _, err := l.Compact(retention); err != nil {
+	if _, err := l.Compact(math.MaxInt64, retention); err != nil {
 		t.Fatal(err)
 	}
 	got = records(t, l)
@@ -184,7 +185,7 @@ func TestCompactReaderKeepsOldSegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Compact(0); err != nil {
+	if _, err := l.Compact(math.MaxInt64, 0); err != nil {
 		t.Fatal(err)
 	}
 	b, err := r.Bytes()
@@ -243,7 +244,7 @@ func TestCompactCrashSafety(t *testing.T) {
 			t.Fatalf("leftover .tmp not removed: %v", err)
 		}
 		// And compaction then works on the recovered log.
-		if _, err := l.Compact(0); err != nil {
+		if _, err := l.Compact(math.MaxInt64, 0); err != nil {
 			t.Fatal(err)
 		}
 		if got := records(t, l); len(got) != 10 {
@@ -264,7 +265,7 @@ func TestCompactCrashSafety(t *testing.T) {
 		sealAll(t, l)
 		before := records(t, l)
 		ffs.FailNextSync(os.ErrInvalid)
-		if _, err := l.Compact(0); err == nil {
+		if _, err := l.Compact(math.MaxInt64, 0); err == nil {
 			t.Fatal("compaction succeeded with a failing fsync")
 		}
 		// Segments emptied before the failure are gone; the rest is as it
@@ -285,7 +286,7 @@ func TestCompactCrashSafety(t *testing.T) {
 
 	t.Run("crash right after", func(t *testing.T) {
 		dir, cfg, l, before := setup(t)
-		if _, err := l.Compact(0); err != nil {
+		if _, err := l.Compact(math.MaxInt64, 0); err != nil {
 			t.Fatal(err)
 		}
 		after := records(t, l)

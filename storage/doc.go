@@ -97,10 +97,12 @@
 // # Compaction
 //
 // With cleanup.policy=compact, Compact keeps only each key's latest record in
-// the closed, durable segments (never the active one); a tombstone goes too
+// the closed, durable segments below the high watermark (never the active
+// one, never a record that may still be truncated); a tombstone goes too
 // once its batch is older than delete.retention.ms. Offsets do not change:
 // a compacted batch keeps its baseOffset and lastOffsetDelta with fewer
-// records, compressed batches are written back uncompressed, an idempotent
+// records, compressed batches are written back uncompressed unless that
+// would make them bigger (then they stay whole), an idempotent
 // producer's emptied batch stays (with no records) so its sequence
 // survives, and a segment left with no batch is deleted. Readers, recovery
 // and followers treat the gaps as Kafka does: a read at a missing offset
@@ -108,8 +110,9 @@
 //
 // A segment is rewritten crash-safely: the new bytes go to
 // <base>.log.compact.tmp and are fsynced; the segment's .index and
-// .timeindex are removed; the .tmp is renamed over the .log and the
-// directory fsynced. A crash before the rename leaves the old .log (the .tmp
+// .timeindex are removed and the directory fsynced; the .tmp is renamed
+// over the .log and the directory fsynced again. A truncation, reset or
+// append to the segment while it was being rewritten voids the rewrite. A crash before the rename leaves the old .log (the .tmp
 // is removed and the indexes rebuilt on open); after it, the new one.
 //
 // # Concurrency

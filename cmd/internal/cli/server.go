@@ -23,6 +23,7 @@ type serverFlags struct {
 	bindAddr         string
 	raftAddr         string
 	advertiseAddr    string
+	httpAddr         string
 	bootstrap        bool
 	peers            []string
 	replBatchSize    int
@@ -60,6 +61,7 @@ answered, logs are flushed and marked cleanly shut down.`,
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&f.rpcPort, "rpc-port", 9094, "Kafka protocol (client and replication) port")
+	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:9644", "HTTP listener for /metrics (Prometheus), /healthz and /readyz; empty for none")
 	fl.StringVar(&f.dataDir, "data-dir", "/tmp/mlog", "where to store log data")
 	fl.StringVar(&f.nodeID, "node-id", "node-1", "unique node identifier; its trailing number is the Kafka broker id")
 	fl.StringVar(&f.bindAddr, "bind-addr", "127.0.0.1:9092", "Serf gossip listen address; its host is also where the Kafka listener binds")
@@ -93,6 +95,12 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 	}
 	port := strconv.Itoa(f.rpcPort)
 	cfg.ListenAddr = net.JoinHostPort(host, port)
+	if f.httpAddr != "" {
+		if _, _, err := net.SplitHostPort(f.httpAddr); err != nil {
+			return cfg, fmt.Errorf("--http-addr %q: want host:port: %w", f.httpAddr, err)
+		}
+	}
+	cfg.HTTPAddr = f.httpAddr
 	switch adv := f.advertiseAddr; {
 	case adv != "":
 		if _, _, err := net.SplitHostPort(adv); err == nil {

@@ -1,0 +1,12 @@
+// Package client is mlog's Go client in the seed's shape: a producer
+// (Produce, ProduceBatch with an ack mode), a consumer that reads by offset
+// and commits its position under an id (Fetch, CommitOffset, FetchOffset),
+// and an admin client (CreateTopic, ListTopics, DeleteTopic). It is a thin
+// layer over franz-go's kgo and kadm speaking the Kafka protocol, so the
+// same calls work against Apache Kafka; use kgo directly for partitions,
+// consumer groups and streaming.
+//
+// The seed names its request types protocol.ProduceRequest and so on; here
+// they live in this package (client.ProduceRequest), because mlog's
+// protocol package is the broker's side of the Kafka wire protocol.
+package client
