@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,8 +30,9 @@ func newClient(addrs string, opts ...kgo.Opt) (*kgo.Client, error) {
 
 // ProducerClient writes records to partition 0 of a topic.
 type ProducerClient struct {
-	by map[Acks]*kgo.Client
 	addrs string
+	mu    sync.Mutex
+	by    map[Acks]*kgo.Client // one kgo client per ack mode, made on first use
 }
 
 // NewProducerClient connects to the brokers in addrs (comma-separated).
@@ -44,6 +46,8 @@ func NewProducerClient(addrs string) (*ProducerClient, error) {
 
 // client returns the kgo client for an ack mode (kgo fixes acks per client).
 func (pc *ProducerClient) client(acks Acks) (*kgo.Client, error) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
 	if cl := pc.by[acks]; cl != nil {
 		return cl, nil
 	}
@@ -124,6 +128,8 @@ func (pc *ProducerClient) ProduceBatch(ctx context.Context, req *ProduceBatchReq
 
 // Close closes the connections.
 func (pc *ProducerClient) Close() {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
 	for _, cl := range pc.by {
 		cl.Close()
 	}
