@@ -60,31 +60,17 @@ func TestDockerComposeCluster(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	eventually := func(what string, f func() (string, bool)) string {
-		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			out, ok := f()
-			if ok {
-				return out
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s; last output:\n%s", what, out)
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-	}
-	eventually("the topic to be created", func() (string, bool) {
+	waitOutput(t, "the topic to be created", 90*time.Second, func() (string, bool) {
 		out, err := in("node2", "", "topic", "create", "--addrs", "node2:9097", "--topic", "orders", "--replicas", "3", "--timeout", "5s")
 		return out, err == nil || strings.Contains(out, "already exists")
 	})
-	list := eventually("three replicas in sync", func() (string, bool) {
+	list := waitOutput(t, "three replicas in sync", 90*time.Second, func() (string, bool) {
 		out, _ := in("node2", "", "topic", "list", "--addrs", "node2:9097")
 		return out, strings.Count(out, "isr=true") == 2
 	})
 	// Each node's HTTP port (9644-9646 on the host): ready, with metrics.
 	for _, port := range []string{"9644", "9645", "9646"} {
-		eventually("node on "+port+" ready", func() (string, bool) {
+		waitOutput(t, "node on "+port+" ready", 90*time.Second, func() (string, bool) {
 			resp, err := http.Get("http://127.0.0.1:" + port + "/readyz")
 			if err != nil {
 				return err.Error(), false
@@ -122,7 +108,7 @@ func TestDockerComposeCluster(t *testing.T) {
 	out, err = in(others[1], "", "consumer", "connect", "--addrs", addrOf[others[1]], "--topic", "orders",
 		"--from-beginning", "--max-messages", "4")
 	httpPort := map[string]string{"node1": "9644", "node2": "9645", "node3": "9646"}
-	eventually(others[0]+"'s /metrics to show the high watermark 4", func() (string, bool) {
+	waitOutput(t, others[0]+"'s /metrics to show the high watermark 4", 90*time.Second, func() (string, bool) {
 		resp, err := http.Get("http://127.0.0.1:" + httpPort[others[0]] + "/metrics")
 		if err != nil {
 			return err.Error(), false

@@ -281,3 +281,20 @@ func (p *proc) waitFor(t *testing.T, want string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// waitOutput retries f every 200 ms until it reports success, failing the
+// test with f's last output after timeout.
+func waitOutput(t *testing.T, what string, timeout time.Duration, f func() (string, bool)) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out, ok := f()
+		if ok {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; last output:\n%s", what, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -52,26 +52,12 @@ func TestSeedWalkthroughLocalCluster(t *testing.T) {
 	if out, err := mk("local-cluster-start"); err != nil {
 		t.Fatalf("make local-cluster-start: %v\n%s", err, out)
 	}
-	wait := func(what string, f func() (string, bool)) string {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			out, ok := f()
-			if ok {
-				return out
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s; last output:\n%s", what, out)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-	wait("make create-topic", func() (string, bool) {
+	waitOutput(t, "make create-topic", 60*time.Second, func() (string, bool) {
 		out, err := mk("create-topic", "topic=orders", "replicas=3")
 		return out, err == nil
 	})
 	listRE := regexp.MustCompile(`topic=orders leader=node-(\d) epoch=\d+ replicas=node-\d\(isr=true,leo=0\),node-\d\(isr=true,leo=0\)\n`)
-	list := wait("make list-topics in the seed's format", func() (string, bool) {
+	list := waitOutput(t, "make list-topics in the seed's format", 60*time.Second, func() (string, bool) {
 		out, _ := mk("list-topics")
 		return out, listRE.MatchString(out)
 	})
