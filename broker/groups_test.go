@@ -2,12 +2,14 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mlog/mlog/internal/testutil"
@@ -361,5 +363,61 @@ func TestStaticMemberRestartsWithoutRebalance(t *testing.T) {
 	g := groups["static-g"]
 	if g.State != "Stable" || len(g.Members) != 2 {
 		t.Fatalf("group after the restart: state %s, %d members", g.State, len(g.Members))
+	}
+}
+
+// DeleteGroups and OffsetDelete: committed offsets go, and only from groups
+// without members.
+func TestDeleteGroupsAndOffsets(t *testing.T) {
+	b := startBroker(t, t.TempDir(), nil)
+	produceValues(t, client(t, b, kgo.AllowAutoTopicCreation()), "orders", values(3, "v"))
+	adm := admin(t, b)
+	ctx := ctxT(t)
+	commit := func(group string) {
+		t.Helper()
+		o := kadm.Offsets{}
+		o.AddOffset("orders", 0, 2, -1)
+		if resp, err := adm.CommitOffsets(ctx, group, o); err != nil || resp.Error() != nil {
+			t.Fatalf("commit: %v %v", err, resp.Error())
+		}
+	}
+	committed := func(group string) bool {
+		t.Helper()
+		got, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, ok := got.Lookup("orders", 0)
+		return ok && o.Err == nil && o.At >= 0
+	}
+
+	commit("del")
+	resp, err := adm.DeleteOffsets(ctx, "del", kadm.TopicsSet{"orders": {0: {}}})
+	if err != nil || resp.Error() != nil {
+		t.Fatalf("delete offsets: %v %v", err, resp.Error())
+	}
+	if committed("del") {
+		t.Fatal("offset still committed after OffsetDelete")
+	}
+	commit("del")
+	dr, err := adm.DeleteGroups(ctx, "del", "never-existed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dr["del"].Err != nil || !errors.Is(dr["never-existed"].Err, kerr.GroupIDNotFound) {
+		t.Fatalf("delete groups: del=%v never-existed=%v", dr["del"].Err, dr["never-existed"].Err)
+	}
+	if committed("del") {
+		t.Fatal("offset still committed after DeleteGroups")
+	}
+
+	m := startMember(t, []string{b.Addr().String()}, "busy", "orders")
+	defer m.stop()
+	testutil.Eventually(t, "the member to consume", func() bool { return m.count() == 3 })
+	if dr, err := adm.DeleteGroups(ctx, "busy"); err != nil || !errors.Is(dr["busy"].Err, kerr.NonEmptyGroup) {
+		t.Fatalf("delete a group with a member: %v %v, want NON_EMPTY_GROUP", err, dr["busy"].Err)
+	}
+	if resp, err := adm.DeleteOffsets(ctx, "busy", kadm.TopicsSet{"orders": {0: {}}}); err == nil && resp.Error() == nil {
+		t.Fatal("deleted the offsets of a group that consumes the topic")
 	}
 }

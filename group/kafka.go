@@ -307,20 +307,28 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-// deleteGroup removes an empty group and its offsets.
-func (c *Coordinator) deleteGroup(ctx context.Context, shardID int32, name string) int16 {
-	c.mu.Lock()
+// memberlessGroupLocked finds a group that may lose state: it exists and
+// has no members (busy is the error code when it has some).
+func (c *Coordinator) memberlessGroupLocked(shardID int32, name string, busy int16) (*shard, *group, int16) {
 	s, g, err := c.groupLocked(shardID, name, false)
 	switch {
 	case err != nil:
-		c.mu.Unlock()
-		return codeOf(err)
+		return nil, nil, codeOf(err)
 	case g == nil:
-		c.mu.Unlock()
-		return kerr.GroupIDNotFound.Code
+		return nil, nil, kerr.GroupIDNotFound.Code
 	case len(g.members) > 0:
+		return nil, nil, busy
+	}
+	return s, g, 0
+}
+
+// deleteGroup removes an empty group and its offsets.
+func (c *Coordinator) deleteGroup(ctx context.Context, shardID int32, name string) int16 {
+	c.mu.Lock()
+	s, g, code := c.memberlessGroupLocked(shardID, name, kerr.NonEmptyGroup.Code)
+	if code != 0 {
 		c.mu.Unlock()
-		return kerr.NonEmptyGroup.Code
+		return code
 	}
 	recs := recordKVs{groupTombstone(name)}
 	for tp := range g.offsets {
@@ -341,17 +349,10 @@ func (c *Coordinator) deleteGroup(ctx context.Context, shardID int32, name strin
 // deleteOffsets removes committed offsets of a group with no members.
 func (c *Coordinator) deleteOffsets(ctx context.Context, shardID int32, name string, tps []TopicPartition) int16 {
 	c.mu.Lock()
-	s, g, err := c.groupLocked(shardID, name, false)
-	switch {
-	case err != nil:
+	s, g, code := c.memberlessGroupLocked(shardID, name, kerr.GroupSubscribedToTopic.Code)
+	if code != 0 {
 		c.mu.Unlock()
-		return codeOf(err)
-	case g == nil:
-		c.mu.Unlock()
-		return kerr.GroupIDNotFound.Code
-	case len(g.members) > 0:
-		c.mu.Unlock()
-		return kerr.GroupSubscribedToTopic.Code
+		return code
 	}
 	var recs recordKVs
 	for _, tp := range tps {
