@@ -105,6 +105,7 @@ func TestThreeProcessClusterLeaderKill(t *testing.T) {
 	nodes[li].s.done <- nil
 	fmt.Fprintln(prod.stdin, "after failover")
 	prod.waitFor(t, "offset=3\n")
+	prod.waitFor(t, "reconnected to topic leader at ") // the leader changed under it
 	cons.waitFor(t, "2\tdistributed log works!\n3\tafter failover\n")
 	waitCommitted(t, nodes[other].s.addr, "my-consumer", 4)
 	_ = cons.cmd.Process.Kill()
