@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/mlog/mlog/storage/batch"
 )
@@ -26,13 +27,15 @@ func (l *Log) Compacted() bool { return l.cfg.Compact }
 
 // Compact keeps only the latest record of each key in the log's closed,
 // durable segments (cleanup.policy=compact). A tombstone (null value) is
-// itself dropped once its batch is older than deleteRetentionMs, so
-// consumers have that long to see the delete; a negative deleteRetentionMs
-// means the log's own setting (delete.retention.ms). Records without a key
-// and control batches are kept; the active segment is never touched, and a
-// key's latest record there does not yet supersede
-// the closed segments' (as Kafka's cleaner stops at the active segment).
-// Compressed batches are decompressed and written back uncompressed.
+// itself dropped once its segment file was last written more than
+// deleteRetentionMs ago (the broker's clock, as Kafka's cleaner, not the
+// producer's timestamp), so consumers have at least that long to see the
+// delete; a negative deleteRetentionMs means the log's own setting
+// (delete.retention.ms). Records without a key and control batches are
+// kept; the active segment is never touched, and a key's latest record
+// there does not yet supersede the closed segments' (as Kafka's cleaner
+// stops at the active segment). Compressed batches are decompressed and
+// written back uncompressed unless that makes them bigger.
 //
 // Each segment is rewritten into a .tmp file, fsynced, and renamed over the
 // .log after its index files are removed: a crash leaves either the old
@@ -97,16 +100,23 @@ func (l *Log) Compact(upTo, deleteRetentionMs int64) (CompactStats, error) {
 	}
 
 	var st CompactStats
-	expired := l.cfg.Now().UnixMilli() - deleteRetentionMs
+	horizon := l.cfg.Now().Add(-time.Duration(deleteRetentionMs) * time.Millisecond)
 	for _, s := range held {
-		removed, before, after, err := l.compactSegment(s, gen, func(h batch.Header, r batch.KeyedRecord) bool {
+		// A rewrite refreshes the file's time, which only keeps tombstones
+		// longer.
+		fi, err := s.log.Stat()
+		if err != nil {
+			return st, fmt.Errorf("storage: compact %s: %w", s.path, err)
+		}
+		tombstonesExpired := fi.ModTime().Before(horizon)
+		removed, before, after, err := l.compactSegment(s, gen, func(_ batch.Header, r batch.KeyedRecord) bool {
 			if r.Key == nil {
 				return true
 			}
 			if latest[string(r.Key)] != r.Offset {
 				return false
 			}
-			return !r.Tombstone || h.MaxTimestamp >= expired
+			return !r.Tombstone || !tombstonesExpired
 		})
 		if err != nil {
 			return st, err

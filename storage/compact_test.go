@@ -141,14 +141,16 @@ func TestCompactKeyWrittenManyTimesLeavesOne(t *testing.T) {
 	}
 }
 
+// A tombstone outlives delete.retention.ms counted from when its segment
+// was written (the broker's clock), even with an old producer timestamp.
 func TestCompactTombstones(t *testing.T) {
-	now := time.UnixMilli(1_700_000_000_000)
+	now := time.Now()
 	cfg := testConfig(t)
 	cfg.SegmentBytes = 64 << 10
 	cfg.Now = func() time.Time { return now }
 	l := openLog(t, t.TempDir(), cfg)
 	defer l.Close()
-	ts := now.UnixMilli()
+	ts := now.Add(-48 * time.Hour).UnixMilli() // the producer says two days ago
 	appendKeyed(t, l, batch.Record{Timestamp: ts, Key: []byte("a"), Value: []byte("1")},
 		batch.Record{Timestamp: ts, Key: []byte("b"), Value: []byte("1")})
 	appendKeyed(t, l, batch.Record{Timestamp: ts, Key: []byte("a"), Value: nil}, // delete a

@@ -99,7 +99,8 @@
 // With cleanup.policy=compact, Compact keeps only each key's latest record in
 // the closed, durable segments below the high watermark (never the active
 // one, never a record that may still be truncated); a tombstone goes too
-// once its batch is older than delete.retention.ms. Offsets do not change:
+// once its segment file was last written more than delete.retention.ms ago
+// (the broker's clock; producer timestamps are not trusted for this). Offsets do not change:
 // a compacted batch keeps its baseOffset and lastOffsetDelta with fewer
 // records, compressed batches are written back uncompressed unless that
 // would make them bigger (then they stay whole), an idempotent
