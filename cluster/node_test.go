@@ -88,20 +88,8 @@ func leaderOf(nodes []*testNode) *testNode {
 // catches up from its own Raft data.
 func TestRaftClusterControllerFailover(t *testing.T) {
 	members := &testMembers{m: map[string]Member{}}
-	var nodes []*testNode
-	for i := 1; i <= 3; i++ {
-		tn := &testNode{name: fmt.Sprintf("node-%d", i), addr: freeAddr(t), dir: t.TempDir()}
-		members.m[tn.name] = Member{Name: tn.name, Alive: true, Tags: map[string]string{TagID: strconv.Itoa(i), TagKafka: "127.0.0.1:" + strconv.Itoa(9000+i), TagRaft: tn.addr}}
-		nodes = append(nodes, tn)
-	}
-	for i, tn := range nodes {
-		startNode(t, tn, i == 0, members)
-	}
-	defer func() {
-		for _, tn := range nodes {
-			tn.stop()
-		}
-	}()
+	nodes := startNodes(t, 3, members, func(i int) string { return "127.0.0.1:" + strconv.Itoa(9000+i) })
+	defer stopNodes(nodes)
 	testutil.Eventually(t, "three registered brokers and voters", func() bool {
 		l := leaderOf(nodes)
 		if l == nil {
@@ -159,20 +147,8 @@ func TestRaftClusterControllerFailover(t *testing.T) {
 // The first three nodes become voters, later ones non-voters.
 func TestFourthNodeJoinsAsNonVoter(t *testing.T) {
 	members := &testMembers{m: map[string]Member{}}
-	var nodes []*testNode
-	for i := 1; i <= 4; i++ {
-		tn := &testNode{name: fmt.Sprintf("node-%d", i), addr: freeAddr(t), dir: t.TempDir()}
-		members.m[tn.name] = Member{Name: tn.name, Alive: true, Tags: map[string]string{TagID: strconv.Itoa(i), TagKafka: "127.0.0.1:1", TagRaft: tn.addr}}
-		nodes = append(nodes, tn)
-	}
-	for i, tn := range nodes {
-		startNode(t, tn, i == 0, members)
-	}
-	defer func() {
-		for _, tn := range nodes {
-			tn.stop()
-		}
-	}()
+	nodes := startNodes(t, 4, members, func(int) string { return "127.0.0.1:1" })
+	defer stopNodes(nodes)
 	testutil.Eventually(t, "four Raft servers", func() bool {
 		l := leaderOf(nodes)
 		if l == nil {
@@ -190,5 +166,27 @@ func TestFourthNodeJoinsAsNonVoter(t *testing.T) {
 	}
 	if voters != 3 {
 		t.Fatalf("%d voters among %v, want 3", voters, s)
+	}
+}
+
+// startNodes registers n live members node-1..n (node i's Kafka address
+// from kafka(i)) and starts their nodes, node-1 bootstrapping.
+func startNodes(t *testing.T, n int, members *testMembers, kafka func(i int) string) []*testNode {
+	t.Helper()
+	var nodes []*testNode
+	for i := 1; i <= n; i++ {
+		tn := &testNode{name: fmt.Sprintf("node-%d", i), addr: freeAddr(t), dir: t.TempDir()}
+		members.m[tn.name] = Member{Name: tn.name, Alive: true, Tags: map[string]string{TagID: strconv.Itoa(i), TagKafka: kafka(i), TagRaft: tn.addr}}
+		nodes = append(nodes, tn)
+	}
+	for i, tn := range nodes {
+		startNode(t, tn, i == 0, members)
+	}
+	return nodes
+}
+
+func stopNodes(nodes []*testNode) {
+	for _, tn := range nodes {
+		tn.stop()
 	}
 }

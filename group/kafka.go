@@ -127,15 +127,7 @@ func (c *Coordinator) Handle(ctx context.Context, partitions int, clientID, clie
 		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 		if req.Version >= 8 {
 			for _, rg := range req.Groups {
-				var tps []TopicPartition
-				if rg.Topics != nil {
-					tps = []TopicPartition{}
-					for _, t := range rg.Topics {
-						for _, p := range t.Partitions {
-							tps = append(tps, TopicPartition{t.Topic, p})
-						}
-					}
-				}
+				tps := requested(rg.Topics, func(t kmsg.OffsetFetchRequestGroupTopic) (string, []int32) { return t.Topic, t.Partitions })
 				offs, code := c.fetch(shard(rg.Group), rg.Group, tps)
 				g := kmsg.NewOffsetFetchResponseGroup()
 				g.Group, g.ErrorCode = rg.Group, code
@@ -153,15 +145,7 @@ func (c *Coordinator) Handle(ctx context.Context, partitions int, clientID, clie
 			}
 			return resp
 		}
-		var tps []TopicPartition
-		if req.Topics != nil {
-			tps = []TopicPartition{}
-			for _, t := range req.Topics {
-				for _, p := range t.Partitions {
-					tps = append(tps, TopicPartition{t.Topic, p})
-				}
-			}
-		}
+		tps := requested(req.Topics, func(t kmsg.OffsetFetchRequestTopic) (string, []int32) { return t.Topic, t.Partitions })
 		offs, code := c.fetch(shard(req.Group), req.Group, tps)
 		resp.ErrorCode = code
 		for topic, parts := range fetchTopics(tps, offs) {
@@ -368,4 +352,20 @@ func (c *Coordinator) deleteOffsets(ctx context.Context, shardID int32, name str
 		delete(g.offsets, tp)
 	}
 	return 0
+}
+
+// requested lists the partitions an OffsetFetch asks for; nil topics (as
+// opposed to none) means every partition the group committed.
+func requested[T any](topics []T, parts func(T) (string, []int32)) []TopicPartition {
+	if topics == nil {
+		return nil
+	}
+	tps := []TopicPartition{}
+	for _, t := range topics {
+		name, ps := parts(t)
+		for _, p := range ps {
+			tps = append(tps, TopicPartition{name, p})
+		}
+	}
+	return tps
 }
