@@ -67,6 +67,12 @@ type clusterParts struct {
 	pidNext   int64
 	pidEnd    int64
 
+	// incarnation names this process to the cluster (a Serf tag). Until the
+	// metadata has registered it, this broker acts on no role: after a
+	// restart, perhaps on an empty disk, the metadata may still name it
+	// leader in its old epoch, or count it in ISRs it no longer fills.
+	incarnation string
+
 	ready   atomic.Bool // metadata caught up with the local Raft log
 	paused  bool        // replication held back (tests); applies to new fetchers too (mu)
 	closing bool        // stopCluster began: no new fetchers or proposals (mu)
@@ -92,7 +98,7 @@ func (b *Broker) startRaft() error {
 	if cc.ReplicaFetchBytes <= 0 {
 		cc.ReplicaFetchBytes = 8 << 20
 	}
-	cl := &clusterParts{cfg: *cc, fsm: cluster.NewFSM(), parts: map[partKey]*partition.Partition{},
+	cl := &clusterParts{cfg: *cc, fsm: cluster.NewFSM(), parts: map[partKey]*partition.Partition{}, incarnation: newClusterID()[:16],
 		fetchers: map[int32]*replication.Fetcher{}, clients: map[string]*protocol.Client{}, proposing: map[partKey]bool{},
 		stop: make(chan struct{})}
 	b.cl = cl
@@ -130,7 +136,7 @@ func (b *Broker) startMembership() error {
 	mcfg := membership.DefaultConfig()
 	mcfg.NodeName, mcfg.BindAddr, mcfg.AdvertiseAddr, mcfg.Peers, mcfg.Fast, mcfg.Logger = b.cfg.NodeID, cc.SerfAddr, serfAdv, cc.Peers, cc.Fast, b.log
 	mcfg.Tags = map[string]string{cluster.TagID: strconv.Itoa(int(b.nodeID)), cluster.TagKafka: net.JoinHostPort(host, strconv.Itoa(int(port))),
-		cluster.TagRaft: raftAdv, cluster.TagIncarnation: newClusterID()[:16]}
+		cluster.TagRaft: raftAdv, cluster.TagIncarnation: cl.incarnation}
 	cl.members, err = membership.New(mcfg)
 	if err != nil {
 		_ = cl.node.Shutdown()
@@ -138,10 +144,77 @@ func (b *Broker) startMembership() error {
 	}
 	cl.ctrl = cluster.NewController(cl.node, b.clusterMembers, cc.Voters, b.log)
 	cl.ctrl.Start()
-	cl.wg.Add(3)
+	cl.wg.Add(4)
 	go b.membershipLoop()
 	go b.reconcileLoop()
 	go b.isrLoop()
+	go b.checkpointLoop()
+	return nil
+}
+
+// highWatermarkCheckpointInterval is Kafka's
+// replica.high.watermark.checkpoint.interval.ms (5 s there): how stale the
+// high watermark a killed broker restarts with may be.
+const highWatermarkCheckpointInterval = time.Second
+
+// checkpointLoop writes every replica's high watermark to partition.state
+// periodically, so a broker killed without a clean close restarts knowing
+// what was committed (a follower never truncates below it).
+func (b *Broker) checkpointLoop() {
+	defer b.cl.wg.Done()
+	t := time.NewTicker(highWatermarkCheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.cl.stop:
+			return
+		case <-t.C:
+			for k, p := range b.replicas() {
+				if err := p.CheckpointHighWatermark(); err != nil {
+					b.log.Warn("checkpoint high watermark", "topic", k.Topic, "partition", k.Partition, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// replicas returns the replicas this broker holds now; their disk work
+// runs outside cl.mu.
+func (b *Broker) replicas() map[partKey]*partition.Partition {
+	b.cl.mu.Lock()
+	defer b.cl.mu.Unlock()
+	parts := make(map[partKey]*partition.Partition, len(b.cl.parts))
+	for k, p := range b.cl.parts {
+		parts[k] = p
+	}
+	return parts
+}
+
+// registered reports whether the metadata knows this broker's current
+// incarnation: only then may it lead or follow. (Marked dead later, it is
+// fenced by the metadata itself: its roles move away.)
+func (b *Broker) registered(st *cluster.State) bool {
+	br := st.Brokers[b.nodeID]
+	return br != nil && br.Incarnation == b.cl.incarnation
+}
+
+// replicaClientID is the client id a follower fetches with: it carries the
+// broker's incarnation, which the leader checks against the metadata.
+func replicaClientID(id int32, incarnation string) string {
+	return fmt.Sprintf("mlog-replica-%d-%s", id, incarnation)
+}
+
+// AuthorizeReplica accepts a follower's request only from the current
+// incarnation of a registered broker: a client claiming a replica id, or a
+// broker's previous process, moves no ISR and no high watermark.
+func (b *Broker) AuthorizeReplica(replica int32, clientID string) error {
+	if b.cl == nil {
+		return fmt.Errorf("%w: broker %d: this broker has no followers", protocol.ErrReplicaNotAuthorized, replica)
+	}
+	br := b.cl.fsm.State().Brokers[replica]
+	if br == nil || !br.Alive || replica == b.nodeID || clientID != replicaClientID(replica, br.Incarnation) {
+		return fmt.Errorf("%w: broker %d (client id %q)", protocol.ErrReplicaNotAuthorized, replica, clientID)
+	}
 	return nil
 }
 
@@ -208,6 +281,12 @@ func (b *Broker) reconcile() {
 		return
 	}
 	st := cl.fsm.State()
+	if !b.registered(st) {
+		// Not yet registered in this incarnation: the controller fences
+		// the old one (out of every ISR, out of leadership) when it
+		// registers this one, and the roles that follow are safe.
+		return
+	}
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if cl.closing {
@@ -232,7 +311,8 @@ func (b *Broker) reconcile() {
 				cl.parts[k] = p
 			}
 			role := partition.Role{Self: b.nodeID, LeaderID: pa.Leader, Epoch: pa.LeaderEpoch, PartitionEpoch: pa.PartitionEpoch,
-				Replicas: pa.Replicas, ISR: pa.ISR, MinISR: minISR(t, len(pa.Replicas)), LagMax: cl.cfg.ReplicaLagMax}
+				Replicas: pa.Replicas, ISR: pa.ISR, MinISR: minISR(t, len(pa.Replicas)), LagMax: cl.cfg.ReplicaLagMax,
+				Unclean: t.Configs["unclean.leader.election.enable"] == "true"}
 			if err := p.SetRole(role); err != nil {
 				b.log.Error("set replica role", "topic", name, "partition", i, "err", err)
 				continue
@@ -300,7 +380,7 @@ func (b *Broker) followLocked(k partKey, p *partition.Partition, r partition.Rol
 		f = nil
 	}
 	if f == nil {
-		f = replication.NewFetcher(b.nodeID, r.LeaderID, leader.KafkaAddr, cl.cfg.ReplicaFetchBytes, b.log)
+		f = replication.NewFetcher(b.nodeID, r.LeaderID, leader.KafkaAddr, replicaClientID(b.nodeID, cl.incarnation), cl.cfg.ReplicaFetchBytes, b.log)
 		f.Pause(cl.paused)
 		cl.fetchers[r.LeaderID] = f
 	}
@@ -351,13 +431,7 @@ func (b *Broker) isrLoop() {
 		case <-b.cl.stop:
 			return
 		case now := <-t.C:
-			b.cl.mu.Lock()
-			parts := make(map[partKey]*partition.Partition, len(b.cl.parts))
-			for k, p := range b.cl.parts {
-				parts[k] = p
-			}
-			b.cl.mu.Unlock()
-			for k, p := range parts {
+			for k, p := range b.replicas() {
 				if prop := p.LaggingISR(now, b.cl.cfg.ReplicaLagMax); prop != nil {
 					b.proposeISR(k, p, prop)
 				}

@@ -86,3 +86,67 @@ func TestRegressionFullRestartFromSnapshot(t *testing.T) {
 		})
 	}
 }
+
+// A partition leader is killed, its disk wiped, and it starts again at
+// once, before the metadata notices: it must not lead in its old epoch with
+// an empty log, and its followers must not cut their logs to its empty
+// high watermark (issue 9, defect 3: 12,873 and 17,308 of 60,000
+// acknowledged records lost this way with real processes). Here the wiped
+// broker comes back without its Serf peers, so the metadata cannot see its
+// new incarnation at all while Raft brings it the old roles.
+func TestRegressionWipedLeaderRestartsAtOnce(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.createTopic("wl", 1, 3, nil)
+	want := values(2000, "wl")
+	produceValues(t, tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0), kgo.ProducerBatchMaxBytes(512)), "wl", want)
+	leader, _ := tc.partitionInfo("wl", 0)
+	li := tc.index(leader)
+	tc.kill(li)
+	if err := os.RemoveAll(tc.cfgs[li].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tc.cfgs[li]
+	cc := *cfg.Cluster
+	cc.Bootstrap, cc.Peers, cc.SerfAddr = false, nil, freeSerf(t) // a wiped bootstrap node is another test
+	cfg.Cluster = &cc
+	wiped, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wiped.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tc.brokers[li] = wiped
+	testutil.Eventually(t, "Raft brings the wiped broker the metadata", func() bool {
+		_, err := wiped.Topic("wl")
+		return err == nil
+	})
+	testutil.Eventually(t, "a new leader among the followers", func() bool {
+		l, _ := tc.partitionInfo("wl", 0)
+		return l >= 0 && l != leader
+	})
+	for i := range tc.brokers {
+		if i == li {
+			continue
+		}
+		if end := tc.replica(i, "wl", 0).LogEndOffset(); end < int64(len(want)) {
+			t.Fatalf("follower %d cut to %d: %d acknowledged records gone", i+1, end, int64(len(want))-end)
+		}
+	}
+	// Back with its peers, the wiped broker catches up from the new leader.
+	tc.kill(li)
+	tc.start(li)
+	testutil.Eventually(t, "every replica back in the ISR at one log end", func() bool {
+		if _, isr := tc.partitionInfo("wl", 0); len(isr) != 3 {
+			return false
+		}
+		for i := range tc.brokers {
+			if r := tc.replica(i, "wl", 0); r == nil || r.LogEndOffset() != int64(len(want)) {
+				return false
+			}
+		}
+		return true
+	})
+	checkRecords(t, consumeCluster(t, tc, "wl", len(want)), want)
+	tc.sameLogs("wl", 0)
+}

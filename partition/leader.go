@@ -39,6 +39,10 @@ type Role struct {
 	// before the controller has taken it out of the ISR (it may not be
 	// able to: with most brokers down there is no Raft quorum).
 	LagMax time.Duration
+	// Unclean is unclean.leader.election.enable: a leader elected from
+	// outside the ISR may hold less than was committed, and followers
+	// then truncate below their high watermark to follow it.
+	Unclean bool
 }
 
 // Leader reports whether the role is leadership. Epochs start at 1: the
@@ -68,9 +72,13 @@ type roleState struct {
 
 // SetRole applies the metadata's view of this replica. A new leader epoch
 // makes it lead (recording the epoch) or follow; an ISR or replica change
-// updates what the leader tracks.
+// updates what the leader tracks. The role and the epoch batches are
+// stamped with change together under mu, so no produce in between is
+// accepted as leader but stamped with the previous epoch.
 func (p *Partition) SetRole(r Role) error {
-	if r.Epoch < p.LatestEpoch() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r.Epoch < p.epochs.latest() {
 		// Metadata older than this replica's log (a restart replaying a
 		// snapshot): acting on it could truncate newer epochs away.
 		return nil
@@ -81,10 +89,21 @@ func (p *Partition) SetRole(r Role) error {
 		p.roleMu.Unlock()
 		return nil // stale
 	}
+	newEpoch := old.Epoch != r.Epoch || old.LeaderID != r.LeaderID || p.followers == nil
+	if r.Leader() && newEpoch {
+		// Record the epoch before anyone can see the role: a batch
+		// appended as leader always carries it.
+		if err := p.epochs.assign(r.Epoch, p.log.LogEndOffset()); err != nil {
+			p.roleMu.Unlock()
+			return fmt.Errorf("partition %s-%d: record epoch %d: %w", p.cfg.Topic, p.cfg.Partition, r.Epoch, err)
+		}
+	}
+	if newEpoch {
+		p.leaderEpoch.Store(r.Epoch)
+	}
 	p.role = r
 	p.role.Replicas, p.role.ISR = slices.Clone(r.Replicas), slices.Clone(r.ISR)
 	p.pending = slices.DeleteFunc(p.pending, func(id int32) bool { return slices.Contains(r.ISR, id) })
-	newEpoch := old.Epoch != r.Epoch || old.LeaderID != r.LeaderID || p.followers == nil
 	if newEpoch {
 		p.pending = nil
 	}
@@ -101,18 +120,7 @@ func (p *Partition) SetRole(r Role) error {
 	}
 	p.roleMu.Unlock()
 	p.hwChanged.Broadcast() // acks=all waiters re-check leadership and ISR
-	if !newEpoch {
-		p.updateHighWatermark()
-		return nil
-	}
-	if r.Leader() {
-		if err := p.BecomeLeader(r.Epoch); err != nil {
-			return err
-		}
-		p.updateHighWatermark()
-		return nil
-	}
-	p.BecomeFollower(r.Epoch)
+	p.updateHighWatermark()
 	return nil
 }
 
@@ -141,6 +149,27 @@ func (p *Partition) CheckLeader(currentEpoch int32) error {
 		return fmt.Errorf("%w: request epoch %d, known %d", ErrUnknownEpoch, currentEpoch, r.Epoch)
 	case !r.Leader():
 		return fmt.Errorf("%w: %s-%d is led by broker %d", ErrNotLeader, p.cfg.Topic, p.cfg.Partition, r.LeaderID)
+	}
+	return nil
+}
+
+// CheckReplica is CheckLeader for reads that any replica may serve
+// (KIP-392 follower fetching): it fails only when this broker holds no
+// current replica, or the request's epoch is fenced or unknown.
+func (p *Partition) CheckReplica(currentEpoch int32) error {
+	if !p.cfg.Replicated {
+		return nil
+	}
+	p.roleMu.Lock()
+	r := p.role
+	p.roleMu.Unlock()
+	switch {
+	case currentEpoch >= 0 && currentEpoch < r.Epoch:
+		return fmt.Errorf("%w: request epoch %d, current %d", ErrFencedEpoch, currentEpoch, r.Epoch)
+	case currentEpoch > r.Epoch:
+		return fmt.Errorf("%w: request epoch %d, known %d", ErrUnknownEpoch, currentEpoch, r.Epoch)
+	case r.Epoch <= 0 || !slices.Contains(r.Replicas, r.Self):
+		return fmt.Errorf("%w: %s-%d has no replica here", ErrNotLeader, p.cfg.Topic, p.cfg.Partition)
 	}
 	return nil
 }

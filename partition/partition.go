@@ -41,6 +41,7 @@ type Partition struct {
 
 	leaderEpoch atomic.Int32
 	hw          atomic.Int64 // replicated mode only
+	savedHW     atomic.Int64 // the high watermark partition.state holds
 	hwChanged   notify.Notifier
 	roleState
 	notifyChange func() // the broker's change callback, nil when none
@@ -74,6 +75,11 @@ func Open(cfg Config) (*Partition, error) {
 		return nil, err
 	}
 	epochs, err := loadEpochCache(cfg.Dir)
+	if err == nil {
+		// Recovery may have cut a torn tail: epochs starting beyond the
+		// recovered end name offsets this replica no longer has.
+		err = epochs.truncateFromEnd(l.LogEndOffset())
+	}
 	if err != nil {
 		_ = l.Close()
 		return nil, fmt.Errorf("partition %s-%d: %w", cfg.Topic, cfg.Partition, err)
@@ -81,7 +87,9 @@ func Open(cfg Config) (*Partition, error) {
 	p := &Partition{cfg: cfg, log: l, producers: map[int64]*producerState{}, logGen: l.Generation(), epochs: epochs, notifyChange: notifyChange}
 	p.leaderEpoch.Store(max(epochs.latest(), 0))
 	if cfg.Replicated {
-		p.hw.Store(min(loadHighWatermark(cfg.Dir), l.LogEndOffset()))
+		hw := loadHighWatermark(cfg.Dir)
+		p.savedHW.Store(hw)
+		p.hw.Store(min(hw, l.LogEndOffset()))
 	}
 	self.Store(p)
 	if err := p.rebuildProducersLocked(); err != nil {
@@ -145,6 +153,17 @@ func (p *Partition) Append(b []byte) (Appended, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.cfg.Replicated {
+		// Checked under mu, where SetRole publishes a role together with
+		// its epoch: a replica that stopped leading since the caller's
+		// CheckLeader takes nothing.
+		p.roleMu.Lock()
+		r := p.role
+		p.roleMu.Unlock()
+		if !r.Leader() {
+			return Appended{}, fmt.Errorf("%w: %s-%d is led by broker %d", ErrNotLeader, p.cfg.Topic, p.cfg.Partition, r.LeaderID)
+		}
+	}
 	if gen := p.log.Generation(); gen != p.logGen {
 		// The log was cut (a failed fsync, a follower truncation): batches
 		// remembered may be gone, so the state is read from the log again.
@@ -282,11 +301,26 @@ func (p *Partition) OffsetFor(ts int64) (int64, error) {
 	return off, nil
 }
 
+// CheckpointHighWatermark writes the high watermark to partition.state
+// when it moved since the last write. The broker calls it periodically (as
+// Kafka's replica.high.watermark.checkpoint.interval.ms), so a replica
+// killed without a clean close still knows, roughly, what was committed.
+func (p *Partition) CheckpointHighWatermark() error {
+	if !p.cfg.Replicated {
+		return nil
+	}
+	hw := p.hw.Load()
+	if hw == p.savedHW.Load() {
+		return nil
+	}
+	if err := saveHighWatermark(p.cfg.Dir, hw); err != nil {
+		return err
+	}
+	p.savedHW.Store(hw)
+	return nil
+}
+
 // Close checkpoints the high watermark and closes the log.
 func (p *Partition) Close() error {
-	var err error
-	if p.cfg.Replicated {
-		err = saveHighWatermark(p.cfg.Dir, p.hw.Load())
-	}
-	return errors.Join(err, p.log.Close())
+	return errors.Join(p.CheckpointHighWatermark(), p.log.Close())
 }

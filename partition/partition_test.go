@@ -82,7 +82,7 @@ func copyFrom(t *testing.T, from, to *Partition, offset int64) {
 		t.Fatal(err)
 	}
 	if len(b) > 0 {
-		if _, err := to.AppendReplicated(b); err != nil {
+		if _, err := to.AppendReplicated(b, to.LogEndOffset(), to.LeaderEpoch()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -124,7 +124,7 @@ func logBytes(t *testing.T, p *Partition) []byte {
 // A's tail or lose B's.
 func TestFollowerTruncatesAtDivergence(t *testing.T) {
 	a, b := openReplica(t), openReplica(t)
-	if err := a.BecomeLeader(0); err != nil {
+	if err := a.SetRole(Role{Self: 1, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
@@ -135,14 +135,17 @@ func TestFollowerTruncatesAtDivergence(t *testing.T) {
 	reg, _ := a.Log().Read(0, 1<<20, 3) // B copied offsets 0..2
 	first3, _ := reg.Bytes()
 	reg.Release()
-	if _, err := b.AppendReplicated(first3); err != nil {
+	if err := b.SetRole(Role{Self: 2, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}}); err != nil {
 		t.Fatal(err)
 	}
-	if b.LogEndOffset() != 3 || b.LatestEpoch() != 0 {
+	if _, err := b.AppendReplicated(first3, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if b.LogEndOffset() != 3 || b.LatestEpoch() != 1 {
 		t.Fatalf("follower end %d epoch %d", b.LogEndOffset(), b.LatestEpoch())
 	}
-	// A dies; B leads epoch 1.
-	if err := b.BecomeLeader(1); err != nil {
+	// A dies; B leads epoch 2.
+	if err := b.SetRole(Role{Self: 2, LeaderID: 2, Epoch: 2, Replicas: []int32{1, 2}, ISR: []int32{2}}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
@@ -150,17 +153,19 @@ func TestFollowerTruncatesAtDivergence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if e, end := b.EndOffsetForEpoch(0); e != 0 || end != 3 {
-		t.Fatalf("leader's end of epoch 0: %d %d, want 0 3", e, end)
+	if e, end := b.EndOffsetForEpoch(1); e != 1 || end != 3 {
+		t.Fatalf("leader's end of epoch 1: %d %d, want 1 3", e, end)
 	}
-	// A returns and follows B in epoch 1.
-	a.BecomeFollower(1)
+	// A returns and follows B in epoch 2.
+	if err := a.SetRole(Role{Self: 1, LeaderID: 2, Epoch: 2, Replicas: []int32{1, 2}, ISR: []int32{2}}); err != nil {
+		t.Fatal(err)
+	}
 	divergence(t, b, a)
 	if a.LogEndOffset() != 6 || !bytes.Equal(logBytes(t, a), logBytes(t, b)) {
 		t.Fatalf("after truncation and catch-up the logs differ (A ends at %d)", a.LogEndOffset())
 	}
-	if a.LatestEpoch() != 1 {
-		t.Fatalf("follower's latest epoch %d, want 1", a.LatestEpoch())
+	if a.LatestEpoch() != 2 {
+		t.Fatalf("follower's latest epoch %d, want 2", a.LatestEpoch())
 	}
 	// The epoch cache survives a reopen.
 	dir := a.cfg.Dir
@@ -172,8 +177,8 @@ func TestFollowerTruncatesAtDivergence(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a2.Close()
-	if e, end := a2.EndOffsetForEpoch(0); e != 0 || end != 3 {
-		t.Fatalf("after reopen, end of epoch 0: %d %d", e, end)
+	if e, end := a2.EndOffsetForEpoch(1); e != 1 || end != 3 {
+		t.Fatalf("after reopen, end of epoch 1: %d %d", e, end)
 	}
 }
 

@@ -1,6 +1,8 @@
 package partition
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"github.com/mlog/mlog/storage"
@@ -17,29 +19,25 @@ func (p *Partition) LatestEpoch() int32 {
 	return p.epochs.latest()
 }
 
-// BecomeLeader makes this replica lead in epoch: batches it appends carry
-// the epoch, which starts at the current log end.
-func (p *Partition) BecomeLeader(epoch int32) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.leaderEpoch.Store(epoch)
-	if err := p.epochs.assign(epoch, p.log.LogEndOffset()); err != nil {
-		return fmt.Errorf("partition %s-%d: record epoch %d: %w", p.cfg.Topic, p.cfg.Partition, epoch, err)
-	}
-	return nil
-}
-
-// BecomeFollower makes this replica follow a leader in epoch.
-func (p *Partition) BecomeFollower(epoch int32) {
-	p.leaderEpoch.Store(epoch)
-}
+// ErrStaleFetch means a fetch reply no longer fits this replica: it was
+// asked for at another log end, or in another leader epoch (the replica
+// truncated, or follows a new leader since). It is dropped, never applied.
+var ErrStaleFetch = errors.New("partition: stale fetch response")
 
 // AppendReplicated appends batches fetched from the leader, offsets and
 // epochs as the leader wrote them, and keeps the epoch cache and producer
-// state in step.
-func (p *Partition) AppendReplicated(region []byte) (storage.AppendResult, error) {
+// state in step. fetchOffset and epoch are what the fetch was sent with:
+// the reply is applied only if the log still ends there and the replica
+// still follows in that epoch.
+func (p *Partition) AppendReplicated(region []byte, fetchOffset int64, epoch int32) (storage.AppendResult, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if cur := p.leaderEpoch.Load(); cur != epoch {
+		return storage.AppendResult{}, fmt.Errorf("%w: fetched in epoch %d, now %d", ErrStaleFetch, epoch, cur)
+	}
+	if end := p.log.LogEndOffset(); end != fetchOffset {
+		return storage.AppendResult{}, fmt.Errorf("%w: fetched at %d, log now ends at %d", ErrStaleFetch, fetchOffset, end)
+	}
 	res, err := p.log.AppendReplicated(region)
 	it := batch.NewIter(region)
 	for it.Next() {
@@ -66,11 +64,24 @@ func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	return p.epochs.endOffsetFor(epoch, p.log.LogEndOffset())
 }
 
+// ErrBelowHighWatermark means a truncation would cut records this replica
+// knows to be committed. Only a topic that allows unclean leader election
+// may do that: otherwise the leader asking for it has lost acknowledged
+// records, and following it would lose them here too.
+var ErrBelowHighWatermark = errors.New("partition: truncation below the high watermark refused")
+
 // TruncateTo cuts the log where it diverges from the leader's, with the
-// epoch cache and producer state.
+// epoch cache and producer state. It never cuts below the high watermark
+// unless the topic allows unclean leader election.
 func (p *Partition) TruncateTo(offset int64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.roleMu.Lock()
+	unclean := p.role.Unclean
+	p.roleMu.Unlock()
+	if hw := p.hw.Load(); p.cfg.Replicated && offset < hw && !unclean {
+		return fmt.Errorf("%w: %s-%d to %d, high watermark %d", ErrBelowHighWatermark, p.cfg.Topic, p.cfg.Partition, offset, hw)
+	}
 	if err := p.log.TruncateTo(offset); err != nil {
 		return err
 	}
@@ -118,6 +129,24 @@ func (p *Partition) SetHighWatermark(hw int64) {
 	if p.notifyChange != nil {
 		p.notifyChange()
 	}
+}
+
+// RequestFlush starts an fsync of everything appended so far, without
+// waiting for it (a follower flushes all the partitions of a fetch at once).
+func (p *Partition) RequestFlush() {
+	if p.cfg.SyncAcks {
+		p.log.RequestFlush()
+	}
+}
+
+// FlushReplicated makes what a follower appended durable before it fetches
+// again, when acks wait for fsync: its next fetch offset is what the leader
+// counts it for.
+func (p *Partition) FlushReplicated(ctx context.Context) error {
+	if !p.cfg.SyncAcks {
+		return nil
+	}
+	return p.log.Flush(ctx)
 }
 
 // DurableOffset returns the offset below which the log is fsynced.

@@ -8,6 +8,14 @@ package protocol
 // (as Kafka does, so a batch bigger than the limits is never stuck). No
 // fetch sessions: the session id is always 0, so clients send full
 // requests. Records are sent from the segment files (fetch_write.go).
+//
+// A follower's fetch (ReplicaID >= 0) must come from that broker's current
+// incarnation (Backend.AuthorizeReplica); it reads up to the log end, moves
+// the ISR and high watermark, and from v12 its LastFetchedEpoch is checked:
+// a follower whose last epoch ends earlier here gets DivergingEpoch and no
+// records (KIP-320/595), and truncates. A consumer's fetch from v11 may go
+// to any replica (KIP-392 follower fetching) and reads up to that replica's
+// high watermark; older versions go to the leader only.
 
 import (
 	"context"
@@ -23,12 +31,16 @@ func init() { register(1, 4, 12, handleFetch) }
 func handleFetch(c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.FetchRequest)
 	wait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
+	var replicaErr error
+	if req.ReplicaID >= 0 {
+		replicaErr = c.s.backend.AuthorizeReplica(req.ReplicaID, c.clientID)
+	}
 	return reply{fetch: func(ctx context.Context) *fetchReply {
 		deadline := time.Now().Add(wait)
 		recorded := map[[2]any]bool{} // a follower's progress counts once per request
 		for {
 			changed := c.s.backend.Changed() // before reading: no lost wakeup
-			fr := collectFetch(c, req, recorded)
+			fr := collectFetch(c, req, replicaErr, recorded)
 			left := time.Until(deadline)
 			if fr.size() >= int64(req.MinBytes) || fr.partitionErrors || left <= 0 || ctx.Err() != nil {
 				return fr
@@ -46,7 +58,7 @@ func handleFetch(c *conn, kreq kmsg.Request) (reply, error) {
 }
 
 // collectFetch reads every requested partition once.
-func collectFetch(c *conn, req *kmsg.FetchRequest, recorded map[[2]any]bool) *fetchReply {
+func collectFetch(c *conn, req *kmsg.FetchRequest, replicaErr error, recorded map[[2]any]bool) *fetchReply {
 	fr := &fetchReply{version: req.Version, replica: req.ReplicaID >= 0}
 	budget := int64(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 {
@@ -62,10 +74,33 @@ func collectFetch(c *conn, req *kmsg.FetchRequest, recorded map[[2]any]bool) *fe
 			if req.Version >= 9 {
 				epoch = rp.CurrentLeaderEpoch
 			}
-			if err == nil {
+			replica := req.ReplicaID >= 0
+			switch {
+			case err != nil:
+			case replica:
+				err = replicaErr
+				if err == nil {
+					err = p.CheckLeader(epoch)
+				}
+			case req.Version >= 11:
+				err = p.CheckReplica(epoch)
+			default:
 				err = p.CheckLeader(epoch)
 			}
-			replica := req.ReplicaID >= 0
+			if err == nil && replica && req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
+				if le, end := p.EndOffsetForEpoch(rp.LastFetchedEpoch); le >= 0 && (le != rp.LastFetchedEpoch || end < rp.FetchOffset) {
+					// The follower's log diverges from ours after end:
+					// it truncates there first, and its offset is not
+					// progress.
+					fp.diverging, fp.divergingEpoch, fp.divergingEndOffset = true, le, end
+					fp.highWatermark = p.HighWatermark()
+					fp.lastStableOffset = fp.highWatermark
+					fp.logStartOffset = p.LogStartOffset()
+					fr.partitionErrors = true // answer now
+					ft.partitions = append(ft.partitions, fp)
+					continue
+				}
+			}
 			if err == nil && replica && !recorded[[2]any{rt.Topic, rp.Partition}] {
 				// A follower's fetch offset is its log end: the leader's
 				// ISR and high watermark move on it.

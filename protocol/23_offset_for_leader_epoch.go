@@ -16,6 +16,10 @@ func init() { register(23, 0, 4, handleOffsetForLeaderEpoch) }
 func handleOffsetForLeaderEpoch(c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	var replicaErr error
+	if req.Version >= 3 && req.ReplicaID >= 0 {
+		replicaErr = c.s.backend.AuthorizeReplica(req.ReplicaID, c.clientID)
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
@@ -27,6 +31,9 @@ func handleOffsetForLeaderEpoch(c *conn, kreq kmsg.Request) (reply, error) {
 			epoch := int32(-1)
 			if req.Version >= 2 {
 				epoch = rp.CurrentLeaderEpoch
+			}
+			if err == nil {
+				err = replicaErr
 			}
 			if err == nil {
 				err = p.CheckLeader(epoch)

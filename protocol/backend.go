@@ -35,6 +35,11 @@ type Backend interface {
 	// or log end may have moved: long-polling fetches wait on it.
 	Changed() <-chan struct{}
 
+	// AuthorizeReplica checks that a request claiming to come from broker
+	// replica (a follower's Fetch or OffsetForLeaderEpoch) does: the client
+	// id must carry that broker's current incarnation, which only cluster
+	// members know. ErrReplicaNotAuthorized otherwise.
+	AuthorizeReplica(replica int32, clientID string) error
 	// ReplicaFetched records that follower replica fetched a partition this
 	// broker leads at fetchOffset (its log end).
 	ReplicaFetched(topic string, id int32, replica int32, fetchOffset int64)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -70,8 +71,8 @@ func (c *conn) readLoop() {
 			c.log.Warn("closing connection: bad request size", "size", n, "max", c.s.cfg.MaxRequestBytes)
 			return
 		}
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(c.nc, buf); err != nil {
+		buf, err := readFrame(c.nc, int(n))
+		if err != nil {
 			if !isTimeout(err) {
 				c.log.Warn("closing connection: request cut short", "size", n, "err", err)
 			}
@@ -82,6 +83,30 @@ func (c *conn) readLoop() {
 			return
 		}
 	}
+}
+
+// frameChunk is the most readFrame allocates ahead of the bytes received.
+const frameChunk = 64 << 10
+
+// readFrame reads an n-byte request body, growing its buffer as bytes
+// arrive (at most twice what was received, plus one chunk), so a peer that
+// declares a huge frame and sends nothing holds no memory for it.
+func readFrame(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, frameChunk))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), max(cap(buf), frameChunk)))
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 func isTimeout(err error) bool {

@@ -31,6 +31,9 @@ var (
 	ErrStaleISRChange      = errors.New("stale ISR change")
 	ErrLeaderNotAvailable  = errors.New("leader not available")
 	ErrInvalidISR          = errors.New("invalid ISR")
+	// ErrReplicaNotAuthorized means a request claimed a replica id it
+	// cannot prove (CLUSTER_AUTHORIZATION_FAILED).
+	ErrReplicaNotAuthorized = errors.New("replica not authorized")
 )
 
 // errorCode maps a domain error to its Kafka error code: the one place where
@@ -102,6 +105,8 @@ func errorCode(err error) int16 {
 		return kerr.FencedLeaderEpoch.Code
 	case errors.Is(err, ErrInvalidISR):
 		return kerr.InvalidRequest.Code
+	case errors.Is(err, ErrReplicaNotAuthorized):
+		return kerr.ClusterAuthorizationFailed.Code
 	case errors.Is(err, ErrUnsupportedFeature):
 		return kerr.UnsupportedVersion.Code
 	case errors.Is(err, context.DeadlineExceeded):

@@ -34,7 +34,12 @@ type fetchPartition struct {
 	highWatermark    int64
 	lastStableOffset int64
 	logStartOffset   int64
-	records          storage.Region
+	// diverging (v12, tagged field 0 DivergingEpoch) tells a follower that
+	// its log left ours after divergingEndOffset, in divergingEpoch.
+	diverging          bool
+	divergingEpoch     int32
+	divergingEndOffset int64
+	records            storage.Region
 }
 
 func (f *fetchReply) release() {
@@ -109,7 +114,16 @@ func (f *fetchReply) encode(buf []byte, correlationID int32) frame {
 				b = nil
 			}
 			if flex {
-				b = append(b, 0) // partition tags
+				if p.diverging {
+					// One tagged field, tag 0: DivergingEpoch {Epoch
+					// int32, EndOffset int64, tags}, 13 bytes.
+					b = append(b, 1, 0, 13)
+					b = be.AppendUint32(b, uint32(p.divergingEpoch))
+					b = be.AppendUint64(b, uint64(p.divergingEndOffset))
+					b = append(b, 0)
+				} else {
+					b = append(b, 0) // partition tags
+				}
 			}
 		}
 		if flex {

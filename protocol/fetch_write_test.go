@@ -43,6 +43,10 @@ func TestFetchFramingMatchesKmsg(t *testing.T) {
 			}},
 			{name: "empty", partitions: []fetchPartition{{id: 3, highWatermark: 9, lastStableOffset: 9, logStartOffset: 2}}},
 		}}
+		if v >= 12 {
+			fr.topics[1].partitions = append(fr.topics[1].partitions, fetchPartition{id: 4, highWatermark: 9, lastStableOffset: 9, logStartOffset: 2,
+				diverging: true, divergingEpoch: 3, divergingEndOffset: 7})
+		}
 		frame := fr.encode(nil, 42)
 		var got []byte
 		for i, run := range frame.runs {
@@ -70,6 +74,11 @@ func TestFetchFramingMatchesKmsg(t *testing.T) {
 		resp.Topics = []kmsg.FetchResponseTopic{
 			{Topic: "orders", Partitions: []kmsg.FetchResponseTopicPartition{part(0, 0, 6, 6, 0, records), part(1, 1, -1, -1, -1, []byte{})}},
 			{Topic: "empty", Partitions: []kmsg.FetchResponseTopicPartition{part(3, 0, 9, 9, 2, []byte{})}},
+		}
+		if v >= 12 {
+			d := part(4, 0, 9, 9, 2, []byte{})
+			d.DivergingEpoch.Epoch, d.DivergingEpoch.EndOffset = 3, 7
+			resp.Topics[1].Partitions = append(resp.Topics[1].Partitions, d)
 		}
 		want := appendResponseHeader(make([]byte, 4), 42, resp.IsFlexible(), 1)
 		want = resp.AppendTo(want)

@@ -47,9 +47,11 @@ type Fetcher struct {
 	done  chan struct{}
 }
 
-// NewFetcher starts a fetcher from the broker leader at addr.
-func NewFetcher(self, leader int32, addr string, maxBytes int32, logger *slog.Logger) *Fetcher {
-	f := &Fetcher{self: self, leader: leader, client: protocol.NewClient(addr, fmt.Sprintf("mlog-replica-%d", self)),
+// NewFetcher starts a fetcher from the broker leader at addr. clientID
+// identifies this broker's incarnation to the leader, which refuses
+// replica requests from any other.
+func NewFetcher(self, leader int32, addr, clientID string, maxBytes int32, logger *slog.Logger) *Fetcher {
+	f := &Fetcher{self: self, leader: leader, client: protocol.NewClient(addr, clientID),
 		maxBytes: maxBytes, maxWait: 500 * time.Millisecond, log: logger.With("leader", leader, "addr", addr),
 		parts: map[Key]*followed{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go f.run()
@@ -163,7 +165,19 @@ func (f *Fetcher) run() {
 	}
 }
 
-// round truncates what needs it, then fetches once.
+// sent is what one partition's fetch asked for: its reply is applied only
+// if the replica still ends at fetchOffset, in epoch, and still follows
+// this leader through fp (partition.AppendReplicated checks the first two
+// under the partition's lock).
+type sent struct {
+	fp          *followed
+	fetchOffset int64
+}
+
+// round truncates what needs it, then fetches once. Records appended are
+// fsynced before the next fetch when acks wait for fsync: a follower's
+// fetch offset is what the leader counts it for, so it reports only what
+// is durable (an acknowledged record survives a power loss of every node).
 func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) error {
 	for k, fp := range parts {
 		if fp.truncate {
@@ -173,7 +187,11 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) error {
 				if ctx.Err() != nil {
 					return err
 				}
-				f.log.Debug("truncation check failed", "topic", k.Topic, "partition", k.Partition, "err", err)
+				lvl := slog.LevelDebug
+				if errors.Is(err, partition.ErrBelowHighWatermark) {
+					lvl = slog.LevelError // the leader lacks committed records: never follow it down
+				}
+				f.log.Log(ctx, lvl, "truncation check failed", "topic", k.Topic, "partition", k.Partition, "err", err)
 			}
 		}
 	}
@@ -185,6 +203,7 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) error {
 	req.MaxBytes = f.maxBytes
 	req.SessionEpoch = -1
 	byTopic := map[string]int{}
+	asked := map[Key]sent{}
 	for k, fp := range parts {
 		if fp.truncate {
 			continue
@@ -203,6 +222,7 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) error {
 		rp.LogStartOffset = fp.p.LogStartOffset()
 		rp.PartitionMaxBytes = f.maxBytes
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		asked[k] = sent{fp: fp, fetchOffset: rp.FetchOffset}
 	}
 	if len(req.Topics) == 0 {
 		return nil
@@ -217,50 +237,91 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) error {
 	if resp.ErrorCode != 0 {
 		return kerr.ErrorForCode(resp.ErrorCode)
 	}
+	var appended []*partition.Partition
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
 			k := Key{rt.Topic, rp.Partition}
-			fp := parts[k]
-			if fp == nil {
+			s, ok := asked[k]
+			if !ok {
 				continue
 			}
-			if err := f.apply(k, fp, rp); err != nil {
+			delete(asked, k) // a partition answered twice is applied once
+			if !f.current(k, s.fp) {
+				continue // unfollowed or re-followed meanwhile: the reply is stale
+			}
+			n, err := f.apply(k, s, rp)
+			if err != nil {
 				f.log.Warn("replica fetch", "topic", k.Topic, "partition", k.Partition, "err", err)
 			}
+			if n {
+				s.fp.p.RequestFlush()
+				appended = append(appended, s.fp.p)
+			}
+		}
+	}
+	for _, p := range appended {
+		if err := p.FlushReplicated(ctx); err != nil {
+			return fmt.Errorf("replication: fsync %s-%d: %w", p.Topic(), p.ID(), err)
 		}
 	}
 	return nil
 }
 
-func (f *Fetcher) apply(k Key, fp *followed, rp kmsg.FetchResponseTopicPartition) error {
+// current reports whether fp is still how this fetcher follows k.
+func (f *Fetcher) current(k Key, fp *followed) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.parts[k] == fp
+}
+
+// apply applies one partition's reply; it reports whether records were
+// appended.
+func (f *Fetcher) apply(k Key, s sent, rp kmsg.FetchResponseTopicPartition) (bool, error) {
+	fp := s.fp
 	switch err := kerr.ErrorForCode(rp.ErrorCode); {
 	case err == nil:
 	case errors.Is(err, kerr.OffsetOutOfRange):
 		// Below the leader's log start (retention moved it): start again
-		// where the leader's log starts. Above its end: this replica holds
-		// a tail the leader lacks; cut back to what the leader has
-		// committed and find the divergence again.
+		// where the leader's log starts. Above its end: this replica
+		// holds a tail the leader lacks; find the divergence by epoch
+		// again — never by cutting to what the leader says is committed.
 		if fp.p.LogEndOffset() < rp.LogStartOffset {
-			return fp.p.ResetTo(rp.LogStartOffset)
-		}
-		if rp.HighWatermark >= 0 && rp.HighWatermark < fp.p.LogEndOffset() {
-			if terr := fp.p.TruncateTo(rp.HighWatermark); terr != nil {
-				return terr
-			}
+			return false, fp.p.ResetTo(rp.LogStartOffset)
 		}
 		f.markTruncate(k)
-		return err
+		return false, err
 	default:
-		return err // not leader, fenced: metadata will move us
+		return false, err // not leader, fenced: metadata will move us
 	}
-	if len(rp.RecordBatches) > 0 {
-		if _, err := fp.p.AppendReplicated(rp.RecordBatches); err != nil {
-			f.markTruncate(k)
-			return err
+	if de := rp.DivergingEpoch; de.Epoch >= 0 && de.EndOffset >= 0 {
+		// The leader found our last fetched epoch diverging (KIP-320,
+		// KIP-595): cut to where the leader's copy of the largest epoch
+		// we share ends; the next fetch carries the new last epoch and
+		// the leader checks again, until the logs agree.
+		ownEpoch, own := fp.p.EndOffsetForEpoch(de.Epoch)
+		if ownEpoch == partition.UndefinedEpoch {
+			own = fp.p.LogEndOffset()
 		}
+		target := min(de.EndOffset, own, fp.p.LogEndOffset())
+		if target < fp.p.LogEndOffset() {
+			f.log.Info("truncating divergent tail", "topic", k.Topic, "partition", k.Partition, "from", fp.p.LogEndOffset(), "to", target, "diverging_epoch", de.Epoch)
+			return false, fp.p.TruncateTo(target)
+		}
+		return false, nil
+	}
+	n := false
+	if len(rp.RecordBatches) > 0 {
+		if _, err := fp.p.AppendReplicated(rp.RecordBatches, s.fetchOffset, fp.epoch); err != nil {
+			if errors.Is(err, partition.ErrStaleFetch) {
+				return false, nil
+			}
+			f.markTruncate(k)
+			return false, err
+		}
+		n = true
 	}
 	fp.p.SetHighWatermark(min(rp.HighWatermark, fp.p.LogEndOffset()))
-	return nil
+	return n, nil
 }
 
 func (f *Fetcher) markTruncate(k Key) {
@@ -271,55 +332,89 @@ func (f *Fetcher) markTruncate(k Key) {
 	f.mu.Unlock()
 }
 
-// truncate asks the leader where this replica's latest epoch ended and cuts
-// the log there (KIP-279: when the leader answers an older epoch, also at
-// this replica's own end of that epoch).
+// maxTruncationRounds bounds the OffsetForLeaderEpoch exchange; each round
+// moves to an older epoch, so real logs converge in a few.
+const maxTruncationRounds = 64
+
+// truncate finds where this replica's log diverges from the leader's and
+// cuts it there (KIP-101, KIP-279): ask where the leader's copy of our
+// latest epoch ends; if the leader answers an older epoch that we do not
+// have either, cut to our own end of the largest epoch at or below it and
+// ask again about that one, until both name the same epoch.
 func (f *Fetcher) truncate(ctx context.Context, k Key, fp *followed) error {
-	mine := fp.p.LatestEpoch()
-	target := fp.p.LogEndOffset()
-	if mine != partition.UndefinedEpoch {
-		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
-		req.Version = 3
-		req.ReplicaID = f.self
-		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
-		rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = k.Partition, fp.epoch, mine
-		req.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: k.Topic, Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{rp}}}
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		kresp, err := f.client.Request(rctx, req)
-		cancel()
+	for range maxTruncationRounds {
+		done, err := f.truncateRound(ctx, k, fp)
 		if err != nil {
 			return err
 		}
-		resp := kresp.(*kmsg.OffsetForLeaderEpochResponse)
-		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-			return fmt.Errorf("replication: malformed OffsetForLeaderEpoch response")
-		}
-		r := resp.Topics[0].Partitions[0]
-		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
-			return err
-		}
-		if r.LeaderEpoch == partition.UndefinedEpoch || r.EndOffset < 0 {
-			target = min(target, fp.p.HighWatermark()) // the leader knows nothing older: keep what is committed
-		} else {
-			end := r.EndOffset
-			if r.LeaderEpoch < mine {
-				_, own := fp.p.EndOffsetForEpoch(r.LeaderEpoch)
-				end = min(end, own)
+		if done {
+			f.mu.Lock()
+			if cur := f.parts[k]; cur == fp {
+				cur.truncate = false
 			}
-			target = min(target, end)
+			f.mu.Unlock()
+			fp.truncate = false
+			return nil
 		}
 	}
-	if target < fp.p.LogEndOffset() {
-		f.log.Info("truncating divergent tail", "topic", k.Topic, "partition", k.Partition, "from", fp.p.LogEndOffset(), "to", target)
+	return fmt.Errorf("replication: %s-%d: no common epoch with leader %d after %d rounds", k.Topic, k.Partition, f.leader, maxTruncationRounds)
+}
+
+// truncateRound is one OffsetForLeaderEpoch exchange; it reports whether
+// the log now agrees with the leader's up to its end.
+func (f *Fetcher) truncateRound(ctx context.Context, k Key, fp *followed) (bool, error) {
+	mine := fp.p.LatestEpoch()
+	end := fp.p.LogEndOffset()
+	if mine == partition.UndefinedEpoch {
+		return true, nil // nothing with an epoch: nothing can diverge
+	}
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.Version = 3
+	req.ReplicaID = f.self
+	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = k.Partition, fp.epoch, mine
+	req.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: k.Topic, Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{rp}}}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	kresp, err := f.client.Request(rctx, req)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	resp := kresp.(*kmsg.OffsetForLeaderEpochResponse)
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return false, fmt.Errorf("replication: malformed OffsetForLeaderEpoch response")
+	}
+	r := resp.Topics[0].Partitions[0]
+	if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+		return false, err
+	}
+	target, done := end, true
+	switch {
+	case r.LeaderEpoch == partition.UndefinedEpoch || r.EndOffset < 0:
+		// The leader has no epoch this old: keep what is committed.
+		target = min(end, fp.p.HighWatermark())
+	default:
+		own, ownEnd := fp.p.EndOffsetForEpoch(r.LeaderEpoch)
+		if own == partition.UndefinedEpoch {
+			// Every epoch of ours is newer than the leader's: nothing
+			// past the leader's end can be shared.
+			ownEnd, own = end, r.LeaderEpoch
+		}
+		target = min(end, r.EndOffset, ownEnd)
+		// When we lack the leader's epoch, our log after our largest
+		// epoch below it may still diverge: ask again about that one.
+		done = own == r.LeaderEpoch
+	}
+	if target < end {
+		f.log.Info("truncating divergent tail", "topic", k.Topic, "partition", k.Partition, "from", end, "to", target, "leader_epoch", r.LeaderEpoch)
 		if err := fp.p.TruncateTo(target); err != nil {
-			return err
+			return false, err
 		}
 	}
-	f.mu.Lock()
-	if cur := f.parts[k]; cur == fp {
-		cur.truncate = false
+	if !done && fp.p.LatestEpoch() == mine && fp.p.LogEndOffset() == end {
+		// Nothing moved (our epoch below the leader's starts at or after
+		// its end): the logs agree up to here.
+		done = true
 	}
-	f.mu.Unlock()
-	fp.truncate = false
-	return nil
+	return done, nil
 }

@@ -9,9 +9,9 @@ var (
 	// ErrBatchTooLarge means a batch is bigger than Config.MaxBatchBytes
 	// (Kafka MESSAGE_TOO_LARGE).
 	ErrBatchTooLarge = errors.New("storage: batch too large")
-	// ErrOffsetMismatch means a replicated batch does not start at or above
-	// the log end offset.
-	ErrOffsetMismatch = errors.New("storage: replicated batch below log end offset")
+	// ErrOffsetMismatch means a replicated batch does not start at the log
+	// end offset (or, in a compacted log, above it).
+	ErrOffsetMismatch = errors.New("storage: replicated batch does not start at the log end offset")
 	// ErrClosed means the log was closed.
 	ErrClosed = errors.New("storage: log closed")
 	// ErrLogFailed means a write fault could not be undone (the partial write

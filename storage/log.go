@@ -152,10 +152,13 @@ func (l *Log) Append(b []byte, leaderEpoch int32) (AppendResult, error) {
 }
 
 // AppendReplicated appends batches copied from a leader as they are, offsets
-// and epochs included: each must pass its CRC and start at or above the log
-// end offset. A partial batch at the end of b is ignored (fetch responses end
-// that way). The result covers the batches written; on error, the batches
-// before the bad one stay written.
+// and epochs included: each must pass its CRC and start exactly at the log
+// end offset, so a reply meant for another log end (a stale fetch) can
+// neither overwrite nor leave a hole. A compacted log legitimately has holes
+// where the cleaner removed whole batches, so there a batch may start above
+// the log end. A partial batch at the end of b is ignored (fetch responses
+// end that way). The result covers the batches written; on error, the
+// batches before the bad one stay written.
 func (l *Log) AppendReplicated(b []byte) (AppendResult, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -169,8 +172,8 @@ func (l *Log) AppendReplicated(b []byte) (AppendResult, error) {
 		if err == nil && h.BaseOffset > math.MaxInt64-int64(h.LastOffsetDelta)-1 {
 			err = fmt.Errorf("%w: batch offsets from %d overflow", ErrOffsetMismatch, h.BaseOffset)
 		}
-		if err == nil && h.BaseOffset < l.leo.Load() {
-			err = fmt.Errorf("%w: batch at %d, log end offset %d", ErrOffsetMismatch, h.BaseOffset, l.leo.Load())
+		if leo := l.leo.Load(); err == nil && (h.BaseOffset < leo || (h.BaseOffset > leo && !l.cfg.Compact)) {
+			err = fmt.Errorf("%w: batch at %d, log end offset %d", ErrOffsetMismatch, h.BaseOffset, leo)
 		}
 		if err == nil {
 			err = l.appendLocked(it.Batch(), h)

@@ -272,6 +272,36 @@ func TestAppendReplicatedKeepsOffsets(t *testing.T) {
 	checkContent(t, follower, es)
 }
 
+// A replicated batch above the log end would leave a hole (a stale fetch
+// reply applied after the follower truncated): refused, unless the log is
+// compacted, where the cleaner's holes are legitimate.
+func TestAppendReplicatedRefusesGap(t *testing.T) {
+	for _, compact := range []bool{false, true} {
+		cfg := testConfig(t)
+		cfg.Compact = compact
+		l := openLog(t, t.TempDir(), cfg)
+		b := batchtest.Values(1_700_000_000_000, []byte("a"))
+		batch.SetBaseOffset(b, 0)
+		if _, err := l.AppendReplicated(b); err != nil {
+			t.Fatal(err)
+		}
+		b = batchtest.Values(1_700_000_000_000, []byte("b"))
+		batch.SetBaseOffset(b, 5)
+		_, err := l.AppendReplicated(b)
+		if compact {
+			if err != nil || l.LogEndOffset() != 6 {
+				t.Fatalf("compacted log: append at 5 over end 1: %v, end %d", err, l.LogEndOffset())
+			}
+		} else {
+			mustNot(t, err, ErrOffsetMismatch)
+			if l.LogEndOffset() != 1 {
+				t.Fatalf("log end %d after a refused gap, want 1", l.LogEndOffset())
+			}
+		}
+		l.Close()
+	}
+}
+
 func TestOffsetForTimestamp(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.SegmentBytes = 2048

@@ -1,0 +1,36 @@
+package protocol
+
+import (
+	"bytes"
+	"io"
+	"runtime"
+	"testing"
+)
+
+// A peer that declares a huge frame and sends a few bytes gets no buffer
+// of the declared size: memory follows the bytes that arrive.
+func TestReadFrameAllocatesAsBytesArrive(t *testing.T) {
+	const declared = 100 << 20
+	r := io.LimitReader(bytes.NewReader(make([]byte, 1000)), 1000)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := readFrame(r, declared)
+	runtime.ReadMemStats(&after)
+	if err != io.ErrUnexpectedEOF {
+		t.Fatalf("short frame: %v, want unexpected EOF", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+		t.Fatalf("reading 1000 bytes of a %d-byte frame allocated %d bytes", declared, grew)
+	}
+	full := bytes.Repeat([]byte("abc"), 300_000)
+	got, err := readFrame(iotestHalfReader{bytes.NewReader(full)}, len(full))
+	if err != nil || !bytes.Equal(got, full) {
+		t.Fatalf("whole frame read back wrong: %v (%d bytes)", err, len(got))
+	}
+}
+
+// iotestHalfReader returns at most 7 KiB per Read, as a slow socket does.
+type iotestHalfReader struct{ r io.Reader }
+
+func (h iotestHalfReader) Read(p []byte) (int, error) { return h.r.Read(p[:min(len(p), 7<<10)]) }
