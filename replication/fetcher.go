@@ -337,84 +337,92 @@ func (f *Fetcher) markTruncate(k Key) {
 const maxTruncationRounds = 64
 
 // truncate finds where this replica's log diverges from the leader's and
-// cuts it there (KIP-101, KIP-279): ask where the leader's copy of our
-// latest epoch ends; if the leader answers an older epoch that we do not
-// have either, cut to our own end of the largest epoch at or below it and
-// ask again about that one, until both name the same epoch.
+// cuts it there, then lets fetching start.
 func (f *Fetcher) truncate(ctx context.Context, k Key, fp *followed) error {
+	ask := func(ctx context.Context, epoch int32) (int32, int64, error) {
+		return f.endOffsetForEpoch(ctx, k, fp.epoch, epoch)
+	}
+	if err := truncateToCommon(ctx, fp.p, ask, f.log.With("topic", k.Topic, "partition", k.Partition)); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	if cur := f.parts[k]; cur == fp {
+		cur.truncate = false
+	}
+	f.mu.Unlock()
+	fp.truncate = false
+	return nil
+}
+
+// epochAsker asks the leader for the largest epoch it has at or below
+// epoch and the offset where that epoch ends in its log.
+type epochAsker func(ctx context.Context, epoch int32) (leaderEpoch int32, endOffset int64, err error)
+
+// truncateToCommon cuts p where its log leaves the leader's (KIP-101,
+// KIP-279): ask where the leader's copy of our latest epoch ends; when the
+// leader answers an older epoch that we lack too, cut to our own end of
+// the largest epoch at or below it and ask again about that one, until
+// both name the same epoch.
+func truncateToCommon(ctx context.Context, p *partition.Partition, ask epochAsker, log *slog.Logger) error {
 	for range maxTruncationRounds {
-		done, err := f.truncateRound(ctx, k, fp)
+		mine, end := p.LatestEpoch(), p.LogEndOffset()
+		if mine == partition.UndefinedEpoch {
+			return nil // nothing with an epoch: nothing can diverge
+		}
+		le, lend, err := ask(ctx, mine)
 		if err != nil {
 			return err
 		}
-		if done {
-			f.mu.Lock()
-			if cur := f.parts[k]; cur == fp {
-				cur.truncate = false
+		target, done := end, true
+		if le == partition.UndefinedEpoch || lend < 0 {
+			// The leader has no epoch this old: keep what is committed.
+			target = min(end, p.HighWatermark())
+		} else {
+			own, ownEnd := p.EndOffsetForEpoch(le)
+			if own == partition.UndefinedEpoch {
+				// Every epoch of ours is newer than the leader's:
+				// nothing past the leader's end can be shared.
+				own, ownEnd = le, end
 			}
-			f.mu.Unlock()
-			fp.truncate = false
+			target = min(end, lend, ownEnd)
+			// Lacking the leader's epoch, our log after our largest
+			// epoch below it may still diverge: ask about that one.
+			done = own == le
+		}
+		if target < end {
+			log.Info("truncating divergent tail", "from", end, "to", target, "leader_epoch", le)
+			if err := p.TruncateTo(target); err != nil {
+				return err
+			}
+		}
+		if done || (p.LatestEpoch() == mine && p.LogEndOffset() == end) {
 			return nil
 		}
 	}
-	return fmt.Errorf("replication: %s-%d: no common epoch with leader %d after %d rounds", k.Topic, k.Partition, f.leader, maxTruncationRounds)
+	return fmt.Errorf("replication: no common epoch with the leader after %d rounds", maxTruncationRounds)
 }
 
-// truncateRound is one OffsetForLeaderEpoch exchange; it reports whether
-// the log now agrees with the leader's up to its end.
-func (f *Fetcher) truncateRound(ctx context.Context, k Key, fp *followed) (bool, error) {
-	mine := fp.p.LatestEpoch()
-	end := fp.p.LogEndOffset()
-	if mine == partition.UndefinedEpoch {
-		return true, nil // nothing with an epoch: nothing can diverge
-	}
+// endOffsetForEpoch is one OffsetForLeaderEpoch exchange with the leader.
+func (f *Fetcher) endOffsetForEpoch(ctx context.Context, k Key, current, epoch int32) (int32, int64, error) {
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	req.Version = 3
 	req.ReplicaID = f.self
 	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
-	rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = k.Partition, fp.epoch, mine
+	rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = k.Partition, current, epoch
 	req.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: k.Topic, Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{rp}}}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	kresp, err := f.client.Request(rctx, req)
-	cancel()
 	if err != nil {
-		return false, err
+		return 0, 0, err
 	}
 	resp := kresp.(*kmsg.OffsetForLeaderEpochResponse)
 	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return false, fmt.Errorf("replication: malformed OffsetForLeaderEpoch response")
+		return 0, 0, fmt.Errorf("replication: malformed OffsetForLeaderEpoch response")
 	}
 	r := resp.Topics[0].Partitions[0]
 	if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
-		return false, err
+		return 0, 0, err
 	}
-	target, done := end, true
-	switch {
-	case r.LeaderEpoch == partition.UndefinedEpoch || r.EndOffset < 0:
-		// The leader has no epoch this old: keep what is committed.
-		target = min(end, fp.p.HighWatermark())
-	default:
-		own, ownEnd := fp.p.EndOffsetForEpoch(r.LeaderEpoch)
-		if own == partition.UndefinedEpoch {
-			// Every epoch of ours is newer than the leader's: nothing
-			// past the leader's end can be shared.
-			ownEnd, own = end, r.LeaderEpoch
-		}
-		target = min(end, r.EndOffset, ownEnd)
-		// When we lack the leader's epoch, our log after our largest
-		// epoch below it may still diverge: ask again about that one.
-		done = own == r.LeaderEpoch
-	}
-	if target < end {
-		f.log.Info("truncating divergent tail", "topic", k.Topic, "partition", k.Partition, "from", end, "to", target, "leader_epoch", r.LeaderEpoch)
-		if err := fp.p.TruncateTo(target); err != nil {
-			return false, err
-		}
-	}
-	if !done && fp.p.LatestEpoch() == mine && fp.p.LogEndOffset() == end {
-		// Nothing moved (our epoch below the leader's starts at or after
-		// its end): the logs agree up to here.
-		done = true
-	}
-	return done, nil
+	return r.LeaderEpoch, r.EndOffset, nil
 }
