@@ -1,0 +1,268 @@
+package verify_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/internal/testutil"
+	"github.com/mlog/mlog/verify"
+)
+
+// The tests here run verify against real mlog brokers started in process
+// through the broker package's exported API: the path `mlog server` runs.
+
+func freeTCP(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// freeSerf finds a port free for both TCP and UDP, as Serf needs.
+func freeSerf(t *testing.T) string {
+	t.Helper()
+	for range 50 {
+		addr := freeTCP(t)
+		if pc, err := net.ListenPacket("udp", addr); err == nil {
+			pc.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port for serf")
+	return ""
+}
+
+// startCluster starts n brokers forming one cluster and returns their
+// Kafka addresses once every broker sees n live brokers and a controller.
+func startCluster(t *testing.T, n int) []string {
+	t.Helper()
+	serf := make([]string, n)
+	for i := range n {
+		serf[i] = freeSerf(t)
+	}
+	brokers := make([]*broker.Broker, n)
+	seeds := make([]string, n)
+	t.Cleanup(func() {
+		for i := n - 1; i >= 0; i-- {
+			if brokers[i] != nil {
+				brokers[i].Kill()
+			}
+		}
+	})
+	for i := range n {
+		cfg := broker.DefaultConfig()
+		cfg.NodeID = fmt.Sprintf("node-%d", i+1)
+		cfg.DataDir = t.TempDir()
+		cfg.ListenAddr = freeTCP(t)
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		var peers []string
+		for j := range n {
+			if j != i {
+				peers = append(peers, serf[j])
+			}
+		}
+		cfg.Cluster = &broker.ClusterConfig{SerfAddr: serf[i], RaftAddr: freeTCP(t), Peers: peers, Bootstrap: i == 0,
+			ReplicaLagMax: 2 * time.Second, Fast: true}
+		b, err := broker.New(cfg)
+		if err == nil {
+			err = b.Start()
+		}
+		if err != nil {
+			t.Fatalf("start broker %d: %v", i+1, err)
+		}
+		brokers[i] = b
+		seeds[i] = cfg.ListenAddr
+	}
+	testutil.Eventually(t, fmt.Sprintf("%d live brokers and a controller", n), func() bool {
+		for _, b := range brokers {
+			if ci := b.Cluster(); len(ci.Brokers) != n || ci.ControllerID < 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return seeds
+}
+
+// testLogger sends a run's logs to t.Log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+func report(t *testing.T, r *verify.Report) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestRunCleanOnThreeNodeCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	seeds := startCluster(t, 3)
+	cfg := verify.DefaultConfig()
+	cfg.Seeds = seeds
+	cfg.Topic = "verify-clean"
+	cfg.Duration = 5 * time.Second
+	cfg.Rate = 400
+	cfg.FinalReadTimeout = 30 * time.Second
+	cfg.DrainTimeout = 10 * time.Second
+	cfg.Logger = testLogger(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := verify.Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := report(t, r)
+	t.Log("\n" + text)
+	if !r.OK() {
+		t.Fatalf("violations on a healthy cluster:\n%s", text)
+	}
+	if r.Acknowledged == 0 || r.Acknowledged+r.Failed+r.Unknown != r.Attempted {
+		t.Fatalf("acknowledged %d of %d attempted (%d failed, %d unknown)", r.Acknowledged, r.Attempted, r.Failed, r.Unknown)
+	}
+	final := 0
+	for _, n := range r.FinalRecords {
+		final += n
+	}
+	if len(r.FinalRecords) != 3 || final < r.Acknowledged {
+		t.Errorf("final records %v (total %d) for %d acknowledged", r.FinalRecords, final, r.Acknowledged)
+	}
+	for _, name := range []string{"consumer-0", "group-consumer-0"} {
+		if r.Consumed[name] == 0 {
+			t.Errorf("%s consumed nothing: %v", name, r.Consumed)
+		}
+	}
+	// mlog may or may not serve follower reads (KIP-392); when it does,
+	// every replica of every partition was read and compared.
+	switch r.ReplicaCheck {
+	case "done":
+		if r.ReplicasCompared != 9 || r.OffsetsCompared < int64(r.Acknowledged) {
+			t.Errorf("%d replica logs compared at %d offsets; want 3 partitions x 3 replicas, at least the %d acknowledged",
+				r.ReplicasCompared, r.OffsetsCompared, r.Acknowledged)
+		}
+	case "skipped: follower reads not served":
+	default:
+		t.Errorf("replica check = %q", r.ReplicaCheck)
+	}
+}
+
+// TestRunDetectsLoss proves the whole path finds a real loss: records
+// acknowledged by a one-node cluster are deleted with their topic, which is
+// recreated empty, between the workload and the final read.
+func TestRunDetectsLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	seeds := startCluster(t, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	cfg := verify.DefaultConfig()
+	cfg.Seeds = seeds
+	cfg.Topic = "verify-loss"
+	cfg.Partitions = 2
+	cfg.ReplicationFactor = 1
+	cfg.MinInsyncReplicas = 1
+	cfg.Acks = verify.AcksLeader
+	cfg.Idempotent = false
+	cfg.Duration = 2 * time.Second
+	cfg.Rate = 200
+	cfg.FinalReadTimeout = 20 * time.Second
+	cfg.Logger = testLogger(t)
+	cfg.AfterWorkload = func(ctx context.Context) error {
+		if _, err := adm.DeleteTopic(ctx, cfg.Topic); err != nil {
+			return err
+		}
+		var last error
+		testutil.Eventually(t, "the topic to be recreated empty", func() bool {
+			res, err := adm.CreateTopic(ctx, cfg.Partitions, cfg.ReplicationFactor, nil, cfg.Topic)
+			if err == nil {
+				err = res.Err
+			}
+			last = err
+			return err == nil
+		})
+		return last
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := verify.Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := report(t, r)
+	t.Log("\n" + text)
+	if r.Acknowledged == 0 {
+		t.Fatalf("nothing acknowledged:\n%s", text)
+	}
+	if r.Lost != r.Acknowledged || r.OK() {
+		t.Fatalf("lost %d of %d acknowledged, want all:\n%s", r.Lost, r.Acknowledged, text)
+	}
+	if r.Vanished == 0 {
+		t.Errorf("consumers saw records that are gone, but vanished = 0:\n%s", text)
+	}
+	if len(r.Examples[verify.KindLost]) == 0 || !strings.Contains(r.Examples[verify.KindLost][0], "is not in the final read") {
+		t.Errorf("lost examples = %q", r.Examples[verify.KindLost])
+	}
+}
+
+func TestRunUnreachableCluster(t *testing.T) {
+	cfg := verify.DefaultConfig()
+	cfg.Seeds = []string{freeTCP(t)} // nothing listens there
+	_, err := verify.Run(context.Background(), cfg)
+	if !errors.Is(err, verify.ErrUnreachable) {
+		t.Fatalf("err = %v, want ErrUnreachable", err)
+	}
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	for name, mutate := range map[string]func(*verify.Config){
+		"no seeds":          func(c *verify.Config) { c.Seeds = nil },
+		"no topic":          func(c *verify.Config) { c.Topic = "" },
+		"zero partitions":   func(c *verify.Config) { c.Partitions = 0 },
+		"isr above rf":      func(c *verify.Config) { c.ReplicationFactor = 1; c.MinInsyncReplicas = 2 },
+		"idempotent acks 1": func(c *verify.Config) { c.Acks = verify.AcksLeader },
+		"bad acks":          func(c *verify.Config) { c.Acks = "2" },
+		"no duration":       func(c *verify.Config) { c.Duration = 0 },
+		"negative rate":     func(c *verify.Config) { c.Rate = -1 },
+		"no producers":      func(c *verify.Config) { c.Producers = 0 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := verify.DefaultConfig()
+			mutate(&cfg)
+			if _, err := verify.Run(context.Background(), cfg); !errors.Is(err, verify.ErrInvalidConfig) {
+				t.Fatalf("err = %v, want ErrInvalidConfig", err)
+			}
+		})
+	}
+}
