@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -25,13 +26,23 @@ const (
 	replicaCheckSkipPrefix = "skipped: "
 )
 
+// catchUpWait is how long a replica whose high watermark is still below
+// the final read's is given to catch up (a broker restarted by a fault
+// harness), so that the comparison covers as much of the log as it can.
+const catchUpWait = 10 * time.Second
+
+// notServedAfter is how long a replica must refuse a consumer's fetch as
+// not the leader before the cluster counts as not serving follower reads.
+const notServedAfter = 3 * time.Second
+
 // readReplicas reads every partition from every one of its replicas,
 // directly, with consumer Fetch requests (replica id -1, v11+ for KIP-392):
 // a follower that serves them answers from its own log, up to its own high
-// watermark. It starts each read at from (the final read's log starts).
-// The check is skipped when a follower refuses, or a replica cannot be read
-// before ctx ends.
-func readReplicas(ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic string, from map[int32]int64) (map[int32]map[int32]*PartitionLog, string) {
+// watermark. Each read goes from the final read's log start up to the
+// replica's high watermark, waiting a while for it to reach the final
+// read's (final). The check is skipped when a follower refuses, or a
+// replica cannot be read before ctx ends.
+func readReplicas(ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic string, final map[int32]*PartitionLog) (map[int32]map[int32]*PartitionLog, string) {
 	var md kadm.Metadata
 	for {
 		var err error
@@ -52,7 +63,11 @@ func readReplicas(ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic s
 	for _, p := range slices.Sorted(maps.Keys(td.Partitions)) {
 		out[p] = map[int32]*PartitionLog{}
 		for _, id := range slices.Sorted(slices.Values(td.Partitions[p].Replicas)) {
-			pl, err := readReplica(ctx, cl, td, p, id, from[p])
+			var start, target int64
+			if f := final[p]; f != nil {
+				start, target = f.LogStartOffset, f.HighWatermark
+			}
+			pl, err := readReplica(ctx, cl, td, p, id, start, target)
 			if errors.Is(err, errFollowerReadsNotServed) {
 				return nil, replicaCheckNotServed
 			}
@@ -74,56 +89,34 @@ func readReplicas(ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic s
 
 // readReplica fetches one partition from broker id from offset start up to
 // that broker's high watermark, retrying retriable errors until ctx ends.
-func readReplica(ctx context.Context, cl *kgo.Client, td kadm.TopicDetail, partition, id int32, start int64) (*PartitionLog, error) {
+// Once it has read up to the replica's high watermark it keeps fetching
+// while that is below target, for up to catchUpWait. A replica answering
+// NOT_LEADER_OR_FOLLOWER for notServedAfter does not serve follower reads
+// (a shorter spell is a broker still taking up its replicas).
+func readReplica(ctx context.Context, cl *kgo.Client, td kadm.TopicDetail, partition, id int32, start, target int64) (*PartitionLog, error) {
 	pl := &PartitionLog{LogStartOffset: start, HighWatermark: -1, Records: map[int64]string{}}
 	offset := start
+	began := time.Now()
+	caughtUp := false // pl holds everything up to the replica's high watermark
 	var lastErr error
 	for {
-		req := kmsg.NewPtrFetchRequest()
-		req.ReplicaID = -1
-		req.ReplicaState.ID = -1
-		req.MaxWaitMillis = 100
-		req.MinBytes = 1
-		req.MaxBytes = 8 << 20
-		req.SessionEpoch = -1
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = td.Topic
-		rt.TopicID = td.ID
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition = partition
-		rp.FetchOffset = offset
-		rp.CurrentLeaderEpoch = -1
-		rp.LogStartOffset = -1
-		rp.PartitionMaxBytes = 4 << 20
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-
+		req := fetchRequest(td, partition, offset)
 		kresp, err := cl.Broker(int(id)).Request(ctx, req)
 		if err == nil {
-			var resp *kmsg.FetchResponse
-			resp = kresp.(*kmsg.FetchResponse)
+			resp := kresp.(*kmsg.FetchResponse)
 			err = kerr.ErrorForCode(resp.ErrorCode)
 			if err == nil {
-				var got *kmsg.FetchResponseTopicPartition
-				for i := range resp.Topics {
-					for j := range resp.Topics[i].Partitions {
-						if resp.Topics[i].Partitions[j].Partition == partition {
-							got = &resp.Topics[i].Partitions[j]
-						}
-					}
+				var done bool
+				offset, done, err = absorb(pl, td.Topic, findPartition(resp, partition), offset)
+				if err == nil {
+					caughtUp = done
 				}
-				if got == nil {
-					err = fmt.Errorf("fetch response without partition %d", partition)
-				} else {
-					var done bool
-					offset, done, err = absorb(pl, td.Topic, got, offset)
-					if done {
-						return pl, nil
-					}
+				if caughtUp && (pl.HighWatermark >= target || time.Since(began) > catchUpWait) {
+					return pl, nil
 				}
 			}
 		}
-		if errors.Is(err, kerr.NotLeaderForPartition) {
+		if errors.Is(err, kerr.NotLeaderForPartition) && time.Since(began) > notServedAfter {
 			return nil, fmt.Errorf("%w (Fetch v%d)", errFollowerReadsNotServed, req.GetVersion())
 		}
 		if err != nil {
@@ -133,6 +126,9 @@ func readReplica(ctx context.Context, cl *kgo.Client, td kadm.TopicDetail, parti
 			}
 		}
 		if ctx.Err() != nil {
+			if caughtUp {
+				return pl, nil // consistent up to its high watermark, if short of target
+			}
 			return nil, errors.Join(lastErr, ctx.Err())
 		}
 		if err != nil {
@@ -143,9 +139,50 @@ func readReplica(ctx context.Context, cl *kgo.Client, td kadm.TopicDetail, parti
 	}
 }
 
+// fetchRequest is a consumer's fetch (replica id -1, no session) of one
+// partition from offset. Kafka picks the replica id from ReplicaID up to
+// v14 and from ReplicaState after; the topic goes by name up to v12 and by
+// id after.
+func fetchRequest(td kadm.TopicDetail, partition int32, offset int64) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.ReplicaState.ID = -1
+	req.MaxWaitMillis = 500
+	req.MinBytes = 1
+	req.MaxBytes = 8 << 20
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = td.Topic
+	rt.TopicID = td.ID
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition = partition
+	rp.FetchOffset = offset
+	rp.CurrentLeaderEpoch = -1
+	rp.LogStartOffset = -1
+	rp.PartitionMaxBytes = 4 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// findPartition is partition's answer in resp, or nil.
+func findPartition(resp *kmsg.FetchResponse, partition int32) *kmsg.FetchResponseTopicPartition {
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			if resp.Topics[i].Partitions[j].Partition == partition {
+				return &resp.Topics[i].Partitions[j]
+			}
+		}
+	}
+	return nil
+}
+
 // absorb adds one fetched partition's records to pl and returns the next
 // offset to fetch, and whether pl now reaches the replica's high watermark.
 func absorb(pl *PartitionLog, topic string, rp *kmsg.FetchResponseTopicPartition, offset int64) (int64, bool, error) {
+	if rp == nil {
+		return offset, false, errors.New("fetch response without the partition asked for")
+	}
 	if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
 		return offset, false, err
 	}

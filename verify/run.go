@@ -67,13 +67,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		h.FinalReadErr = err.Error()
 	}
-	from := map[int32]int64{}
-	for p, pl := range h.Final {
-		from[p] = pl.LogStartOffset
-	}
 	replicaCtx, cancelReplicas := context.WithTimeout(ctx, cfg.FinalReadTimeout)
 	defer cancelReplicas()
-	h.Replicas, h.ReplicaCheck = readReplicas(replicaCtx, cl, adm, cfg.Topic, from)
+	h.Replicas, h.ReplicaCheck = readReplicas(replicaCtx, cl, adm, cfg.Topic, h.Final)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("verify: interrupted: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,20 +47,26 @@ func freeSerf(t *testing.T) string {
 	return ""
 }
 
-// startCluster starts n brokers forming one cluster and returns their
-// Kafka addresses once every broker sees n live brokers and a controller.
-func startCluster(t *testing.T, n int) []string {
+// testCluster is n in-process brokers on loopback ports.
+type testCluster struct {
+	t       *testing.T
+	brokers []*broker.Broker
+	cfgs    []broker.Config
+}
+
+// startCluster starts n brokers forming one cluster and returns once every
+// broker sees n live brokers and a controller.
+func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	tc := &testCluster{t: t, brokers: make([]*broker.Broker, n), cfgs: make([]broker.Config, n)}
 	serf := make([]string, n)
 	for i := range n {
 		serf[i] = freeSerf(t)
 	}
-	brokers := make([]*broker.Broker, n)
-	seeds := make([]string, n)
 	t.Cleanup(func() {
 		for i := n - 1; i >= 0; i-- {
-			if brokers[i] != nil {
-				brokers[i].Kill()
+			if tc.brokers[i] != nil {
+				tc.brokers[i].Kill()
 			}
 		}
 	})
@@ -77,25 +84,49 @@ func startCluster(t *testing.T, n int) []string {
 		}
 		cfg.Cluster = &broker.ClusterConfig{SerfAddr: serf[i], RaftAddr: freeTCP(t), Peers: peers, Bootstrap: i == 0,
 			ReplicaLagMax: 2 * time.Second, Fast: true}
-		b, err := broker.New(cfg)
-		if err == nil {
-			err = b.Start()
-		}
-		if err != nil {
-			t.Fatalf("start broker %d: %v", i+1, err)
-		}
-		brokers[i] = b
-		seeds[i] = cfg.ListenAddr
+		tc.cfgs[i] = cfg
+		tc.start(i)
 	}
-	testutil.Eventually(t, fmt.Sprintf("%d live brokers and a controller", n), func() bool {
-		for _, b := range brokers {
+	tc.waitBrokers(n)
+	return tc
+}
+
+// start starts broker i (again) with its config and data dir.
+func (tc *testCluster) start(i int) {
+	tc.t.Helper()
+	b, err := broker.New(tc.cfgs[i])
+	if err == nil {
+		err = b.Start()
+	}
+	if err != nil {
+		tc.t.Fatalf("start broker %d: %v", i+1, err)
+	}
+	tc.brokers[i] = b
+}
+
+// waitBrokers waits until every running broker sees n live brokers and a
+// controller.
+func (tc *testCluster) waitBrokers(n int) {
+	tc.t.Helper()
+	testutil.Eventually(tc.t, fmt.Sprintf("%d live brokers and a controller", n), func() bool {
+		for _, b := range tc.brokers {
+			if b == nil {
+				continue
+			}
 			if ci := b.Cluster(); len(ci.Brokers) != n || ci.ControllerID < 0 {
 				return false
 			}
 		}
 		return true
 	})
-	return seeds
+}
+
+func (tc *testCluster) seeds() []string {
+	var out []string
+	for _, cfg := range tc.cfgs {
+		out = append(out, cfg.ListenAddr)
+	}
+	return out
 }
 
 // testLogger sends a run's logs to t.Log.
@@ -123,9 +154,9 @@ func TestRunCleanOnThreeNodeCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	seeds := startCluster(t, 3)
+	tc := startCluster(t, 3)
 	cfg := verify.DefaultConfig()
-	cfg.Seeds = seeds
+	cfg.Seeds = tc.seeds()
 	cfg.Topic = "verify-clean"
 	cfg.Duration = 5 * time.Second
 	cfg.Rate = 400
@@ -179,7 +210,7 @@ func TestRunDetectsLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker")
 	}
-	seeds := startCluster(t, 1)
+	seeds := startCluster(t, 1).seeds()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		t.Fatal(err)
@@ -264,5 +295,86 @@ func TestRunRejectsBadConfig(t *testing.T) {
 				t.Fatalf("err = %v, want ErrInvalidConfig", err)
 			}
 		})
+	}
+}
+
+// TestRunSurvivesLeaderKill uses verify as a fault harness does: once
+// partition 0 holds records, its leader is killed while the producers run,
+// and AfterWorkload restarts it before the final read. With acks=all,
+// idempotence, replication factor 3 and min.insync.replicas 2, nothing
+// acknowledged may be lost, and the restarted replica must agree with the
+// others.
+func TestRunSurvivesLeaderKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	tc := startCluster(t, 3)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(tc.seeds()...), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	cfg := verify.DefaultConfig()
+	cfg.Seeds = tc.seeds()
+	cfg.Topic = "verify-kill"
+	cfg.Duration = 6 * time.Second
+	cfg.Rate = 300
+	cfg.FinalReadTimeout = 45 * time.Second
+	cfg.Logger = testLogger(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	faultCtx, stopFault := context.WithCancel(ctx)
+	defer stopFault()
+	killed := make(chan int, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		// Wait on progress, not on time: kill once partition 0 holds 100
+		// records, so the kill lands while producers run.
+		for faultCtx.Err() == nil {
+			ends, err := adm.ListEndOffsets(faultCtx, cfg.Topic)
+			if o, ok := ends.Lookup(cfg.Topic, 0); err == nil && ok && o.Err == nil && o.Offset >= 100 {
+				md, err := adm.Metadata(faultCtx, cfg.Topic)
+				if p, ok := md.Topics[cfg.Topic].Partitions[0]; err == nil && ok && p.Leader > 0 {
+					i := int(p.Leader) - 1 // node-N is broker id N
+					tc.brokers[i].Kill()
+					killed <- i
+					return
+				}
+			}
+			select {
+			case <-faultCtx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
+	cfg.AfterWorkload = func(context.Context) error {
+		stopFault()
+		wg.Wait()
+		select {
+		case i := <-killed:
+			t.Logf("restarting broker %d, killed during the workload", i+1)
+			tc.start(i)
+			tc.waitBrokers(3)
+			return nil
+		default:
+			return errors.New("no leader was killed during the workload")
+		}
+	}
+	r, err := verify.Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := report(t, r)
+	t.Log("\n" + text)
+	if !r.OK() || r.Acknowledged == 0 {
+		t.Fatalf("acks=all lost or reordered records across a leader kill:\n%s", text)
+	}
+	// The restarted broker caught up and was compared with the others
+	// over the whole log (when the cluster serves follower reads).
+	if r.ReplicaCheck == "done" && (r.ReplicasCompared != 9 || r.OffsetsCompared < int64(r.Acknowledged)) {
+		t.Errorf("%d replica logs compared at %d offsets; want 9, at least %d", r.ReplicasCompared, r.OffsetsCompared, r.Acknowledged)
 	}
 }
