@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -107,7 +108,7 @@ func (b *Broker) startRaft() error {
 		return err
 	}
 	cl.node, err = cluster.Open(cluster.Config{NodeName: b.cfg.NodeID, BindAddr: cc.RaftAddr, AdvertiseAddr: raftAdv,
-		Dir: filepath.Join(b.cfg.DataDir, "raft"), Bootstrap: cc.Bootstrap, Voters: cc.Voters, Fast: cc.Fast, Logger: b.log}, cl.fsm)
+		Dir: filepath.Join(b.cfg.DataDir, "raft"), Bootstrap: cc.Bootstrap && len(cc.Peers) == 0, Voters: cc.Voters, Fast: cc.Fast, Logger: b.log}, cl.fsm)
 	if err != nil {
 		return err
 	}
@@ -136,7 +137,10 @@ func (b *Broker) startMembership() error {
 	mcfg := membership.DefaultConfig()
 	mcfg.NodeName, mcfg.BindAddr, mcfg.AdvertiseAddr, mcfg.Peers, mcfg.Fast, mcfg.Logger = b.cfg.NodeID, cc.SerfAddr, serfAdv, cc.Peers, cc.Fast, b.log
 	mcfg.Tags = map[string]string{cluster.TagID: strconv.Itoa(int(b.nodeID)), cluster.TagKafka: net.JoinHostPort(host, strconv.Itoa(int(port))),
-		cluster.TagRaft: raftAdv, cluster.TagIncarnation: cl.incarnation}
+		cluster.TagRaft: raftAdv, cluster.TagIncarnation: cl.incarnation, cluster.TagRaftState: "0"}
+	if cl.node.HadState() {
+		mcfg.Tags[cluster.TagRaftState] = "1"
+	}
 	cl.members, err = membership.New(mcfg)
 	if err != nil {
 		_ = cl.node.Shutdown()
@@ -144,12 +148,60 @@ func (b *Broker) startMembership() error {
 	}
 	cl.ctrl = cluster.NewController(cl.node, b.clusterMembers, cc.Voters, b.log)
 	cl.ctrl.Start()
+	if !cl.node.HadState() {
+		cl.wg.Add(1)
+		go b.joinOrBootstrap(mcfg.Tags)
+	}
 	cl.wg.Add(4)
 	go b.membershipLoop()
 	go b.reconcileLoop()
 	go b.isrLoop()
 	go b.checkpointLoop()
 	return nil
+}
+
+// joinOrBootstrap runs on a node that started without Raft state. A
+// --bootstrap node founds the cluster only if no peer that answers its
+// first join already belongs to one: a bootstrap node whose disk was wiped
+// rejoins its cluster instead of starting a second one beside it. (If no
+// peer answers at all it cannot tell, and bootstraps.) Once the node holds
+// Raft state, its raft_state tag says so to the others.
+func (b *Broker) joinOrBootstrap(tags map[string]string) {
+	cl := b.cl
+	defer cl.wg.Done()
+	if cl.cfg.Bootstrap && len(cl.cfg.Peers) > 0 {
+		select {
+		case <-cl.stop:
+			return
+		case <-cl.members.FirstJoin():
+		}
+		existing := ""
+		for _, m := range cl.members.Members() {
+			if m.Name != b.cfg.NodeID && m.Status == membership.StatusAlive && m.Tags[cluster.TagRaftState] == "1" {
+				existing = m.Name
+			}
+		}
+		if existing != "" {
+			b.log.Warn("not bootstrapping: this node has no Raft state but its peers already form a cluster; joining it", "peer", existing)
+		} else if err := cl.node.Bootstrap(); err != nil {
+			b.log.Error("bootstrap", "err", err)
+		} else {
+			b.log.Info("bootstrapped a new cluster")
+		}
+	}
+	for !cl.node.HasState() {
+		select {
+		case <-cl.stop:
+			return
+		case <-cl.fsm.Changed():
+		case <-time.After(250 * time.Millisecond): // config entries move the log without an apply
+		}
+	}
+	t := maps.Clone(tags)
+	t[cluster.TagRaftState] = "1"
+	if err := cl.members.SetTags(t); err != nil {
+		b.log.Warn("set raft_state tag", "err", err)
+	}
 }
 
 // highWatermarkCheckpointInterval is Kafka's

@@ -4,11 +4,14 @@ package broker
 // before its fix.
 
 import (
+	"errors"
 	"os"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mlog/mlog/group"
 	"github.com/mlog/mlog/internal/testutil"
 )
 
@@ -149,4 +152,69 @@ func TestRegressionWipedLeaderRestartsAtOnce(t *testing.T) {
 	})
 	checkRecords(t, consumeCluster(t, tc, "wl", len(want)), want)
 	tc.sameLogs("wl", 0)
+}
+
+// The --bootstrap node loses its disk and starts again with the same flags:
+// it must rejoin the cluster its peers form, not found a second one beside
+// it (issue 9, defect 6).
+func TestRegressionWipedBootstrapNodeRejoins(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.createTopic("b6", 1, 3, nil)
+	tc.kill(0)
+	if err := os.RemoveAll(tc.cfgs[0].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	if !tc.cfgs[0].Cluster.Bootstrap {
+		t.Fatal("node-1 is expected to be the bootstrap node")
+	}
+	tc.start(0)
+	// Until it has the cluster's metadata, node-1 must never act as a
+	// controller of its own (a one-node cluster that takes topics and
+	// records the real one then overwrites).
+	self := KafkaNodeID(tc.cfgs[0].NodeID)
+	testutil.Eventually(t, "the wiped bootstrap node to see the cluster's topic", func() bool {
+		b := tc.brokers[0]
+		_, err := b.Topic("b6")
+		if err != nil && b.cl.node.IsLeader() {
+			t.Fatalf("node-1 (id %d) leads a Raft cluster that lacks the topic: it bootstrapped a second cluster", self)
+		}
+		return err == nil && len(b.Cluster().Brokers) == 3
+	})
+	servers, err := tc.brokers[0].cl.node.Servers()
+	if err != nil || len(servers) != 3 {
+		t.Fatalf("the wiped node's Raft configuration: %v %v, want the cluster's 3 servers", servers, err)
+	}
+	testutil.Eventually(t, "node-1 back in the ISR", func() bool { _, isr := tc.partitionInfo("b6", 0); return len(isr) == 3 })
+}
+
+// A group used while one broker of three is up must not get an offsets
+// topic with one replica for good: it waits for
+// offsets.topic.replication.factor live brokers (issue 9, defect 7).
+func TestRegressionOffsetsTopicWaitsForReplicas(t *testing.T) {
+	tc := newCluster(t, 3)
+	tc.startFresh(0)
+	tc.waitBrokers(1)
+	b := tc.brokers[0]
+	if _, err := b.FindCoordinator(ctxT(t), "g"); !errors.Is(err, kerr.CoordinatorNotAvailable) {
+		t.Fatalf("FindCoordinator with 1 of 3 brokers: %v, want COORDINATOR_NOT_AVAILABLE", err)
+	}
+	if _, err := b.Topic(group.OffsetsTopic); err == nil {
+		t.Fatal("__consumer_offsets created with one broker alive")
+	}
+	tc.startFresh(1)
+	tc.startFresh(2)
+	tc.waitBrokers(3)
+	testutil.Eventually(t, "a coordinator once three brokers are up", func() bool {
+		_, err := b.FindCoordinator(ctxT(t), "g")
+		return err == nil
+	})
+	ti, err := b.Topic(group.OffsetsTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ti.Partitions {
+		if len(p.Replicas) != 3 {
+			t.Fatalf("offsets partition %d has replicas %v, want 3", p.ID, p.Replicas)
+		}
+	}
 }

@@ -46,6 +46,17 @@ func freeSerf(t *testing.T) string {
 }
 
 func startCluster(t *testing.T, n int) *testCluster {
+	tc := newCluster(t, n)
+	for i := range n {
+		tc.startFresh(i)
+	}
+	tc.waitBrokers(n)
+	return tc
+}
+
+// newCluster configures n brokers that know each other as peers, without
+// starting any.
+func newCluster(t *testing.T, n int) *testCluster {
 	tc := &testCluster{t: t, brokers: make([]*Broker, n), cfgs: make([]Config, n)}
 	serf := make([]string, n)
 	for i := range n {
@@ -67,9 +78,6 @@ func startCluster(t *testing.T, n int) *testCluster {
 			ReplicaLagMax: 2 * time.Second, Fast: true}
 		tc.cfgs[i] = cfg
 	}
-	for i := range n {
-		tc.startFresh(i)
-	}
 	t.Cleanup(func() {
 		for _, b := range tc.brokers {
 			if b != nil {
@@ -77,7 +85,6 @@ func startCluster(t *testing.T, n int) *testCluster {
 			}
 		}
 	})
-	tc.waitBrokers(n)
 	return tc
 }
 

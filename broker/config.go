@@ -42,6 +42,12 @@ type Config struct {
 	// OffsetsPartitions is how many partitions __consumer_offsets gets
 	// (offsets.topic.num.partitions).
 	OffsetsPartitions int32
+	// OffsetsReplicationFactor is offsets.topic.replication.factor: the
+	// offsets topic is created only once this many brokers are alive
+	// (FindCoordinator answers COORDINATOR_NOT_AVAILABLE until then, and
+	// clients retry), so it never starts with fewer replicas for good.
+	// 0 takes min(3, this node and its configured peers).
+	OffsetsReplicationFactor int16
 	// OffsetsSegmentBytes is segment.bytes of __consumer_offsets, which is
 	// compacted: a closed segment is where compaction can start
 	// (offsets.topic.segment.bytes, 100 MiB as in Kafka).
@@ -112,6 +118,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OffsetsPartitions < 1 {
 		c.OffsetsPartitions = DefaultConfig().OffsetsPartitions
+	}
+	if c.OffsetsReplicationFactor < 0 {
+		return fmt.Errorf("%w: offsets topic replication factor %d", ErrInvalidConfig, c.OffsetsReplicationFactor)
 	}
 	if c.DefaultPartitions < 1 || c.DefaultPartitions > c.MaxPartitions {
 		return fmt.Errorf("%w: default partitions %d not in [1, %d]", ErrInvalidConfig, c.DefaultPartitions, c.MaxPartitions)

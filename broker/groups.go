@@ -77,14 +77,33 @@ func (b *Broker) offsetsPartitions() int {
 	return int(b.cfg.OffsetsPartitions)
 }
 
+// offsetsReplicationFactor is offsets.topic.replication.factor: as
+// configured, or min(3, this node and its configured peers).
+func (b *Broker) offsetsReplicationFactor() int16 {
+	if rf := b.cfg.OffsetsReplicationFactor; rf > 0 {
+		return rf
+	}
+	if b.cl == nil {
+		return 1
+	}
+	return int16(min(3, 1+len(b.cl.cfg.Peers)))
+}
+
 // FindCoordinator returns the leader of the group's offsets partition,
-// creating the offsets topic on first need.
+// creating the offsets topic on first need — only once
+// offsets.topic.replication.factor brokers are alive, as Kafka does: made
+// earlier, it would keep fewer replicas for good.
 func (b *Broker) FindCoordinator(ctx context.Context, name string) (protocol.BrokerInfo, error) {
 	t, err := b.Topic(group.OffsetsTopic)
 	if errors.Is(err, protocol.ErrUnknownTopic) {
+		rf := b.offsetsReplicationFactor()
+		if alive := len(b.Cluster().Brokers); alive < int(rf) {
+			return protocol.BrokerInfo{}, fmt.Errorf("%w: %s needs %d live brokers (offsets.topic.replication.factor), %d alive",
+				kerr.CoordinatorNotAvailable, group.OffsetsTopic, rf, alive)
+		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err = b.CreateTopic(cctx, protocol.TopicSpec{Name: group.OffsetsTopic, Partitions: b.cfg.OffsetsPartitions,
-			ReplicationFactor: -1, Configs: map[string]string{
+			ReplicationFactor: rf, Configs: map[string]string{
 				"cleanup.policy": "compact", "segment.bytes": strconv.FormatInt(b.cfg.OffsetsSegmentBytes, 10)}}, false)
 		cancel()
 		if err != nil && !errors.Is(err, protocol.ErrTopicExists) && !errors.Is(err, kerr.TopicAlreadyExists) {

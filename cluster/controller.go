@@ -27,6 +27,11 @@ const (
 	// broker that restarted (perhaps with an empty disk) is taken out of
 	// the ISRs until it has caught up again.
 	TagIncarnation = "incarnation"
+	// TagRaftState is "1" once a broker holds Raft state: it belongs to
+	// a cluster. A bootstrap node that starts with no state of its own
+	// (a wiped disk) joins the cluster its peers have instead of
+	// founding a second one.
+	TagRaftState = "raft_state"
 )
 
 // Controller runs on every node and acts while its node is the Raft leader.

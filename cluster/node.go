@@ -36,7 +36,8 @@ type Config struct {
 	// Dir holds the Raft log, stable store and snapshots.
 	Dir string
 	// Bootstrap makes this node a one-voter cluster when it has no Raft
-	// state yet.
+	// state yet. Leave it false to decide later (Node.Bootstrap), once
+	// membership has shown whether a cluster already exists.
 	Bootstrap bool
 	// Voters is how many nodes the controller makes voters; later ones
 	// join as non-voters.
@@ -50,6 +51,7 @@ type Config struct {
 type Node struct {
 	cfg       Config
 	fsm       *FSM
+	hadState  bool // Raft state on disk when opened
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	store     *raftboltdb.BoltStore
@@ -106,13 +108,13 @@ func Open(cfg Config, fsm *FSM) (*Node, error) {
 		_ = transport.Close()
 		return nil, fmt.Errorf("cluster: raft snapshots: %w", err)
 	}
+	has, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		_ = store.Close()
+		_ = transport.Close()
+		return nil, err
+	}
 	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(store, store, snaps)
-		if err != nil {
-			_ = store.Close()
-			_ = transport.Close()
-			return nil, err
-		}
 		if !has {
 			conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
 			if err := raft.BootstrapCluster(rc, store, store, snaps, transport, conf); err != nil {
@@ -128,7 +130,25 @@ func Open(cfg Config, fsm *FSM) (*Node, error) {
 		_ = transport.Close()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
-	return &Node{cfg: cfg, fsm: fsm, raft: r, transport: transport, store: store, log: cfg.Logger}, nil
+	return &Node{cfg: cfg, fsm: fsm, hadState: has, raft: r, transport: transport, store: store, log: cfg.Logger}, nil
+}
+
+// HadState reports whether the node found Raft state on disk when it
+// opened: it was a member of a cluster before.
+func (n *Node) HadState() bool { return n.hadState }
+
+// HasState reports whether the node holds any Raft log or snapshot now:
+// it bootstrapped, or a leader has replicated to it.
+func (n *Node) HasState() bool { return n.raft.LastIndex() > 0 }
+
+// Bootstrap makes this node a one-voter cluster of its own. Raft refuses
+// when the node already has state.
+func (n *Node) Bootstrap() error {
+	conf := raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(n.cfg.NodeName), Address: n.transport.LocalAddr()}}}
+	if err := n.raft.BootstrapCluster(conf).Error(); err != nil {
+		return fmt.Errorf("cluster: bootstrap: %w", err)
+	}
+	return nil
 }
 
 // Apply commits a command and returns its result. Only the leader can.

@@ -39,6 +39,7 @@ type Membership struct {
 	events     chan Event      // forward → consumer; closed by forward
 
 	stopJoin    chan struct{} // closed first on close: no joins after leave
+	firstJoin   chan struct{} // closed when the first join attempt has ended
 	stopForward chan struct{} // closed after serf is shut down
 	wg          sync.WaitGroup
 
@@ -64,6 +65,7 @@ func New(cfg Config) (*Membership, error) {
 		serfEvents:  make(chan serf.Event, serfEventBuffer),
 		events:      make(chan Event, eventsBuffer),
 		stopJoin:    make(chan struct{}),
+		firstJoin:   make(chan struct{}),
 		stopForward: make(chan struct{}),
 	}
 
@@ -82,6 +84,8 @@ func New(cfg Config) (*Membership, error) {
 	m.goFunc(m.forward)
 	if len(cfg.Peers) > 0 {
 		m.goFunc(m.join)
+	} else {
+		close(m.firstJoin)
 	}
 	local := s.LocalMember()
 	m.log.Info("membership started", "addr", fromSerfMember(local).Addr,
@@ -190,6 +194,9 @@ func (m *Membership) shutdownLocked() error {
 func (m *Membership) join() {
 	for attempt := 1; ; attempt++ {
 		n, err := m.serf.Join(m.cfg.Peers, false)
+		if attempt == 1 {
+			close(m.firstJoin)
+		}
 		if n > 0 && m.hasOtherMember() {
 			m.log.Info("joined cluster", "peers_answered", n, "attempts", attempt)
 			return
@@ -212,6 +219,11 @@ func (m *Membership) join() {
 		}
 	}
 }
+
+// FirstJoin is closed once the first attempt to join cfg.Peers has ended
+// (at once without peers): Members then holds every peer that answered,
+// with its tags.
+func (m *Membership) FirstJoin() <-chan struct{} { return m.firstJoin }
 
 // hasOtherMember reports whether serf knows an alive member besides us.
 func (m *Membership) hasOtherMember() bool {

@@ -30,6 +30,7 @@ type serverFlags struct {
 	raftVoters       int
 	replicaLagMax    time.Duration
 	autoCreateTopics bool
+	offsetsRF        int16
 	numPartitions    int32
 	fsync            string
 	maxRequestBytes  int32
@@ -74,6 +75,7 @@ answered, logs are flushed and marked cleanly shut down.`,
 	fl.DurationVar(&f.replicaLagMax, "replica-lag-max", 10*time.Second, "a follower not caught up for this long leaves the ISR (replica.lag.time.max.ms)")
 	fl.BoolVar(&f.autoCreateTopics, "auto-create-topics", true, "create a topic on its first produce or metadata request")
 	fl.Int32Var(&f.numPartitions, "num-partitions", 1, "partitions of auto-created topics")
+	fl.Int16Var(&f.offsetsRF, "offsets-replication-factor", 0, "replicas of __consumer_offsets, created once this many brokers are alive; 0 for min(3, this node and its peers)")
 	fl.StringVar(&f.fsync, "fsync", "always", "always: acks=1/all are answered after fsync (group commit); never: after the write, trusting the page cache as Kafka does")
 	fl.Int32Var(&f.maxRequestBytes, "max-request-bytes", 100<<20, "close connections that send bigger requests")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -141,6 +143,7 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 		Bootstrap: f.bootstrap || len(peers) == 0, Voters: f.raftVoters, ReplicaLagMax: f.replicaLagMax,
 		ReplicaFetchBytes: int32(min(f.replBatchSize, 1<<20) * 1024)}
 	cfg.AutoCreateTopics, cfg.DefaultPartitions = f.autoCreateTopics, f.numPartitions
+	cfg.OffsetsReplicationFactor = f.offsetsRF
 	cfg.MaxRequestBytes = f.maxRequestBytes
 	switch f.fsync {
 	case "always":
