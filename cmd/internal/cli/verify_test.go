@@ -225,3 +225,27 @@ func TestVerifyCommandJSONOnOneNode(t *testing.T) {
 		t.Errorf("summary:\n%s", stdout)
 	}
 }
+
+// TestVerifyHelpListsTheFlagContract pins the flag names scripts and the
+// docs rely on.
+func TestVerifyHelpListsTheFlagContract(t *testing.T) {
+	stdout, _, err := runCLI(t, "verify", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, flag := range []string{"--addrs", "--topic", "--partitions", "--replication-factor", "--min-insync-replicas",
+		"--producers", "--consumers", "--group-consumers", "--acks", "--idempotent", "--duration", "--rate",
+		"--record-size", "--seed", "--final-read-timeout", "--json", "--check-only", "MLOG_"} {
+		if !strings.Contains(stdout, flag) {
+			t.Errorf("verify --help lacks %s:\n%s", flag, stdout)
+		}
+	}
+	root := Root()
+	found := false
+	for _, c := range root.Commands() {
+		found = found || c.Name() == "verify"
+	}
+	if !found {
+		t.Error("mlog has no verify command")
+	}
+}
