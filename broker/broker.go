@@ -143,25 +143,28 @@ func (b *Broker) openLocal(topic string, id int32, configs map[string]string, re
 		Log: lc, SyncAcks: b.cfg.SyncAcks, Replicated: replicated, Logger: lc.Logger})
 }
 
-// Start opens the Kafka listener and the retention loop.
+// Start opens the Kafka listener and the retention loop. When a step
+// fails, the steps before it are undone, so Close afterwards is safe and
+// the caller sees the step's own error.
 func (b *Broker) Start() error {
 	if b.cfg.Cluster != nil {
 		if err := b.startRaft(); err != nil {
+			b.cl = nil
 			return err
 		}
 	}
 	b.server = protocol.NewServer(protocol.Config{Addr: b.cfg.ListenAddr, MaxRequestBytes: b.cfg.MaxRequestBytes,
 		ShutdownGrace: b.cfg.ShutdownGrace, Logger: b.log, Metrics: b.metrics}, b)
 	if err := b.server.Start(); err != nil {
-		if b.cl != nil {
-			_ = b.cl.node.Shutdown()
-		}
+		b.server = nil
+		b.abortCluster()
 		return err
 	}
 	if b.cfg.Cluster != nil {
 		if err := b.startMembership(); err != nil {
 			_ = b.server.Close()
-			_ = b.cl.node.Shutdown()
+			b.server = nil
+			b.abortCluster()
 			return err
 		}
 	}
@@ -179,6 +182,18 @@ func (b *Broker) Start() error {
 	b.log.Info("broker started", "kafka_addr", b.server.Addr().String(), "data_dir", b.cfg.DataDir,
 		"broker_id", b.nodeID, "fsync_acks", b.cfg.SyncAcks)
 	return nil
+}
+
+// abortCluster undoes startRaft after a later start step failed: the
+// catch-up goroutine stops and Raft shuts down.
+func (b *Broker) abortCluster() {
+	if b.cl == nil {
+		return
+	}
+	close(b.cl.stop)
+	b.cl.wg.Wait()
+	_ = b.cl.node.Shutdown()
+	b.cl = nil
 }
 
 // HTTPAddr is the metrics listener's address (nil without one).

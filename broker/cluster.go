@@ -143,8 +143,7 @@ func (b *Broker) startMembership() error {
 	}
 	cl.members, err = membership.New(mcfg)
 	if err != nil {
-		_ = cl.node.Shutdown()
-		return err
+		return err // Start undoes Raft
 	}
 	cl.ctrl = cluster.NewController(cl.node, b.clusterMembers, cc.Voters, b.log)
 	cl.ctrl.Start()

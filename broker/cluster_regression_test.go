@@ -7,12 +7,14 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mlog/mlog/group"
 	"github.com/mlog/mlog/internal/testutil"
+	"github.com/mlog/mlog/storage"
 )
 
 // A follower loses its disk and restarts at once, then the leader dies:
@@ -216,5 +218,51 @@ func TestRegressionOffsetsTopicWaitsForReplicas(t *testing.T) {
 		if len(p.Replicas) != 3 {
 			t.Fatalf("offsets partition %d has replicas %v, want 3", p.ID, p.Replicas)
 		}
+	}
+}
+
+// A follower counts towards the high watermark only with what it has
+// fsynced: while its disk holds syncs back, a record it has appended is
+// not acknowledged (issue 9, defect 5: after a power loss of every node
+// the last replica standing must have what it was counted for).
+func TestRegressionFollowerCountsOnlyDurableRecords(t *testing.T) {
+	tc := newCluster(t, 2)
+	var fss [2]*storage.FaultFS
+	for i := range fss {
+		fss[i] = storage.NewFaultFS(nil)
+		tc.cfgs[i].Log.FS = fss[i]
+		tc.startFresh(i)
+	}
+	tc.waitBrokers(2)
+	t.Cleanup(func() { fss[0].ReleaseSyncs(); fss[1].ReleaseSyncs() }) // before the brokers stop
+	tc.createTopic("d", 1, 2, nil)
+	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+	produceValues(t, cl, "d", []string{"first"})
+	leader, _ := tc.partitionInfo("d", 0)
+	li := tc.index(leader)
+	fi := 1 - li
+	lp, fp := tc.replica(li, "d", 0), tc.replica(fi, "d", 0)
+	testutil.Eventually(t, "the follower fetched the first record", func() bool { return fp.LogEndOffset() == 1 && fp.DurableOffset() == 1 })
+	fss[fi].HoldSyncs()
+	acked := make(chan error, 1)
+	go func() { acked <- cl.ProduceSync(ctxT(t), &kgo.Record{Topic: "d", Value: []byte("second")}).FirstErr() }()
+	testutil.Eventually(t, "the follower appended the second record", func() bool { return fp.LogEndOffset() == 2 })
+	deadline := time.Now().Add(time.Second) // long past the next fetch of a follower that does not wait
+	for time.Now().Before(deadline) {
+		if hw := lp.HighWatermark(); hw > 1 {
+			t.Fatalf("high watermark %d counts the follower's record before it was fsynced (durable %d)", hw, fp.DurableOffset())
+		}
+		select {
+		case err := <-acked:
+			t.Fatalf("acknowledged (%v) while the follower's copy was not durable", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	fss[fi].ReleaseSyncs()
+	if err := <-acked; err != nil {
+		t.Fatalf("produce after the follower synced: %v", err)
+	}
+	if hw := lp.HighWatermark(); hw != 2 {
+		t.Fatalf("high watermark %d after the sync, want 2", hw)
 	}
 }

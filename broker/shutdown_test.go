@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,5 +40,41 @@ func TestCloseAnswersInFlightLongPoll(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("Close took %v: it waited out the long poll", d)
+	}
+}
+
+// A start step that fails on a busy port undoes the steps before it:
+// Close afterwards neither panics nor hides the error, for each listener.
+func TestStartOnBusyPortUnwinds(t *testing.T) {
+	for _, which := range []string{"raft", "kafka", "serf"} {
+		t.Run(which, func(t *testing.T) {
+			busy, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer busy.Close()
+			cfg := DefaultConfig()
+			cfg.DataDir, cfg.ListenAddr, cfg.Logger = t.TempDir(), freeTCP(t), discardLogger()
+			cfg.Cluster = &ClusterConfig{SerfAddr: freeSerf(t), RaftAddr: freeTCP(t), Bootstrap: true, Fast: true}
+			switch which {
+			case "raft":
+				cfg.Cluster.RaftAddr = busy.Addr().String()
+			case "kafka":
+				cfg.ListenAddr = busy.Addr().String()
+			case "serf":
+				cfg.Cluster.SerfAddr = busy.Addr().String()
+			}
+			b, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = b.Start()
+			if err == nil || !strings.Contains(err.Error(), "address already in use") {
+				t.Fatalf("start with the %s port taken: %v, want address already in use", which, err)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatalf("close after the failed start: %v", err)
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ type FaultFS struct {
 	writeShort int // bytes a failing write still writes before it fails
 	syncErr    error
 	truncErr   error
+	held       chan struct{} // syncs wait while set (HoldSyncs)
 }
 
 // NewFaultFS wraps fsys (OSFS when nil).
@@ -39,6 +40,26 @@ func (f *FaultFS) FailNextSync(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.syncErr = err
+}
+
+// HoldSyncs makes every Sync wait until ReleaseSyncs: a disk that holds the
+// writes in its cache and has not made them durable yet.
+func (f *FaultFS) HoldSyncs() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.held == nil {
+		f.held = make(chan struct{})
+	}
+}
+
+// ReleaseSyncs lets held and later syncs go on.
+func (f *FaultFS) ReleaseSyncs() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.held != nil {
+		close(f.held)
+		f.held = nil
+	}
 }
 
 // FailNextTruncate makes the next Truncate on any file return err.
@@ -87,6 +108,12 @@ func (ff *faultFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (ff *faultFile) Sync() error {
+	ff.fs.mu.Lock()
+	held := ff.fs.held
+	ff.fs.mu.Unlock()
+	if held != nil {
+		<-held
+	}
 	if err := ff.fs.take(&ff.fs.syncErr); err != nil {
 		return &os.PathError{Op: "sync", Path: ff.Name(), Err: err}
 	}
