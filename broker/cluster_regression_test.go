@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mlog/mlog/group"
 	"github.com/mlog/mlog/internal/testutil"
@@ -264,5 +265,46 @@ func TestRegressionFollowerCountsOnlyDurableRecords(t *testing.T) {
 	}
 	if hw := lp.HighWatermark(); hw != 2 {
 		t.Fatalf("high watermark %d after the sync, want 2", hw)
+	}
+}
+
+// A Fetch claiming a replica id moves the leader's view of that follower
+// only when it carries the follower's current incarnation; a follower
+// whose last fetched epoch diverges gets DivergingEpoch and no records
+// (issue 9, defects 8 and 2).
+func TestReplicaFetchAuthorizedAndDivergenceAnswered(t *testing.T) {
+	tc := startCluster(t, 2)
+	tc.createTopic("ra", 1, 2, nil)
+	produceValues(t, tc.client(kgo.RequiredAcks(kgo.AllISRAcks())), "ra", values(5, "ra"))
+	leader, _ := tc.partitionInfo("ra", 0)
+	li := tc.index(leader)
+	fi := 1 - li
+	follower := KafkaNodeID(tc.cfgs[fi].NodeID)
+	lp := tc.replica(li, "ra", 0)
+	epoch := lp.LeaderEpoch()
+	fetch := func(clientID string, lastEpoch int32, offset int64) kmsg.FetchResponseTopicPartition {
+		t.Helper()
+		c := dialRaw(t, tc.brokers[li])
+		c.clientID = clientID
+		req := kmsg.NewPtrFetchRequest()
+		req.Version, req.ReplicaID, req.MaxBytes, req.SessionEpoch = 12, follower, 1<<20, -1
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.CurrentLeaderEpoch, rp.FetchOffset, rp.LastFetchedEpoch, rp.PartitionMaxBytes = 0, epoch, offset, lastEpoch, 1<<20
+		req.Topics = []kmsg.FetchRequestTopic{{Topic: "ra", Partitions: []kmsg.FetchRequestTopicPartition{rp}}}
+		resp := c.send(req).(*kmsg.FetchResponse)
+		return resp.Topics[0].Partitions[0]
+	}
+	if p := fetch("mlog-replica-impostor", epoch, 0); p.ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("replica fetch with a made-up client id: error %d, want CLUSTER_AUTHORIZATION_FAILED", p.ErrorCode)
+	}
+	id := replicaClientID(follower, tc.brokers[fi].cl.incarnation)
+	if p := fetch(id, epoch, 0); p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
+		t.Fatalf("the follower's own fetch: error %d, %d bytes", p.ErrorCode, len(p.RecordBatches))
+	}
+	// An epoch the leader never had, past its end: diverging.
+	p := fetch(id, epoch+5, 7)
+	if p.ErrorCode != 0 || p.DivergingEpoch.Epoch != epoch || p.DivergingEpoch.EndOffset != 5 || len(p.RecordBatches) != 0 {
+		t.Fatalf("diverging fetch: error %d, diverging %+v, %d bytes; want epoch %d end 5, no records",
+			p.ErrorCode, p.DivergingEpoch, len(p.RecordBatches), epoch)
 	}
 }

@@ -63,9 +63,10 @@ func ctxT(t testing.TB) context.Context {
 
 // rawConn speaks the protocol by hand, to pin versions and send bad bytes.
 type rawConn struct {
-	t    testing.TB
-	nc   net.Conn
-	corr int32
+	t        testing.TB
+	nc       net.Conn
+	corr     int32
+	clientID string // "test" when empty
 }
 
 func dialRaw(t testing.TB, b *Broker) *rawConn {
@@ -87,8 +88,12 @@ func (c *rawConn) send(req kmsg.Request) kmsg.Response {
 	b = binary.BigEndian.AppendUint16(b, uint16(req.Key()))
 	b = binary.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
 	b = binary.BigEndian.AppendUint32(b, uint32(c.corr))
-	b = binary.BigEndian.AppendUint16(b, 4)
-	b = append(b, "test"...)
+	id := c.clientID
+	if id == "" {
+		id = "test"
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(id)))
+	b = append(b, id...)
 	if req.IsFlexible() {
 		b = append(b, 0)
 	}
