@@ -104,3 +104,14 @@ bench:
 
 bench-storage:
 	./scripts/bench-storage.sh
+
+# Fault injection with real processes in network namespaces (e2e/chaos; root,
+# ip and iptables): every schedule CHAOS_RUNS times with seeds CHAOS_SEED..,
+# results table to stdout and e2e/chaos/results/latest.md. `make test` runs
+# only its short smoke. Narrow it with CHAOS_SCHEDULES=kill-leader,flap.
+CHAOS_RUNS ?= 3
+CHAOS_SEED ?= 1
+.PHONY: chaos
+chaos: build-mlog
+	MLOG_CHAOS=1 CHAOS_RUNS=$(CHAOS_RUNS) CHAOS_SEED=$(CHAOS_SEED) MLOG_CHAOS_BIN=$(CURDIR)/$(BIN)/mlog \
+		$(GO) test -count=1 -timeout 0 -v -run 'TestChaos$$' ./e2e/chaos/
