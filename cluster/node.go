@@ -93,7 +93,13 @@ func Open(cfg Config, fsm *FSM) (*Node, error) {
 	if advAddr.IP.IsUnspecified() {
 		return nil, fmt.Errorf("%w: raft address %q is not one other nodes can dial: set an advertise address", ErrInvalidConfig, adv)
 	}
-	transport, err := raft.NewTCPTransport(cfg.BindAddr, advAddr, 3, 10*time.Second, slogWriter{cfg.Logger})
+	// MaxRPCsInFlight 1: no AppendEntries pipeline. Metadata traffic is
+	// light, and a pipeline whose follower stops answering can leave
+	// Raft's shutdown waiting forever on its in-flight queue (seen: a
+	// broker's Close hung behind it in a rolling restart).
+	transport, err := raft.NewTCPTransportWithConfig(cfg.BindAddr, advAddr, &raft.NetworkTransportConfig{
+		MaxPool: 3, Timeout: 10 * time.Second, MaxRPCsInFlight: 1,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "raft-net", Output: slogWriter{cfg.Logger}, Level: hclog.Warn})})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.BindAddr, err)
 	}
