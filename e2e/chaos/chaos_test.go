@@ -82,13 +82,14 @@ func TestChaos(t *testing.T) {
 		mu      sync.Mutex
 		results []Result
 		began   = time.Now()
+		rev     = commit()
 	)
 	t.Cleanup(func() {
 		mu.Lock()
 		defer mu.Unlock()
 		header := fmt.Sprintf("%s, commit %s, %d run(s) per schedule from seed %d, verify at %d records/s, faults held %v-%v, took %v.\n"+
 			"Reproduce one run: `MLOG_CHAOS=1 CHAOS_SCHEDULES=<schedule> CHAOS_SEED=<seed> CHAOS_RUNS=1 make chaos`.",
-			began.UTC().Format("2006-01-02 15:04 UTC"), commit(), runs, base, cfg.Rate, cfg.HoldMin, cfg.HoldMin+cfg.HoldJitter,
+			began.UTC().Format("2006-01-02 15:04 UTC"), rev, runs, base, cfg.Rate, cfg.HoldMin, cfg.HoldMin+cfg.HoldJitter,
 			time.Since(began).Round(time.Second))
 		var b bytes.Buffer
 		if err := WriteResults(&b, results, header); err != nil {

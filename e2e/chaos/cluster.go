@@ -44,7 +44,7 @@ type Options struct {
 	// StartTimeout bounds how long a node may take to listen.
 	StartTimeout time.Duration
 	// Disk, when set, mounts each node's data dir from a backing dir of its
-	// own (a lossyfs mount served by the test process), so that
+	// own (LossyDisk: lossyfs, served by the test process), so that
 	// PowerLossAll can drop every write that was not fsynced.
 	Disk func(backing, mountpoint string) (Disk, error)
 }
@@ -341,6 +341,24 @@ func (c *Cluster) close() {
 	if err := c.Net.Close(); err != nil {
 		c.t.Errorf("chaos: removing network %s: %v", c.Net.RunID, err)
 	}
+}
+
+// KeepLogs copies every node's log into dir (created), so that they
+// outlive the test's temporary directory.
+func (c *Cluster) KeepLogs(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, n := range c.nodes {
+		b, err := os.ReadFile(n.LogPath)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(n.LogPath)), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RequireNetns skips the test, with the reason, when it cannot build

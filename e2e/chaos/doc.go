@@ -15,7 +15,7 @@
 // Faults (methods of Cluster): Kill, Stop, Restart, Pause, Resume,
 // WipeAndRestart, TornTail, PartitionNode, OneWay, CutKafka, Flap, Heal,
 // RollingRestart, FullRestart, and PowerLossAll when Options.Disk puts
-// every data dir on its own Disk (a lossyfs mount). Network faults are
+// every data dir on its own lossyfs mount (LossyDisk). Network faults are
 // iptables DROP rules inside a node's own namespace, so the root namespace
 // still reaches a partitioned node as a client; Heal deletes exactly the
 // rules the harness added. Leader and Controller read each node's own
@@ -30,7 +30,9 @@
 // detection), then heal, restart what is down, wait for full ISRs, and
 // verify's final read and checks. acks=all schedules must end with zero
 // violations; acks=1 and unclean-election schedules report what they find
-// (Schedules lists them all).
+// (Schedules lists them all). A run that was not clean (violations, a
+// fault that did not take effect, a cluster that did not get full ISRs
+// back) keeps its nodes' logs in $TMPDIR/mlog-chaos-logs/.
 //
 // Running: `go test ./e2e/chaos/` (root, ip and iptables needed; it skips
 // with the reason otherwise, and fails instead under CI=true) runs the

@@ -71,6 +71,12 @@ func WriteResults(w io.Writer, results []Result, header string) error {
 	}
 	var ex strings.Builder
 	for _, r := range results {
+		if !r.Settled {
+			fmt.Fprintf(&ex, "- %s seed %d: not settled: %v\n", r.Schedule, r.Seed, oneLine(r.SettleErr))
+		}
+		if r.Logs != "" {
+			fmt.Fprintf(&ex, "- %s seed %d: node logs kept in %s\n", r.Schedule, r.Seed, r.Logs)
+		}
 		if r.FaultErr != nil {
 			fmt.Fprintf(&ex, "- %s seed %d: fault error: %s\n", r.Schedule, r.Seed, cell(r.FaultErr.Error()))
 		}
@@ -97,6 +103,13 @@ func WriteResults(w io.Writer, results []Result, header string) error {
 
 // reportOK is verify's verdict: no violations and a complete final read.
 func reportOK(r *Report) bool { return r.OK && r.Violations() == 0 }
+
+func oneLine(err error) string {
+	if err == nil {
+		return "harness error"
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
 
 // cell makes s safe inside a markdown table cell.
 func cell(s string) string {

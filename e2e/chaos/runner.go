@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -47,9 +49,13 @@ type Result struct {
 	Report   *Report
 	// FaultErr is a fault that could not be applied (or undone); Settled
 	// is false when the cluster did not get full ISRs back in time.
-	FaultErr error
-	Settled  bool
-	Elapsed  time.Duration
+	FaultErr  error
+	Settled   bool
+	SettleErr error
+	Elapsed   time.Duration
+	// Logs is where the nodes' logs were kept, for a run that was not
+	// clean.
+	Logs string
 }
 
 // RunSchedule starts a fresh cluster, runs the verify workload for the
@@ -112,6 +118,7 @@ func RunSchedule(t *testing.T, cfg RunConfig, s Schedule, seed uint64) Result {
 		t.Fatalf("undoing faults: %v", err)
 	}
 	if err := c.WaitSettled(w.Topic, cfg.Settle); err != nil {
+		res.SettleErr = err
 		c.logf("schedule %s seed %d: %v", s.Name, seed, err)
 	} else {
 		res.Settled = true
@@ -121,6 +128,15 @@ func RunSchedule(t *testing.T, cfg RunConfig, s Schedule, seed uint64) Result {
 	res.Elapsed = time.Since(began)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !res.Settled || res.FaultErr != nil || res.Report.Violations() > 0 || !res.Report.OK {
+		dir := filepath.Join(os.TempDir(), "mlog-chaos-logs", fmt.Sprintf("%s-seed%d-%s", s.Name, seed, c.Net.RunID))
+		if err := c.KeepLogs(dir); err != nil {
+			t.Errorf("keeping the nodes' logs: %v", err)
+		} else {
+			res.Logs = dir
+			c.logf("schedule %s seed %d: node logs kept in %s", s.Name, seed, dir)
+		}
 	}
 	return res
 }

@@ -274,6 +274,7 @@ func Schedules() []Schedule {
 		{Name: "full-restart", Budget: hold / 2, Faults: func(f *Faulter) error {
 			return f.C.FullRestart()
 		}},
+		powerLoss(),
 		// With min.insync.replicas 1, the followers of one partition stop
 		// fetching (their packets to the leader's Kafka port dropped) until
 		// the ISR is the leader alone, which keeps acknowledging; then the
