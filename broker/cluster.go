@@ -46,6 +46,10 @@ type ClusterConfig struct {
 	ReplicaLagMax time.Duration
 	// ReplicaFetchBytes bounds one replica fetch.
 	ReplicaFetchBytes int32
+	// Rack is broker.rack: Metadata reports it, and a leader sends a
+	// consumer that names the same rack (client.rack) to an in-sync
+	// replica there (KIP-392 follower fetching).
+	Rack string
 	// Fast uses short Serf and Raft timeouts, for tests on one machine.
 	Fast bool
 }
@@ -137,7 +141,7 @@ func (b *Broker) startMembership() error {
 	mcfg := membership.DefaultConfig()
 	mcfg.NodeName, mcfg.BindAddr, mcfg.AdvertiseAddr, mcfg.Peers, mcfg.Fast, mcfg.Logger = b.cfg.NodeID, cc.SerfAddr, serfAdv, cc.Peers, cc.Fast, b.log
 	mcfg.Tags = map[string]string{cluster.TagID: strconv.Itoa(int(b.nodeID)), cluster.TagKafka: net.JoinHostPort(host, strconv.Itoa(int(port))),
-		cluster.TagRaft: raftAdv, cluster.TagIncarnation: cl.incarnation, cluster.TagRaftState: "0"}
+		cluster.TagRaft: raftAdv, cluster.TagIncarnation: cl.incarnation, cluster.TagRaftState: "0", cluster.TagRack: cc.Rack}
 	if cl.node.HadState() {
 		mcfg.Tags[cluster.TagRaftState] = "1"
 	}

@@ -41,9 +41,35 @@ func (b *Broker) clusterInfo() protocol.ClusterInfo {
 		if err != nil {
 			continue
 		}
-		ci.Brokers = append(ci.Brokers, protocol.BrokerInfo{NodeID: id, Host: host, Port: port})
+		bi := protocol.BrokerInfo{NodeID: id, Host: host, Port: port}
+		if br.Rack != "" {
+			bi.Rack = &br.Rack
+		}
+		ci.Brokers = append(ci.Brokers, bi)
 	}
 	return ci
+}
+
+// PreferredReadReplica names, for a consumer in clientRack, an in-sync
+// follower of the partition in that rack when this leader is in another
+// (KIP-392), or -1.
+func (b *Broker) PreferredReadReplica(topic string, id int32, clientRack string) int32 {
+	if b.cl == nil || clientRack == "" || clientRack == b.cl.cfg.Rack {
+		return -1
+	}
+	b.cl.mu.Lock()
+	p := b.cl.parts[partKey{Topic: topic, Partition: id}]
+	b.cl.mu.Unlock()
+	if p == nil {
+		return -1
+	}
+	st := b.cl.fsm.State()
+	for _, r := range p.Role().ISR {
+		if br := st.Brokers[r]; r != b.nodeID && br != nil && br.Alive && br.Rack == clientRack {
+			return r
+		}
+	}
+	return -1
 }
 
 func topicInfo(t *cluster.Topic) protocol.TopicInfo {

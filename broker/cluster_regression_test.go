@@ -5,6 +5,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -306,5 +307,38 @@ func TestReplicaFetchAuthorizedAndDivergenceAnswered(t *testing.T) {
 	if p.ErrorCode != 0 || p.DivergingEpoch.Epoch != epoch || p.DivergingEpoch.EndOffset != 5 || len(p.RecordBatches) != 0 {
 		t.Fatalf("diverging fetch: error %d, diverging %+v, %d bytes; want epoch %d end 5, no records",
 			p.ErrorCode, p.DivergingEpoch, len(p.RecordBatches), epoch)
+	}
+}
+
+// A consumer that names its rack (client.rack) reads from the in-sync
+// replica in that rack, not from a leader elsewhere (KIP-392), and gets
+// every record in order.
+func TestRackAwareConsumerReadsFromFollower(t *testing.T) {
+	tc := newCluster(t, 3)
+	for i := range tc.cfgs {
+		tc.cfgs[i].Cluster.Rack = fmt.Sprintf("rack-%d", i+1)
+		tc.startFresh(i)
+	}
+	tc.waitBrokers(3)
+	tc.createTopic("kr", 1, 3, nil)
+	want := values(200, "kr")
+	produceValues(t, tc.client(kgo.RequiredAcks(kgo.AllISRAcks())), "kr", want)
+	leader, _ := tc.partitionInfo("kr", 0)
+	fi := (tc.index(leader) + 1) % 3
+	testutil.Eventually(t, "the follower's high watermark at the end", func() bool {
+		return tc.replica(fi, "kr", 0).HighWatermark() == int64(len(want))
+	})
+	cl := tc.client(kgo.ConsumeTopics("kr"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.Rack(tc.cfgs[fi].Cluster.Rack))
+	var got []*kgo.Record
+	ctx := ctxT(t)
+	for len(got) < len(want) && ctx.Err() == nil {
+		got = append(got, cl.PollFetches(ctx).Records()...)
+	}
+	checkRecords(t, got, want)
+	if out, _ := metricValue(t, tc.brokers[fi], "mlog_topic_bytes_out_total", "topic", "kr"); out <= 0 {
+		t.Fatalf("the follower in the consumer's rack served %v bytes", out)
+	}
+	if out, _ := metricValue(t, tc.brokers[tc.index(leader)], "mlog_topic_bytes_out_total", "topic", "kr"); out > 0 {
+		t.Fatalf("the leader in another rack served %v bytes to the consumer", out)
 	}
 }

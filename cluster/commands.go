@@ -64,6 +64,7 @@ type RegisterBroker struct {
 	KafkaAddr   string `json:"kafka_addr"`
 	RaftAddr    string `json:"raft_addr"`
 	Incarnation string `json:"incarnation,omitempty"`
+	Rack        string `json:"rack,omitempty"`
 }
 
 // BrokerStatus marks a broker alive or not.
@@ -137,7 +138,7 @@ func (s *State) apply(c Command) (any, error) {
 		if prev := s.Brokers[b.ID]; prev != nil && (!prev.Alive || prev.Incarnation != b.Incarnation) {
 			s.fence(b.ID) // it was down or restarted: it rejoins ISRs by catching up
 		}
-		s.Brokers[b.ID] = &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true, Incarnation: b.Incarnation}
+		s.Brokers[b.ID] = &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true, Incarnation: b.Incarnation, Rack: b.Rack}
 		return nil, nil
 	case CmdBrokerStatus:
 		var b BrokerStatus

@@ -32,6 +32,8 @@ const (
 	// (a wiped disk) joins the cluster its peers have instead of
 	// founding a second one.
 	TagRaftState = "raft_state"
+	// TagRack is broker.rack, empty when none.
+	TagRack = "rack"
 )
 
 // Controller runs on every node and acts while its node is the Raft leader.
@@ -125,9 +127,9 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			continue // not an mlog broker, or not yet tagged
 		}
 		b := st.Brokers[int32(id)]
-		if b == nil || !b.Alive || b.KafkaAddr != m.Tags[TagKafka] || b.RaftAddr != m.Tags[TagRaft] || b.Name != m.Name || b.Incarnation != m.Tags[TagIncarnation] {
+		if b == nil || !b.Alive || b.KafkaAddr != m.Tags[TagKafka] || b.RaftAddr != m.Tags[TagRaft] || b.Name != m.Name || b.Incarnation != m.Tags[TagIncarnation] || b.Rack != m.Tags[TagRack] {
 			if _, err := c.node.Apply(ctx, CmdRegisterBroker, RegisterBroker{ID: int32(id), Name: m.Name, KafkaAddr: m.Tags[TagKafka],
-				RaftAddr: m.Tags[TagRaft], Incarnation: m.Tags[TagIncarnation]}); err != nil {
+				RaftAddr: m.Tags[TagRaft], Incarnation: m.Tags[TagIncarnation], Rack: m.Tags[TagRack]}); err != nil {
 				return err
 			}
 			c.log.Info("broker registered", "broker", m.Name, "id", id, "kafka", m.Tags[TagKafka])

@@ -28,6 +28,9 @@ type Broker struct {
 	Alive     bool   `json:"alive"`
 	// Incarnation identifies the broker's current process (a Serf tag).
 	Incarnation string `json:"incarnation,omitempty"`
+	// Rack is broker.rack (a Serf tag): consumers in the same rack may
+	// be sent to this broker's replicas (KIP-392).
+	Rack string `json:"rack,omitempty"`
 }
 
 // TopicID is a topic's UUID.

@@ -101,6 +101,19 @@ func collectFetch(c *conn, req *kmsg.FetchRequest, replicaErr error, recorded ma
 					continue
 				}
 			}
+			if err == nil && !replica && req.Version >= 11 && req.Rack != "" {
+				if pr := c.s.backend.PreferredReadReplica(rt.Topic, rp.Partition, req.Rack); pr >= 0 && p.CheckLeader(-1) == nil {
+					// A replica in the consumer's rack serves it: tell
+					// it where, with no records (KIP-392).
+					fp.preferred, fp.preferredReplica = true, pr
+					fp.highWatermark = p.HighWatermark()
+					fp.lastStableOffset = fp.highWatermark
+					fp.logStartOffset = p.LogStartOffset()
+					fr.partitionErrors = true // answer now
+					ft.partitions = append(ft.partitions, fp)
+					continue
+				}
+			}
 			if err == nil && replica && !recorded[[2]any{rt.Topic, rp.Partition}] {
 				// A follower's fetch offset is its log end: the leader's
 				// ISR and high watermark move on it.

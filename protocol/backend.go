@@ -35,6 +35,9 @@ type Backend interface {
 	// or log end may have moved: long-polling fetches wait on it.
 	Changed() <-chan struct{}
 
+	// PreferredReadReplica names the replica a consumer in clientRack
+	// should fetch from instead of this leader (KIP-392), or -1.
+	PreferredReadReplica(topic string, id int32, clientRack string) int32
 	// AuthorizeReplica checks that a request claiming to come from broker
 	// replica (a follower's Fetch or OffsetForLeaderEpoch) does: the client
 	// id must carry that broker's current incarnation, which only cluster

@@ -36,6 +36,9 @@ type fetchPartition struct {
 	logStartOffset   int64
 	// diverging (v12, tagged field 0 DivergingEpoch) tells a follower that
 	// its log left ours after divergingEndOffset, in divergingEpoch.
+	// preferred (v11) sends a consumer to another replica: no records.
+	preferred          bool
+	preferredReplica   int32
 	diverging          bool
 	divergingEpoch     int32
 	divergingEndOffset int64
@@ -99,7 +102,11 @@ func (f *fetchReply) encode(buf []byte, correlationID int32) frame {
 			}
 			b = appendArrayLen(b, 0, flex) // aborted transactions: none
 			if v >= 11 {
-				b = be.AppendUint32(b, 0xffffffff) // preferred read replica: none
+				pr := int32(-1)
+				if p.preferred {
+					pr = p.preferredReplica
+				}
+				b = be.AppendUint32(b, uint32(pr))
 			}
 			n := p.records.Size
 			if flex {

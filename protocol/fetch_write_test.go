@@ -43,6 +43,10 @@ func TestFetchFramingMatchesKmsg(t *testing.T) {
 			}},
 			{name: "empty", partitions: []fetchPartition{{id: 3, highWatermark: 9, lastStableOffset: 9, logStartOffset: 2}}},
 		}}
+		if v >= 11 {
+			fr.topics[1].partitions = append(fr.topics[1].partitions, fetchPartition{id: 5, highWatermark: 9, lastStableOffset: 9, logStartOffset: 2,
+				preferred: true, preferredReplica: 3})
+		}
 		if v >= 12 {
 			fr.topics[1].partitions = append(fr.topics[1].partitions, fetchPartition{id: 4, highWatermark: 9, lastStableOffset: 9, logStartOffset: 2,
 				diverging: true, divergingEpoch: 3, divergingEndOffset: 7})
@@ -74,6 +78,11 @@ func TestFetchFramingMatchesKmsg(t *testing.T) {
 		resp.Topics = []kmsg.FetchResponseTopic{
 			{Topic: "orders", Partitions: []kmsg.FetchResponseTopicPartition{part(0, 0, 6, 6, 0, records), part(1, 1, -1, -1, -1, []byte{})}},
 			{Topic: "empty", Partitions: []kmsg.FetchResponseTopicPartition{part(3, 0, 9, 9, 2, []byte{})}},
+		}
+		if v >= 11 {
+			pr := part(5, 0, 9, 9, 2, []byte{})
+			pr.PreferredReadReplica = 3
+			resp.Topics[1].Partitions = append(resp.Topics[1].Partitions, pr)
 		}
 		if v >= 12 {
 			d := part(4, 0, 9, 9, 2, []byte{})

@@ -28,6 +28,7 @@ type serverFlags struct {
 	peers            []string
 	replBatchSize    int
 	raftVoters       int
+	rack             string
 	replicaLagMax    time.Duration
 	autoCreateTopics bool
 	offsetsRF        int16
@@ -72,6 +73,7 @@ answered, logs are flushed and marked cleanly shut down.`,
 	fl.StringArrayVar(&f.peers, "peer", nil, "another node's Serf address to join, repeatable: --peer node-2=host:port (or host:port)")
 	fl.IntVar(&f.replBatchSize, "replication-batch-size", 5000, "max records per replication fetch (taken as records of ~1 KiB: it bounds a fetch's bytes)")
 	fl.IntVar(&f.raftVoters, "raft-voters", 3, "how many nodes become Raft voters; later ones join as non-voters")
+	fl.StringVar(&f.rack, "rack", "", "this broker's rack (broker.rack): consumers naming the same client.rack read from replicas here (KIP-392)")
 	fl.DurationVar(&f.replicaLagMax, "replica-lag-max", 10*time.Second, "a follower not caught up for this long leaves the ISR (replica.lag.time.max.ms)")
 	fl.BoolVar(&f.autoCreateTopics, "auto-create-topics", true, "create a topic on its first produce or metadata request")
 	fl.Int32Var(&f.numPartitions, "num-partitions", 1, "partitions of auto-created topics")
@@ -140,7 +142,7 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 		}
 	}
 	cfg.Cluster = &broker.ClusterConfig{SerfAddr: f.bindAddr, AdvertiseHost: advHost, Peers: peers, RaftAddr: f.raftAddr,
-		Bootstrap: f.bootstrap || len(peers) == 0, Voters: f.raftVoters, ReplicaLagMax: f.replicaLagMax,
+		Bootstrap: f.bootstrap || len(peers) == 0, Voters: f.raftVoters, Rack: f.rack, ReplicaLagMax: f.replicaLagMax,
 		ReplicaFetchBytes: int32(min(f.replBatchSize, 1<<20) * 1024)}
 	cfg.AutoCreateTopics, cfg.DefaultPartitions = f.autoCreateTopics, f.numPartitions
 	cfg.OffsetsReplicationFactor = f.offsetsRF
