@@ -136,27 +136,17 @@ func (p *Partition) Role() Role {
 // CheckLeader fails unless this replica leads; with a request's current
 // leader epoch (-1 for none) it also fences stale or early clients.
 func (p *Partition) CheckLeader(currentEpoch int32) error {
-	if !p.cfg.Replicated {
-		return nil
-	}
-	p.roleMu.Lock()
-	r := p.role
-	p.roleMu.Unlock()
-	switch {
-	case currentEpoch >= 0 && currentEpoch < r.Epoch:
-		return fmt.Errorf("%w: request epoch %d, current %d", ErrFencedEpoch, currentEpoch, r.Epoch)
-	case currentEpoch > r.Epoch:
-		return fmt.Errorf("%w: request epoch %d, known %d", ErrUnknownEpoch, currentEpoch, r.Epoch)
-	case !r.Leader():
-		return fmt.Errorf("%w: %s-%d is led by broker %d", ErrNotLeader, p.cfg.Topic, p.cfg.Partition, r.LeaderID)
-	}
-	return nil
+	return p.check(currentEpoch, true)
 }
 
 // CheckReplica is CheckLeader for reads that any replica may serve
 // (KIP-392 follower fetching): it fails only when this broker holds no
 // current replica, or the request's epoch is fenced or unknown.
 func (p *Partition) CheckReplica(currentEpoch int32) error {
+	return p.check(currentEpoch, false)
+}
+
+func (p *Partition) check(currentEpoch int32, leader bool) error {
 	if !p.cfg.Replicated {
 		return nil
 	}
@@ -168,7 +158,9 @@ func (p *Partition) CheckReplica(currentEpoch int32) error {
 		return fmt.Errorf("%w: request epoch %d, current %d", ErrFencedEpoch, currentEpoch, r.Epoch)
 	case currentEpoch > r.Epoch:
 		return fmt.Errorf("%w: request epoch %d, known %d", ErrUnknownEpoch, currentEpoch, r.Epoch)
-	case r.Epoch <= 0 || !slices.Contains(r.Replicas, r.Self):
+	case leader && !r.Leader():
+		return fmt.Errorf("%w: %s-%d is led by broker %d", ErrNotLeader, p.cfg.Topic, p.cfg.Partition, r.LeaderID)
+	case !leader && (r.Epoch <= 0 || !slices.Contains(r.Replicas, r.Self)):
 		return fmt.Errorf("%w: %s-%d has no replica here", ErrNotLeader, p.cfg.Topic, p.cfg.Partition)
 	}
 	return nil
