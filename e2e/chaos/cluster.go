@@ -72,10 +72,9 @@ type Cluster struct {
 	Net  *Network
 	dir  string
 
-	mu     sync.Mutex
-	nodes  []*Node
-	rules  []rule
-	formed bool // the cluster has run once: --bootstrap is not passed again
+	mu    sync.Mutex
+	nodes []*Node
+	rules []rule
 
 	clients []*kgo.Client // one per node, seeded with that node only
 	disks   []Disk        // with Options.Disk, index 0 is node 1
@@ -146,9 +145,6 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if err := c.WaitFormed(60 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	c.mu.Lock()
-	c.formed = true
-	c.mu.Unlock()
 	return c
 }
 
@@ -172,10 +168,10 @@ func (c *Cluster) args(n *Node) []string {
 	a := []string{"server", "--node-id", fmt.Sprintf("node-%d", n.ID),
 		"--bind-addr", n.SerfAddr(), "--raft-addr", n.RaftAddr(), "--rpc-port", strconv.Itoa(kafkaPort),
 		"--http-addr", net.JoinHostPort(n.IP, strconv.Itoa(httpPort)), "--data-dir", n.DataDir}
-	// A node that found the cluster once never passes --bootstrap again: a
-	// wiped node 1 restarted with it would found a second cluster beside
-	// the first, which is operator error, not a fault.
-	if n.ID == 1 && !c.formed {
+	// Node 1 always passes --bootstrap, as the seed's scripts and Compose
+	// file do: restarted on a wiped disk it must rejoin its peers' cluster,
+	// not found a second one (issue 9, defect 6).
+	if n.ID == 1 {
 		a = append(a, "--bootstrap")
 	}
 	for _, o := range c.nodes {

@@ -19,9 +19,8 @@
 // iptables DROP rules inside a node's own namespace, so the root namespace
 // still reaches a partitioned node as a client; Heal deletes exactly the
 // rules the harness added. Leader and Controller read each node's own
-// Metadata answer. --bootstrap is passed to node 1 only until the cluster
-// has formed: a wiped node 1 restarted with it would found a second
-// cluster.
+// Metadata answer. Node 1 always runs with --bootstrap, as the seed's
+// scripts do: wiped and restarted, it must rejoin its peers' cluster.
 //
 // A schedule run (RunSchedule) is: a fresh three-node cluster, verify in
 // the background for warm-up + the schedule's fault budget + a tail, the

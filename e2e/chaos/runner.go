@@ -75,7 +75,10 @@ func RunSchedule(t *testing.T, cfg RunConfig, s Schedule, seed uint64) Result {
 	warmup := cfg.Warmup + time.Duration(rng.Int64N(int64(cfg.Warmup)+1))
 	w := Workload{Topic: fmt.Sprintf("chaos-%s-%d", s.Name, seed), Partitions: cfg.Partitions, ReplicationFactor: 3,
 		MinInsyncReplicas: s.MinISR, Acks: s.Acks, Producers: 2, Rate: cfg.Rate, Seed: seed,
-		Duration: warmup + s.Budget + cfg.Tail}
+		Duration: warmup + s.Budget + cfg.Tail,
+		// The faults may overrun their budget (a slow restart or unmount):
+		// the final read must outlast them and the settling after.
+		FinalReadTimeout: s.Budget + cfg.Settle + 2*time.Minute}
 	// The whole run: the workload, a final read that retries while the
 	// cluster recovers, the checks, and generous slack.
 	ctx, cancel := context.WithTimeout(context.Background(), w.Duration+cfg.Settle+5*time.Minute)

@@ -28,6 +28,9 @@ type Workload struct {
 	Duration          time.Duration
 	Rate              int
 	Seed              uint64
+	// FinalReadTimeout bounds verify's final read, which retries while the
+	// cluster recovers; zero keeps verify's default.
+	FinalReadTimeout time.Duration
 	// Args are extra verify flags.
 	Args []string
 }
@@ -72,6 +75,9 @@ func (w Workload) args(addrs []string) []string {
 		"--min-insync-replicas", strconv.Itoa(w.MinInsyncReplicas), "--acks", w.Acks,
 		"--producers", strconv.Itoa(w.Producers), "--duration", w.Duration.String(),
 		"--rate", strconv.Itoa(w.Rate), "--seed", strconv.FormatUint(w.Seed, 10), "--json"}
+	if w.FinalReadTimeout > 0 {
+		a = append(a, "--final-read-timeout", w.FinalReadTimeout.String())
+	}
 	return append(a, w.Args...)
 }
 
