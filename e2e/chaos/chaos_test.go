@@ -144,7 +144,7 @@ func checkResult(t *testing.T, res Result) {
 		return
 	}
 	rep := res.Report
-	if rep.Violations() > 0 || !rep.OK {
+	if rep.Violations() > 0 || !rep.OK() {
 		var b strings.Builder
 		for kind, ex := range rep.Examples {
 			fmt.Fprintf(&b, "\n  %s: %s", kind, strings.Join(ex[:min(len(ex), 5)], "; "))

@@ -102,7 +102,7 @@ func WriteResults(w io.Writer, results []Result, header string) error {
 }
 
 // reportOK is verify's verdict: no violations and a complete final read.
-func reportOK(r *Report) bool { return r.OK && r.Violations() == 0 }
+func reportOK(r *Report) bool { return r.OK() }
 
 func oneLine(err error) string {
 	if err == nil {

@@ -132,7 +132,7 @@ func RunSchedule(t *testing.T, cfg RunConfig, s Schedule, seed uint64) Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Settled || res.FaultErr != nil || res.Report.Violations() > 0 || !res.Report.OK {
+	if !res.Settled || res.FaultErr != nil || res.Report.Violations() > 0 || !res.Report.OK() {
 		dir := filepath.Join(os.TempDir(), "mlog-chaos-logs", fmt.Sprintf("%s-seed%d-%s", s.Name, seed, c.Net.RunID))
 		if err := c.KeepLogs(dir); err != nil {
 			t.Errorf("keeping the nodes' logs: %v", err)

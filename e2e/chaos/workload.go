@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mlog/mlog/verify"
 )
 
 // Workload is `mlog verify` running as its own process against the
@@ -35,29 +37,8 @@ type Workload struct {
 	Args []string
 }
 
-// Report is verify's --json output: the fields the harness reads.
-type Report struct {
-	OK               bool                `json:"ok"`
-	Attempted        int                 `json:"attempted"`
-	Acknowledged     int                 `json:"acknowledged"`
-	Failed           int                 `json:"failed"`
-	Unknown          int                 `json:"unknown"`
-	FinalRead        string              `json:"final_read"`
-	Lost             int                 `json:"lost"`
-	Duplicated       int                 `json:"duplicated"`
-	MultiValueOffset int                 `json:"multi_value_offset"`
-	Vanished         int                 `json:"vanished"`
-	Reordered        int                 `json:"reordered"`
-	PollSkips        int                 `json:"poll_skips"`
-	Divergent        int                 `json:"divergent"`
-	ReplicaCheck     string              `json:"replica_check"`
-	Examples         map[string][]string `json:"examples"`
-}
-
-// Violations is the sum of every violation count.
-func (r *Report) Violations() int {
-	return r.Lost + r.Duplicated + r.MultiValueOffset + r.Vanished + r.Reordered + r.PollSkips + r.Divergent
-}
+// Report is verify's --json output, decoded into verify's own type.
+type Report = verify.Report
 
 // Running is a started workload.
 type Running struct {
