@@ -266,8 +266,8 @@ func (b *Broker) AuthorizeReplica(replica int32, clientID string) error {
 	if b.cl == nil {
 		return fmt.Errorf("%w: broker %d: this broker has no followers", protocol.ErrReplicaNotAuthorized, replica)
 	}
-	br := b.cl.fsm.State().Brokers[replica]
-	if br == nil || !br.Alive || replica == b.nodeID || clientID != replicaClientID(replica, br.Incarnation) {
+	br, ok := b.cl.fsm.Broker(replica)
+	if !ok || !br.Alive || replica == b.nodeID || clientID != replicaClientID(replica, br.Incarnation) {
 		return fmt.Errorf("%w: broker %d (client id %q)", protocol.ErrReplicaNotAuthorized, replica, clientID)
 	}
 	return nil

@@ -63,9 +63,8 @@ func (b *Broker) PreferredReadReplica(topic string, id int32, clientRack string)
 	if p == nil {
 		return -1
 	}
-	st := b.cl.fsm.State()
 	for _, r := range p.Role().ISR {
-		if br := st.Brokers[r]; r != b.nodeID && br != nil && br.Alive && br.Rack == clientRack {
+		if br, ok := b.cl.fsm.Broker(r); r != b.nodeID && ok && br.Alive && br.Rack == clientRack {
 			return r
 		}
 	}

@@ -51,6 +51,18 @@ func (f *FSM) State() *State {
 	return f.state.clone()
 }
 
+// Broker returns a copy of one registered broker: cheaper than State for
+// the per-request checks that need only that (replica fetches).
+func (f *FSM) Broker(id int32) (Broker, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b, ok := f.state.Brokers[id]
+	if !ok {
+		return Broker{}, false
+	}
+	return *b, true
+}
+
 // Changed returns a channel closed at the next applied entry or restore.
 func (f *FSM) Changed() <-chan struct{} { return f.changed.Wait() }
 
