@@ -26,7 +26,16 @@ type followed struct {
 	p        *partition.Partition
 	epoch    int32
 	truncate bool // find the divergence point before fetching
+	// retryAt holds a partition whose last truncation or fetch failed
+	// back (Kafka's replica.fetch.backoff.ms): a leader answers such a
+	// partition at once, and without it the loop would spin. Only the
+	// fetcher's goroutine touches it.
+	retryAt time.Time
 }
+
+// partitionBackoff is how long a failed partition waits, as Kafka's
+// replica.fetch.backoff.ms.
+const partitionBackoff = time.Second
 
 // Fetcher pulls the partitions this broker follows from one leader.
 type Fetcher struct {
@@ -152,7 +161,7 @@ func (f *Fetcher) run() {
 			f.parked.Store(false)
 			continue
 		}
-		err := f.round(ctx, parts)
+		idle, err := f.round(ctx, parts)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -160,7 +169,7 @@ func (f *Fetcher) run() {
 			backoff = min(max(2*backoff, 50*time.Millisecond), time.Second)
 			f.log.Debug("replica fetch failed", "err", err, "retry_in", backoff)
 		default:
-			backoff = 0
+			backoff = idle
 		}
 	}
 }
@@ -178,20 +187,34 @@ type sent struct {
 // fsynced before the next fetch when acks wait for fsync: a follower's
 // fetch offset is what the leader counts it for, so it reports only what
 // is durable (an acknowledged record survives a power loss of every node).
-func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) error {
+// When every partition is held back, it fetches nothing and returns how
+// long until the first may go again.
+func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) (time.Duration, error) {
+	now := time.Now()
+	var next time.Time // the earliest a held-back partition may go again
 	for k, fp := range parts {
+		if now.Before(fp.retryAt) {
+			if next.IsZero() || fp.retryAt.Before(next) {
+				next = fp.retryAt
+			}
+			continue
+		}
 		if fp.truncate {
 			// One partition's trouble (a leader not ready for its epoch
-			// yet) must not stop the others: it is retried next round.
+			// yet) must not stop the others: it is held back and retried.
 			if err := f.truncate(ctx, k, fp); err != nil {
 				if ctx.Err() != nil {
-					return err
+					return 0, err
 				}
 				lvl := slog.LevelDebug
 				if errors.Is(err, partition.ErrBelowHighWatermark) {
 					lvl = slog.LevelError // the leader lacks committed records: never follow it down
 				}
 				f.log.Log(ctx, lvl, "truncation check failed", "topic", k.Topic, "partition", k.Partition, "err", err)
+				fp.retryAt = now.Add(partitionBackoff)
+				if next.IsZero() || fp.retryAt.Before(next) {
+					next = fp.retryAt
+				}
 			}
 		}
 	}
@@ -205,7 +228,7 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) error {
 	byTopic := map[string]int{}
 	asked := map[Key]sent{}
 	for k, fp := range parts {
-		if fp.truncate {
+		if fp.truncate || now.Before(fp.retryAt) {
 			continue
 		}
 		i, ok := byTopic[k.Topic]
@@ -225,17 +248,20 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) error {
 		asked[k] = sent{fp: fp, fetchOffset: rp.FetchOffset}
 	}
 	if len(req.Topics) == 0 {
-		return nil
+		if next.IsZero() {
+			return 0, nil // only truncations this round: fetch next round
+		}
+		return time.Until(next), nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, f.maxWait+10*time.Second)
 	defer cancel()
 	kresp, err := f.client.Request(rctx, req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	resp := kresp.(*kmsg.FetchResponse)
 	if resp.ErrorCode != 0 {
-		return kerr.ErrorForCode(resp.ErrorCode)
+		return 0, kerr.ErrorForCode(resp.ErrorCode)
 	}
 	var appended []*partition.Partition
 	for _, rt := range resp.Topics {
@@ -252,6 +278,9 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) error {
 			n, err := f.apply(k, s, rp)
 			if err != nil {
 				f.log.Warn("replica fetch", "topic", k.Topic, "partition", k.Partition, "err", err)
+				if !s.fp.truncate {
+					s.fp.retryAt = time.Now().Add(partitionBackoff)
+				}
 			}
 			if n {
 				s.fp.p.RequestFlush()
@@ -261,10 +290,10 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) error {
 	}
 	for _, p := range appended {
 		if err := p.FlushReplicated(ctx); err != nil {
-			return fmt.Errorf("replication: fsync %s-%d: %w", p.Topic(), p.ID(), err)
+			return 0, fmt.Errorf("replication: fsync %s-%d: %w", p.Topic(), p.ID(), err)
 		}
 	}
-	return nil
+	return 0, nil
 }
 
 // current reports whether fp is still how this fetcher follows k.
@@ -298,12 +327,7 @@ func (f *Fetcher) apply(k Key, s sent, rp kmsg.FetchResponseTopicPartition) (boo
 		// KIP-595): cut to where the leader's copy of the largest epoch
 		// we share ends; the next fetch carries the new last epoch and
 		// the leader checks again, until the logs agree.
-		ownEpoch, own := fp.p.EndOffsetForEpoch(de.Epoch)
-		if ownEpoch == partition.UndefinedEpoch {
-			own = fp.p.LogEndOffset()
-		}
-		target := min(de.EndOffset, own, fp.p.LogEndOffset())
-		if target < fp.p.LogEndOffset() {
+		if target, _ := divergence(fp.p, de.Epoch, de.EndOffset); target < fp.p.LogEndOffset() {
 			f.log.Info("truncating divergent tail", "topic", k.Topic, "partition", k.Partition, "from", fp.p.LogEndOffset(), "to", target, "diverging_epoch", de.Epoch)
 			return false, fp.p.TruncateTo(target)
 		}
@@ -378,16 +402,9 @@ func truncateToCommon(ctx context.Context, p *partition.Partition, ask epochAske
 			// The leader has no epoch this old: keep what is committed.
 			target = min(end, p.HighWatermark())
 		} else {
-			own, ownEnd := p.EndOffsetForEpoch(le)
-			if own == partition.UndefinedEpoch {
-				// Every epoch of ours is newer than the leader's:
-				// nothing past the leader's end can be shared.
-				own, ownEnd = le, end
-			}
-			target = min(end, lend, ownEnd)
 			// Lacking the leader's epoch, our log after our largest
 			// epoch below it may still diverge: ask about that one.
-			done = own == le
+			target, done = divergence(p, le, lend)
 		}
 		if target < end {
 			log.Info("truncating divergent tail", "from", end, "to", target, "leader_epoch", le)
@@ -400,6 +417,21 @@ func truncateToCommon(ctx context.Context, p *partition.Partition, ask epochAske
 		}
 	}
 	return fmt.Errorf("replication: no common epoch with the leader after %d rounds", maxTruncationRounds)
+}
+
+// divergence is where p's log leaves a leader whose copy of epoch le ends
+// at lend: the smaller of that and p's own end of le (or of the largest
+// epoch it has below le), and whether p holds le itself — if not, its log
+// before that point may still diverge in older epochs.
+func divergence(p *partition.Partition, le int32, lend int64) (int64, bool) {
+	end := p.LogEndOffset()
+	own, ownEnd := p.EndOffsetForEpoch(le)
+	if own == partition.UndefinedEpoch {
+		// Every epoch of ours is newer than the leader's: nothing past
+		// the leader's end can be shared.
+		own, ownEnd = le, end
+	}
+	return min(end, lend, ownEnd), own == le
 }
 
 // endOffsetForEpoch is one OffsetForLeaderEpoch exchange with the leader.
