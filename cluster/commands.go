@@ -118,8 +118,9 @@ type AllocProducerIDs struct {
 	Count int64 `json:"count"`
 }
 
-// apply changes s by one command and returns the command's result.
-func (s *State) apply(c Command) (any, error) {
+// apply changes the draft by one command and returns the command's
+// result. A command that fails leaves the draft unpublished.
+func (d *draft) apply(c Command) (any, error) {
 	if c.Version != 1 {
 		return nil, fmt.Errorf("%w: %s v%d", ErrUnknownCommand, c.Type, c.Version)
 	}
@@ -135,21 +136,23 @@ func (s *State) apply(c Command) (any, error) {
 		if err := decode(&b); err != nil {
 			return nil, err
 		}
-		if prev := s.Brokers[b.ID]; prev != nil && (!prev.Alive || prev.Incarnation != b.Incarnation) {
-			s.fence(b.ID) // it was down or restarted: it rejoins ISRs by catching up
+		if prev := d.Brokers[b.ID]; prev != nil && (!prev.Alive || prev.Incarnation != b.Incarnation) {
+			d.fence(b.ID) // it was down or restarted: it rejoins ISRs by catching up
 		}
-		s.Brokers[b.ID] = &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true, Incarnation: b.Incarnation, Rack: b.Rack}
+		d.Brokers[b.ID] = &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true, Incarnation: b.Incarnation, Rack: b.Rack}
 		return nil, nil
 	case CmdBrokerStatus:
 		var b BrokerStatus
 		if err := decode(&b); err != nil {
 			return nil, err
 		}
-		if br, ok := s.Brokers[b.ID]; ok {
+		if br, ok := d.Brokers[b.ID]; ok {
 			if br.Alive && !b.Alive {
-				s.fence(b.ID)
+				d.fence(b.ID)
 			}
-			br.Alive = b.Alive
+			nb := *br
+			nb.Alive = b.Alive
+			d.Brokers[b.ID] = &nb
 		}
 		return nil, nil
 	case CmdCreateTopic:
@@ -157,31 +160,31 @@ func (s *State) apply(c Command) (any, error) {
 		if err := decode(&ct); err != nil {
 			return nil, err
 		}
-		if _, ok := s.Topics[ct.Topic.Name]; ok {
+		if _, ok := d.Topics[ct.Topic.Name]; ok {
 			return nil, fmt.Errorf("%w: %q", ErrTopicExists, ct.Topic.Name)
 		}
-		t := ct.Topic
-		s.Topics[t.Name] = &t
+		t := ct.Topic // freshly decoded: nothing else holds it
+		d.Topics[t.Name] = &t
 		return nil, nil
 	case CmdDeleteTopic:
 		var dt DeleteTopic
 		if err := decode(&dt); err != nil {
 			return nil, err
 		}
-		if _, ok := s.Topics[dt.Name]; !ok {
+		if _, ok := d.Topics[dt.Name]; !ok {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, dt.Name)
 		}
-		delete(s.Topics, dt.Name)
+		delete(d.Topics, dt.Name)
 		return nil, nil
 	case CmdCreatePartitions:
 		var cp CreatePartitions
 		if err := decode(&cp); err != nil {
 			return nil, err
 		}
-		t, ok := s.Topics[cp.Name]
-		if !ok {
+		if _, ok := d.Topics[cp.Name]; !ok {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, cp.Name)
 		}
+		t := d.topic(cp.Name)
 		t.Partitions = append(t.Partitions, cp.Partitions...)
 		return nil, nil
 	case CmdSetLeaders:
@@ -190,7 +193,7 @@ func (s *State) apply(c Command) (any, error) {
 			return nil, err
 		}
 		for _, ch := range sl.Changes {
-			p, err := s.partition(ch.Topic, ch.Partition)
+			p, err := d.partition(ch.Topic, ch.Partition)
 			if err != nil {
 				continue // deleted meanwhile: nothing to lead
 			}
@@ -203,7 +206,7 @@ func (s *State) apply(c Command) (any, error) {
 		if err := decode(&a); err != nil {
 			return nil, err
 		}
-		p, err := s.partition(a.Topic, a.Partition)
+		p, err := d.partition(a.Topic, a.Partition)
 		if err != nil {
 			return nil, err
 		}
@@ -227,20 +230,22 @@ func (s *State) apply(c Command) (any, error) {
 		if err := decode(&a); err != nil {
 			return nil, err
 		}
-		first := s.NextProducerID
-		s.NextProducerID += max(a.Count, 1)
+		first := d.NextProducerID
+		d.NextProducerID += max(a.Count, 1)
 		return first, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownCommand, c.Type)
 }
 
-func (s *State) partition(topic string, id int32) (*Partition, error) {
-	t, ok := s.Topics[topic]
+// partition returns a partition for the command to change, in its copy
+// of the topic.
+func (d *draft) partition(topic string, id int32) (*Partition, error) {
+	t, ok := d.Topics[topic]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
 	}
 	if id < 0 || int(id) >= len(t.Partitions) {
 		return nil, fmt.Errorf("%w: %s-%d", ErrUnknownPartition, topic, id)
 	}
-	return &t.Partitions[id], nil
+	return &d.topic(topic).Partitions[id], nil
 }

@@ -10,6 +10,12 @@
 // is an error on every node alike, so the FSM stays deterministic. Snapshots
 // are the whole state as JSON.
 //
+// The FSM publishes the state copy-on-write: each command builds a new
+// State (copying only the topics and brokers it changes) and swaps it in
+// with one atomic store; a published State is never changed again. Readers
+// (every Metadata and group request) get the current one in O(1), shared
+// and read-only: they must never change it, and copy what they need to.
+//
 // The package knows nothing of Kafka wire formats or files other than
 // Raft's own; the broker forwards requests to the controller and applies
 // what the FSM says to its local partitions.

@@ -2,8 +2,8 @@ package cluster
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 )
@@ -11,8 +11,15 @@ import (
 // NoLeader is the leader of a partition no live in-sync replica can lead.
 const NoLeader = -1
 
-// State is the cluster metadata. Read it through FSM.State, which returns a
-// copy.
+// State is the cluster metadata.
+//
+// A State obtained from FSM.State is shared by every reader and is
+// READ-ONLY: never change it or anything it points to (the Brokers and
+// Topics maps, a Broker, a Topic, its Configs map, its Partitions slice,
+// a partition's Replicas or ISR slice). Copy what you need to change. The
+// FSM never changes a State once it has published it: each command builds
+// a new one (see draft), so a reader may keep one as long as it likes and
+// sees one consistent version of the metadata.
 type State struct {
 	Brokers        map[int32]*Broker `json:"brokers"`
 	Topics         map[string]*Topic `json:"topics"`
@@ -73,11 +80,42 @@ func newState() *State {
 	return &State{Brokers: map[int32]*Broker{}, Topics: map[string]*Topic{}}
 }
 
-func (s *State) clone() *State {
-	b, _ := json.Marshal(s)
-	c := newState()
-	_ = json.Unmarshal(b, c)
-	return c
+// draft is the next State while one command builds it, copy-on-write
+// from the published one. The State struct and its Brokers and Topics
+// maps are copied up front; a Topic is copied (its Partitions slice and
+// Configs map with it) the first time the command changes it; a Broker is
+// replaced, never changed. Replicas and ISR slices are never written in
+// place, only replaced by fresh ones, so a copied Topic may share them.
+type draft struct {
+	*State
+	copied map[string]bool // topics this command has copied
+}
+
+func newDraft(s *State) *draft {
+	c := *s
+	c.Brokers = maps.Clone(s.Brokers)
+	c.Topics = maps.Clone(s.Topics)
+	return &draft{State: &c, copied: map[string]bool{}}
+}
+
+// topic returns the named topic, which must exist, for this command to
+// change: a copy of the published one the first time.
+func (d *draft) topic(name string) *Topic {
+	t := d.Topics[name]
+	if !d.copied[name] {
+		t = t.clone()
+		d.Topics[name] = t
+		d.copied[name] = true
+	}
+	return t
+}
+
+// clone copies t with its own Partitions slice and Configs map.
+func (t *Topic) clone() *Topic {
+	c := *t
+	c.Configs = maps.Clone(t.Configs)
+	c.Partitions = slices.Clone(t.Partitions)
+	return &c
 }
 
 // BrokerIDs returns the registered broker ids in order.
@@ -105,26 +143,36 @@ func (s *State) TopicNames() []string {
 // leadership of those partitions (the controller elects again from the
 // rest). A partition whose ISR is that broker alone keeps it: nobody else
 // has all its records.
-func (s *State) fence(id int32) {
-	for _, t := range s.Topics {
-		for i := range t.Partitions {
-			p := &t.Partitions[i]
-			if !slices.Contains(p.ISR, id) || len(p.ISR) == 1 {
-				if p.Leader == id && len(p.ISR) == 1 {
-					p.Leader = NoLeader
-					p.LeaderEpoch++
-					p.PartitionEpoch++
-				}
-				continue
+func (d *draft) fence(id int32) {
+	for name, t := range d.Topics {
+		for i, p := range t.Partitions {
+			if q, ok := fenced(p, id); ok {
+				d.topic(name).Partitions[i] = q
 			}
-			p.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
-			if p.Leader == id {
-				p.Leader = NoLeader
-				p.LeaderEpoch++
-			}
-			p.PartitionEpoch++
 		}
 	}
+}
+
+// fenced returns partition p with broker id fenced, and whether that
+// changed it.
+func fenced(p Partition, id int32) (Partition, bool) {
+	switch {
+	case p.Leader == id && len(p.ISR) == 1:
+		// Its only in-sync replica: leaderless until it returns.
+		p.Leader = NoLeader
+		p.LeaderEpoch++
+		p.PartitionEpoch++
+		return p, true
+	case len(p.ISR) == 1 || !slices.Contains(p.ISR, id):
+		return p, false
+	}
+	p.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
+	if p.Leader == id {
+		p.Leader = NoLeader
+		p.LeaderEpoch++
+	}
+	p.PartitionEpoch++
+	return p, true
 }
 
 // Alive reports whether a broker is registered and alive.
