@@ -126,12 +126,7 @@ func (b *Broker) FindCoordinator(ctx context.Context, name string) (protocol.Bro
 
 // Group passes a group request to the coordinator.
 func (b *Broker) Group(ctx context.Context, clientID, clientHost string, req kmsg.Request) kmsg.Response {
-	resp := b.groups.Handle(ctx, b.offsetsPartitions(), clientID, clientHost, req)
-	if resp == nil {
-		resp = req.ResponseKind() // not a group request: cannot happen, answer empty
-		resp.SetVersion(req.GetVersion())
-	}
-	return resp
+	return b.groups.Handle(ctx, b.offsetsPartitions(), clientID, clientHost, req)
 }
 
 // electOffsets tells the coordinator which offsets partitions this broker

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // State is a group's state in the classic protocol.
@@ -91,8 +92,8 @@ type member struct {
 	assignment                           []byte
 	lastSeen                             time.Time
 	joined                               bool // rejoined in the current rebalance
-	joinWait                             chan joinResult
-	syncWait                             chan syncResult
+	joinWait                             chan kmsg.JoinGroupResponse
+	syncWait                             chan kmsg.SyncGroupResponse
 	order                                int // join order, for choosing a leader
 }
 
@@ -201,15 +202,15 @@ func (c *Coordinator) resignLocked(id int32) {
 func (c *Coordinator) groupLocked(shardID int32, name string, create bool) (*shard, *group, error) {
 	s := c.shards[shardID]
 	if s == nil {
-		return nil, nil, ErrNotCoordinator
+		return nil, nil, kerr.NotCoordinator
 	}
 	select {
 	case <-s.ready:
 	default:
-		return nil, nil, ErrLoading
+		return nil, nil, kerr.CoordinatorLoadInProgress
 	}
 	if s.err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrLoading, s.err)
+		return nil, nil, fmt.Errorf("%w: %w", kerr.CoordinatorLoadInProgress, s.err)
 	}
 	g := s.groups[name]
 	if g == nil && create {
@@ -217,6 +218,21 @@ func (c *Coordinator) groupLocked(shardID int32, name string, create bool) (*sha
 		s.groups[name] = g
 	}
 	return s, g, nil
+}
+
+// memberlessGroupLocked finds a group that may lose state: it exists and
+// has no members (busy is the error code when it has some).
+func (c *Coordinator) memberlessGroupLocked(shardID int32, name string, busy int16) (*shard, *group, int16) {
+	s, g, err := c.groupLocked(shardID, name, false)
+	switch {
+	case err != nil:
+		return nil, nil, codeOf(err)
+	case g == nil:
+		return nil, nil, kerr.GroupIDNotFound.Code
+	case len(g.members) > 0:
+		return nil, nil, busy
+	}
+	return s, g, 0
 }
 
 func newGroup(name string) *group {
@@ -287,11 +303,11 @@ func (c *Coordinator) removeMemberLocked(s *shard, g *group, id string) {
 
 func (c *Coordinator) failWaitsLocked(m *member, code int16) {
 	if m.joinWait != nil {
-		m.joinWait <- joinResult{code: code}
+		m.joinWait <- kmsg.JoinGroupResponse{ErrorCode: code}
 		m.joinWait = nil
 	}
 	if m.syncWait != nil {
-		m.syncWait <- syncResult{code: code}
+		m.syncWait <- kmsg.SyncGroupResponse{ErrorCode: code}
 		m.syncWait = nil
 	}
 }
@@ -304,7 +320,7 @@ func (c *Coordinator) prepareRebalanceLocked(g *group, now time.Time) {
 	// that a new rebalance began.
 	for _, m := range g.members {
 		if m.syncWait != nil {
-			m.syncWait <- syncResult{code: kerr.RebalanceInProgress.Code}
+			m.syncWait <- kmsg.SyncGroupResponse{ErrorCode: kerr.RebalanceInProgress.Code}
 			m.syncWait = nil
 		}
 		m.joined = false
@@ -355,11 +371,13 @@ func (c *Coordinator) maybeCompleteLocked(s *shard, g *group, now time.Time) {
 	}
 	g.state = CompletingRebalance
 	for id, m := range g.members {
-		res := joinResult{generation: g.generation, protocolType: g.protocolType, protocol: g.protocol, leader: g.leader, memberID: id}
+		res := kmsg.JoinGroupResponse{Generation: g.generation, ProtocolType: optional(g.protocolType), Protocol: optional(g.protocol),
+			LeaderID: g.leader, MemberID: id}
 		if id == g.leader {
 			for _, oid := range memberIDs(g) {
 				om := g.members[oid]
-				res.members = append(res.members, joinMember{id: oid, instanceID: om.instanceID, metadata: om.metadataFor(g.protocol)})
+				res.Members = append(res.Members, kmsg.JoinGroupResponseMember{MemberID: oid, InstanceID: optional(om.instanceID),
+					ProtocolMetadata: om.metadataFor(g.protocol)})
 			}
 		}
 		if m.joinWait != nil {

@@ -13,6 +13,7 @@
 // and the leader's assignment passed through unread. Simple consumers that
 // commit offsets with a group id and no membership work too.
 //
-// The package answers kmsg requests with kmsg responses; the broker routes
-// them here and supplies each offsets partition as a Log.
+// The package answers kmsg requests with kmsg responses, one file per API
+// key (11_join_group.go, ...) registering its mapping for Handle; the broker
+// routes them here and supplies each offsets partition as a Log.
 package group

@@ -2,7 +2,6 @@ package group
 
 import (
 	"context"
-	"errors"
 
 	"github.com/mlog/mlog/storage/batch"
 )
@@ -40,13 +39,3 @@ func PartitionFor(group string, n int) int32 {
 	}
 	return h % int32(n)
 }
-
-// Errors the broker maps to Kafka codes.
-var (
-	// ErrNotCoordinator means this broker does not lead the group's
-	// offsets partition (NOT_COORDINATOR).
-	ErrNotCoordinator = errors.New("group: not the coordinator")
-	// ErrLoading means the partition is being replayed
-	// (COORDINATOR_LOAD_IN_PROGRESS).
-	ErrLoading = errors.New("group: coordinator loading")
-)

@@ -47,24 +47,12 @@ func groupMetadataRecord(g *group) recordKV {
 	k.Version, k.Group = 2, g.name
 	v := kmsg.NewGroupMetadataValue()
 	v.Version = 3
-	v.ProtocolType, v.Generation = g.protocolType, g.generation
-	if g.protocol != "" {
-		p := g.protocol
-		v.Protocol = &p
-	}
-	if g.leader != "" {
-		l := g.leader
-		v.Leader = &l
-	}
+	v.ProtocolType, v.Generation, v.Protocol, v.Leader = g.protocolType, g.generation, optional(g.protocol), optional(g.leader)
 	v.CurrentStateTimestamp = time.Now().UnixMilli()
 	for _, id := range memberIDs(g) {
 		m := g.members[id]
 		mv := kmsg.NewGroupMetadataValueMember()
-		mv.MemberID, mv.ClientID, mv.ClientHost = id, m.clientID, m.clientHost
-		if m.instanceID != "" {
-			inst := m.instanceID
-			mv.InstanceID = &inst
-		}
+		mv.MemberID, mv.InstanceID, mv.ClientID, mv.ClientHost = id, optional(m.instanceID), m.clientID, m.clientHost
 		mv.RebalanceTimeoutMillis, mv.SessionTimeoutMillis = int32(m.rebalanceTimeout.Milliseconds()), int32(m.sessionTimeout.Milliseconds())
 		mv.Subscription, mv.Assignment = m.metadataFor(g.protocol), m.assignment
 		v.Members = append(v.Members, mv)
@@ -166,4 +154,12 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// optional is s as a nullable string: nil when empty.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }

@@ -1,7 +1,5 @@
 package protocol
 
-// OffsetCommit v0-v8: answered by the group coordinator (package group) of the
-// broker leading the group's __consumer_offsets partition; elsewhere
-// NOT_COORDINATOR, so clients find the coordinator again.
+// OffsetCommit v0-v8: see group/08_offset_commit.go and groupHandler.
 
 func init() { register(8, 0, 8, groupHandler) }

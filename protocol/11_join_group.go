@@ -1,7 +1,5 @@
 package protocol
 
-// JoinGroup v0-v9: answered by the group coordinator (package group) of the
-// broker leading the group's __consumer_offsets partition; elsewhere
-// NOT_COORDINATOR, so clients find the coordinator again.
+// JoinGroup v0-v9: see group/11_join_group.go and groupHandler.
 
 func init() { register(11, 0, 9, groupHandler) }

@@ -1,7 +1,5 @@
 package protocol
 
-// LeaveGroup v0-v5: answered by the group coordinator (package group) of the
-// broker leading the group's __consumer_offsets partition; elsewhere
-// NOT_COORDINATOR, so clients find the coordinator again.
+// LeaveGroup v0-v5: see group/13_leave_group.go and groupHandler.
 
 func init() { register(13, 0, 5, groupHandler) }

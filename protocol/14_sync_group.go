@@ -1,7 +1,5 @@
 package protocol
 
-// SyncGroup v0-v5: answered by the group coordinator (package group) of the
-// broker leading the group's __consumer_offsets partition; elsewhere
-// NOT_COORDINATOR, so clients find the coordinator again.
+// SyncGroup v0-v5: see group/14_sync_group.go and groupHandler.
 
 func init() { register(14, 0, 5, groupHandler) }

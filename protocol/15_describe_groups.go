@@ -1,7 +1,5 @@
 package protocol
 
-// DescribeGroups v0-v5: answered by the group coordinator (package group) of the
-// broker leading the group's __consumer_offsets partition; elsewhere
-// NOT_COORDINATOR, so clients find the coordinator again.
+// DescribeGroups v0-v5: see group/15_describe_groups.go and groupHandler.
 
 func init() { register(15, 0, 5, groupHandler) }

@@ -1,7 +1,5 @@
 package protocol
 
-// ListGroups v0-v4: answered by the group coordinator (package group) of the
-// broker leading the group's __consumer_offsets partition; elsewhere
-// NOT_COORDINATOR, so clients find the coordinator again.
+// ListGroups v0-v4: see group/16_list_groups.go and groupHandler.
 
 func init() { register(16, 0, 4, groupHandler) }

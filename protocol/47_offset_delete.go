@@ -1,7 +1,5 @@
 package protocol
 
-// OffsetDelete v0-v0: answered by the group coordinator (package group) of the
-// broker leading the group's __consumer_offsets partition; elsewhere
-// NOT_COORDINATOR, so clients find the coordinator again.
+// OffsetDelete v0-v0: see group/47_offset_delete.go and groupHandler.
 
 func init() { register(47, 0, 0, groupHandler) }

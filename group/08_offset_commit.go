@@ -1,32 +1,45 @@
 package group
 
+// OffsetCommit: generation -1 in v0, leader epochs from v6. One error code
+// for every partition: the offsets are one batch, committed with acks=all.
+
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-var errUnknownMember = errors.New("group: unknown member")
+func init() { register((*Coordinator).handleOffsetCommit) }
 
-func codeOf(err error) int16 {
-	var ke *kerr.Error
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ke):
-		return ke.Code
-	case errors.Is(err, ErrNotCoordinator):
-		return kerr.NotCoordinator.Code
-	case errors.Is(err, ErrLoading):
-		return kerr.CoordinatorLoadInProgress.Code
-	case errors.Is(err, errUnknownMember):
-		return kerr.UnknownMemberID.Code
-	case errors.Is(err, context.DeadlineExceeded):
-		return kerr.RequestTimedOut.Code
+func (c *Coordinator) handleOffsetCommit(ctx context.Context, r call, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse) {
+	offsets := map[TopicPartition]Committed{}
+	now := time.Now().UnixMilli()
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			o := Committed{Offset: p.Offset, LeaderEpoch: -1, Metadata: deref(p.Metadata), CommitMs: now}
+			if req.Version >= 6 {
+				o.LeaderEpoch = p.LeaderEpoch
+			}
+			offsets[TopicPartition{t.Topic, p.Partition}] = o
+		}
 	}
-	return kerr.NotCoordinator.Code // the partition's log failed or moved: clients find the coordinator again
+	gen := req.Generation
+	if req.Version == 0 {
+		gen = -1
+	}
+	code := c.commit(ctx, r.shard(req.Group), req.Group, req.MemberID, gen, offsets)
+	for _, t := range req.Topics {
+		rt := kmsg.NewOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetCommitResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
 }
 
 // commit stores offsets for a group: a member of the current generation,
@@ -80,30 +93,4 @@ func (c *Coordinator) commit(ctx context.Context, shardID int32, groupName, memb
 		}
 	}
 	return 0
-}
-
-// fetch returns committed offsets (all of the group's when tps is nil).
-func (c *Coordinator) fetch(shardID int32, groupName string, tps []TopicPartition) (map[TopicPartition]Committed, int16) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, g, err := c.groupLocked(shardID, groupName, false)
-	if err != nil {
-		return nil, codeOf(err)
-	}
-	out := map[TopicPartition]Committed{}
-	if g == nil {
-		return out, 0
-	}
-	if tps == nil {
-		for tp, o := range g.offsets {
-			out[tp] = o
-		}
-		return out, 0
-	}
-	for _, tp := range tps {
-		if o, ok := g.offsets[tp]; ok {
-			out[tp] = o
-		}
-	}
-	return out, 0
 }
