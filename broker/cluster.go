@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net"
 	"os"
@@ -14,49 +15,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/mlog/mlog/cluster"
 	"github.com/mlog/mlog/group"
+	"github.com/mlog/mlog/internal/brokerclient"
 	"github.com/mlog/mlog/membership"
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/protocol"
 	"github.com/mlog/mlog/replication"
 )
 
-// ClusterConfig turns a broker into a cluster member: Serf for membership,
-// Raft for metadata, pull replication between brokers.
-type ClusterConfig struct {
-	// SerfAddr is where Serf listens (--bind-addr).
-	SerfAddr string
-	// AdvertiseHost is the host other nodes and clients use for this node;
-	// the listen hosts when empty.
-	AdvertiseHost string
-	// Peers are other nodes' Serf host:port, joined in the background.
-	Peers []string
-	// RaftAddr is where Raft listens (--raft-addr).
-	RaftAddr string
-	// Bootstrap makes this node start a new cluster when it has no state.
-	Bootstrap bool
-	// Voters is how many nodes become Raft voters (--raft-voters).
-	Voters int
-	// ReplicaLagMax drops a follower from the ISR when it has not caught up
-	// for this long (replica.lag.time.max.ms).
-	ReplicaLagMax time.Duration
-	// ReplicaFetchBytes bounds one replica fetch.
-	ReplicaFetchBytes int32
-	// Rack is broker.rack: Metadata reports it, and a leader sends a
-	// consumer that names the same rack (client.rack) to an in-sync
-	// replica there (KIP-392 follower fetching).
-	Rack string
-	// Fast uses short Serf and Raft timeouts, for tests on one machine.
-	Fast bool
-}
-
 type partKey = replication.Key
 
-// clusterParts is a cluster member's state beyond a standalone broker's.
+// clusterParts is what makes the broker a cluster member: Raft metadata,
+// Serf membership, replicas and their fetchers.
 type clusterParts struct {
 	cfg     ClusterConfig
 	fsm     *cluster.FSM
@@ -64,13 +35,19 @@ type clusterParts struct {
 	ctrl    *cluster.Controller
 	members *membership.Membership
 
-	mu        sync.Mutex // parts, fetchers, clients, proposing, pid block
+	mu        sync.Mutex // parts, fetchers, clients, proposing, pid block, paused, closing
 	parts     map[partKey]*partition.Partition
 	fetchers  map[int32]*replication.Fetcher
-	clients   map[string]*protocol.Client
+	clients   map[string]*brokerclient.Client
 	proposing map[partKey]bool
 	pidNext   int64
 	pidEnd    int64
+
+	// reconcileMu makes reconciles one at a time: they open and close
+	// replicas outside mu.
+	reconcileMu sync.Mutex
+	// kick wakes the reconcile loop (metadata caught up).
+	kick chan struct{}
 
 	// incarnation names this process to the cluster (a Serf tag). Until the
 	// metadata has registered it, this broker acts on no role: after a
@@ -78,89 +55,88 @@ type clusterParts struct {
 	// leader in its old epoch, or count it in ISRs it no longer fills.
 	incarnation string
 
-	ready   atomic.Bool // metadata caught up with the local Raft log
-	paused  bool        // replication held back (tests); applies to new fetchers too (mu)
-	closing bool        // stopCluster began: no new fetchers or proposals (mu)
-
-	stop chan struct{}
-	wg   sync.WaitGroup
+	ready atomic.Bool // metadata caught up with the local Raft log
+	// reconciled is the metadata the local replicas last matched.
+	reconciled atomic.Pointer[cluster.State]
+	paused     bool // replication held back (tests); applies to new fetchers too (mu)
+	closing    bool // shutdown began: no new replicas, fetchers or proposals (mu)
 }
 
-// errNoController means no controller is known yet (an election is on).
-var errNoController = errors.New("broker: no controller elected yet")
+func newClusterParts(cfg ClusterConfig) *clusterParts {
+	return &clusterParts{cfg: cfg, fsm: cluster.NewFSM(), parts: map[partKey]*partition.Partition{}, incarnation: newClusterID()[:16],
+		fetchers: map[int32]*replication.Fetcher{}, clients: map[string]*brokerclient.Client{}, proposing: map[partKey]bool{},
+		kick: make(chan struct{}, 1)}
+}
 
 // startRaft opens this node's Raft. Until its metadata has caught up with
 // the Raft log it had from an earlier run, topics it does not know yet are
-// answered as LEADER_NOT_AVAILABLE (clients retry), never as unknown.
-func (b *Broker) startRaft() error {
-	cc := b.cfg.Cluster
-	if cc.Voters < 1 {
-		cc.Voters = 3
-	}
-	if cc.ReplicaLagMax <= 0 {
-		cc.ReplicaLagMax = 10 * time.Second
-	}
-	if cc.ReplicaFetchBytes <= 0 {
-		cc.ReplicaFetchBytes = 8 << 20
-	}
-	cl := &clusterParts{cfg: *cc, fsm: cluster.NewFSM(), parts: map[partKey]*partition.Partition{}, incarnation: newClusterID()[:16],
-		fetchers: map[int32]*replication.Fetcher{}, clients: map[string]*protocol.Client{}, proposing: map[partKey]bool{},
-		stop: make(chan struct{})}
-	b.cl = cl
+// answered as LEADER_NOT_AVAILABLE (clients retry), never as unknown. Its
+// stop step joins every loop, closes fetchers, Raft and every replica.
+func (b *Broker) startRaft() (func(bool) error, error) {
+	cl, cc := b.cl, b.cfg.Cluster
 	raftAdv, err := advertiseAddr(cc.RaftAddr, cc.AdvertiseHost)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cl.node, err = cluster.Open(cluster.Config{NodeName: b.cfg.NodeID, BindAddr: cc.RaftAddr, AdvertiseAddr: raftAdv,
-		Dir: filepath.Join(b.cfg.DataDir, "raft"), Bootstrap: cc.Bootstrap && len(cc.Peers) == 0, Voters: cc.Voters, Fast: cc.Fast, Logger: b.log}, cl.fsm)
-	if err != nil {
-		return err
+	ccfg := cluster.DefaultConfig()
+	ccfg.NodeName, ccfg.BindAddr, ccfg.AdvertiseAddr, ccfg.Dir = b.cfg.NodeID, cc.RaftAddr, raftAdv, filepath.Join(b.cfg.DataDir, "raft")
+	ccfg.Bootstrap, ccfg.Voters, ccfg.Logger = cc.Bootstrap && len(cc.Peers) == 0, cc.Voters, b.log
+	if cc.Network == NetworkLocal {
+		ccfg.ElectionTimeout = 300 * time.Millisecond
 	}
-	cl.wg.Add(1)
-	go func() {
-		defer cl.wg.Done()
-		if err := cl.node.WaitCaughtUp(cl.stop); err == nil {
+	if cl.node, err = cluster.Open(ccfg, cl.fsm); err != nil {
+		return nil, err
+	}
+	b.goTracked(func() {
+		if err := cl.node.WaitCaughtUp(b.ctx.Done()); err == nil {
 			cl.ready.Store(true)
 			b.changed.Broadcast()
-			b.reconcile()
+			select {
+			case cl.kick <- struct{}{}:
+			default:
+			}
 		}
-	}()
-	return nil
+	})
+	return b.stopCluster, nil
 }
 
 // startMembership joins Serf (with the Kafka listener's address in the
 // tags) and starts the controller and the loops that follow metadata.
-func (b *Broker) startMembership() error {
-	cl, cc := b.cl, b.cl.cfg
-	raftAdv, err := advertiseAddr(cc.RaftAddr, cc.AdvertiseHost)
-	if err != nil {
-		return err
-	}
+func (b *Broker) startMembership() (func(bool) error, error) {
+	cl, cc := b.cl, b.cfg.Cluster
+	raftAdv := cl.node.Addr()
 	host, port := b.advertised()
-	serfAdv := cc.AdvertiseHost
 	mcfg := membership.DefaultConfig()
-	mcfg.NodeName, mcfg.BindAddr, mcfg.AdvertiseAddr, mcfg.Peers, mcfg.Fast, mcfg.Logger = b.cfg.NodeID, cc.SerfAddr, serfAdv, cc.Peers, cc.Fast, b.log
+	mcfg.NodeName, mcfg.BindAddr, mcfg.AdvertiseAddr, mcfg.Peers, mcfg.Logger = b.cfg.NodeID, cc.SerfAddr, cc.AdvertiseHost, cc.Peers, b.log
+	mcfg.Local = cc.Network == NetworkLocal
 	mcfg.Tags = map[string]string{cluster.TagID: strconv.Itoa(int(b.nodeID)), cluster.TagKafka: net.JoinHostPort(host, strconv.Itoa(int(port))),
 		cluster.TagRaft: raftAdv, cluster.TagIncarnation: cl.incarnation, cluster.TagRaftState: "0", cluster.TagRack: cc.Rack}
 	if cl.node.HadState() {
 		mcfg.Tags[cluster.TagRaftState] = "1"
 	}
-	cl.members, err = membership.New(mcfg)
+	members, err := membership.New(mcfg)
 	if err != nil {
-		return err // Start undoes Raft
+		return nil, err
 	}
+	b.cl.mu.Lock()
+	cl.members = members
+	b.cl.mu.Unlock()
 	cl.ctrl = cluster.NewController(cl.node, b.clusterMembers, cc.Voters, b.log)
 	cl.ctrl.Start()
 	if !cl.node.HadState() {
-		cl.wg.Add(1)
-		go b.joinOrBootstrap(mcfg.Tags)
+		b.goTracked(func() { b.joinOrBootstrap(mcfg.Tags) })
 	}
-	cl.wg.Add(4)
-	go b.membershipLoop()
-	go b.reconcileLoop()
-	go b.isrLoop()
-	go b.checkpointLoop()
-	return nil
+	b.goTracked(b.membershipLoop)
+	b.goTracked(b.reconcileLoop)
+	b.goTracked(b.isrLoop)
+	b.goTracked(b.checkpointLoop)
+	return func(graceful bool) error {
+		cl.ctrl.Stop()
+		if graceful {
+			return members.Leave() // others see a leave, not a failure
+		}
+		return members.Shutdown()
+	}, nil
 }
 
 // joinOrBootstrap runs on a node that started without Raft state. A
@@ -171,10 +147,9 @@ func (b *Broker) startMembership() error {
 // Raft state, its raft_state tag says so to the others.
 func (b *Broker) joinOrBootstrap(tags map[string]string) {
 	cl := b.cl
-	defer cl.wg.Done()
 	if cl.cfg.Bootstrap && len(cl.cfg.Peers) > 0 {
 		select {
-		case <-cl.stop:
+		case <-b.ctx.Done():
 			return
 		case <-cl.members.FirstJoin():
 		}
@@ -194,7 +169,7 @@ func (b *Broker) joinOrBootstrap(tags map[string]string) {
 	}
 	for !cl.node.HasState() {
 		select {
-		case <-cl.stop:
+		case <-b.ctx.Done():
 			return
 		case <-cl.fsm.Changed():
 		case <-time.After(250 * time.Millisecond): // config entries move the log without an apply
@@ -216,12 +191,11 @@ const highWatermarkCheckpointInterval = time.Second
 // periodically, so a broker killed without a clean close restarts knowing
 // what was committed (a follower never truncates below it).
 func (b *Broker) checkpointLoop() {
-	defer b.cl.wg.Done()
 	t := time.NewTicker(highWatermarkCheckpointInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-b.cl.stop:
+		case <-b.ctx.Done():
 			return
 		case <-t.C:
 			for k, p := range b.replicas() {
@@ -263,9 +237,6 @@ func replicaClientID(id int32, incarnation string) string {
 // incarnation of a registered broker: a client claiming a replica id, or a
 // broker's previous process, moves no ISR and no high watermark.
 func (b *Broker) AuthorizeReplica(replica int32, clientID string) error {
-	if b.cl == nil {
-		return fmt.Errorf("%w: broker %d: this broker has no followers", protocol.ErrReplicaNotAuthorized, replica)
-	}
 	br, ok := b.cl.fsm.Broker(replica)
 	if !ok || !br.Alive || replica == b.nodeID || clientID != replicaClientID(replica, br.Incarnation) {
 		return fmt.Errorf("%w: broker %d (client id %q)", protocol.ErrReplicaNotAuthorized, replica, clientID)
@@ -298,10 +269,9 @@ func (b *Broker) clusterMembers() []cluster.Member {
 }
 
 func (b *Broker) membershipLoop() {
-	defer b.cl.wg.Done()
 	for {
 		select {
-		case <-b.cl.stop:
+		case <-b.ctx.Done():
 			return
 		case ev, ok := <-b.cl.members.Events():
 			if !ok {
@@ -315,19 +285,24 @@ func (b *Broker) membershipLoop() {
 
 // reconcileLoop applies every metadata change to the local replicas.
 func (b *Broker) reconcileLoop() {
-	defer b.cl.wg.Done()
 	for {
 		changed := b.cl.fsm.Changed()
 		b.reconcile()
 		select {
-		case <-b.cl.stop:
+		case <-b.ctx.Done():
 			return
 		case <-changed:
+		case <-b.cl.kick:
 		case <-time.After(time.Second): // retry what failed, e.g. a fetcher's leader address
 		}
 	}
 }
 
+// reconcile makes the local replicas match the metadata: replicas
+// assigned here are opened and given their role, replicas no longer
+// assigned are closed (and their data removed once the topic is gone).
+// Opening a replica recovers its log from disk, and closing one flushes
+// it: both happen outside cl.mu, which produce and fetch take.
 func (b *Broker) reconcile() {
 	cl := b.cl
 	if !cl.ready.Load() {
@@ -342,35 +317,60 @@ func (b *Broker) reconcile() {
 		// registers this one, and the roles that follow are safe.
 		return
 	}
+	cl.reconcileMu.Lock()
+	defer cl.reconcileMu.Unlock()
+
+	// Open what is assigned here and not open yet, without holding mu.
+	have := b.replicas()
+	opened := map[partKey]*partition.Partition{}
+	for _, name := range st.TopicNames() {
+		t := st.Topics[name]
+		for i, pa := range t.Partitions {
+			k := partKey{Topic: name, Partition: int32(i)}
+			if have[k] != nil || !slices.Contains(pa.Replicas, b.nodeID) {
+				continue
+			}
+			p, err := b.openReplica(name, int32(i), t.Configs)
+			if err != nil {
+				b.log.Error("open replica", "topic", name, "partition", i, "err", err)
+				continue
+			}
+			opened[k] = p
+		}
+	}
+
 	cl.mu.Lock()
-	defer cl.mu.Unlock()
 	if cl.closing {
+		cl.mu.Unlock()
+		for _, p := range opened {
+			_ = p.Close()
+		}
 		return
 	}
+	maps.Copy(cl.parts, opened)
 	want := map[partKey]bool{}
 	for _, name := range st.TopicNames() {
 		t := st.Topics[name]
 		for i, pa := range t.Partitions {
-			if !slices.Contains(pa.Replicas, b.nodeID) {
+			k := partKey{Topic: name, Partition: int32(i)}
+			p := cl.parts[k]
+			if p == nil || !slices.Contains(pa.Replicas, b.nodeID) {
 				continue
 			}
-			k := partKey{Topic: name, Partition: int32(i)}
 			want[k] = true
-			p := cl.parts[k]
-			if p == nil {
-				var err error
-				if p, err = b.openReplica(t, int32(i)); err != nil {
-					b.log.Error("open replica", "topic", name, "partition", i, "err", err)
-					continue
-				}
-				cl.parts[k] = p
-			}
 			role := partition.Role{Self: b.nodeID, LeaderID: pa.Leader, Epoch: pa.LeaderEpoch, PartitionEpoch: pa.PartitionEpoch,
 				Replicas: pa.Replicas, ISR: pa.ISR, MinISR: minISR(t, len(pa.Replicas)), LagMax: cl.cfg.ReplicaLagMax,
 				Unclean: t.Configs["unclean.leader.election.enable"] == "true"}
+			old := p.Role()
 			if err := p.SetRole(role); err != nil {
 				b.log.Error("set replica role", "topic", name, "partition", i, "err", err)
 				continue
+			}
+			if old.Leader() && role.Leader() && old.Epoch == role.Epoch {
+				// The ISR of a partition led here changed, whoever
+				// proposed it (this leader, or the controller fencing a
+				// dead broker): Kafka's IsrShrinks / IsrExpands.
+				b.metrics.ISRChanged(len(old.ISR), len(role.ISR))
 			}
 			if name == group.OffsetsTopic {
 				b.electOffsets(int32(i), p, p.Role().Leader())
@@ -378,6 +378,7 @@ func (b *Broker) reconcile() {
 			b.followLocked(k, p, role, st)
 		}
 	}
+	removed := map[partKey]*partition.Partition{}
 	for k, p := range cl.parts {
 		if want[k] {
 			continue
@@ -386,13 +387,8 @@ func (b *Broker) reconcile() {
 		if k.Topic == group.OffsetsTopic {
 			b.electOffsets(k.Partition, p, false)
 		}
-		_ = p.Close()
+		removed[k] = p
 		delete(cl.parts, k)
-		if _, ok := st.Topics[k.Topic]; !ok {
-			if err := os.RemoveAll(b.partitionDir(k.Topic, k.Partition)); err != nil {
-				b.log.Warn("remove deleted partition", "topic", k.Topic, "partition", k.Partition, "err", err)
-			}
-		}
 	}
 	for id, f := range cl.fetchers {
 		if f.Empty() {
@@ -400,21 +396,41 @@ func (b *Broker) reconcile() {
 			delete(cl.fetchers, id)
 		}
 	}
+	cl.mu.Unlock()
+
+	for k, p := range removed {
+		_ = p.Close()
+		if _, ok := st.Topics[k.Topic]; !ok {
+			b.removePartitionDir(k)
+		}
+	}
+	cl.reconciled.Store(st)
 	b.changed.Broadcast()
+}
+
+// removePartitionDir deletes a deleted topic's replica: renamed first, so
+// a crash part way leaves a "-delete" directory start-up removes, never a
+// half-deleted log that looks live.
+func (b *Broker) removePartitionDir(k partKey) {
+	dir := b.partitionDir(k.Topic, k.Partition)
+	del := dir + "-delete"
+	if err := os.RemoveAll(del); err == nil {
+		err = os.Rename(dir, del)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			err = os.RemoveAll(del)
+		}
+		if err == nil {
+			return
+		}
+	}
+	b.log.Warn("remove deleted partition", "topic", k.Topic, "partition", k.Partition, "dir", dir)
 }
 
 func minISR(t *cluster.Topic, rf int) int {
 	if v, err := strconv.Atoi(t.Configs["min.insync.replicas"]); err == nil && v > 0 {
 		return v
 	}
-	if rf >= 3 {
-		return 2
-	}
-	return 1
-}
-
-func (b *Broker) openReplica(t *cluster.Topic, id int32) (*partition.Partition, error) {
-	return b.openLocal(t.Name, id, t.Configs, true)
+	return defaultMinISR(rf)
 }
 
 // followLocked points the partition's fetch at its leader. Caller holds cl.mu.
@@ -478,12 +494,11 @@ func (b *Broker) replicationParked() bool {
 
 // isrLoop drops lagging followers from the ISRs this broker leads.
 func (b *Broker) isrLoop() {
-	defer b.cl.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
-		case <-b.cl.stop:
+		case <-b.ctx.Done():
 			return
 		case now := <-t.C:
 			for k, p := range b.replicas() {
@@ -505,153 +520,64 @@ func (b *Broker) proposeISR(k partKey, p *partition.Partition, prop *partition.I
 		return
 	}
 	cl.proposing[k] = true
-	cl.wg.Add(1) // under mu, so it never races stopCluster's Wait
+	b.wg.Add(1) // under mu, after closing was checked: shutdown's Wait sees it
 	cl.mu.Unlock()
 	r := p.Role()
 	isr := prop.ISR
 	change := protocol.ISRChange{Topic: k.Topic, Partition: k.Partition, Leader: b.nodeID, LeaderEpoch: r.Epoch, PartitionEpoch: prop.PartitionEpoch, ISR: isr}
 	go func() {
-		defer cl.wg.Done()
+		defer b.wg.Done()
 		defer func() {
 			cl.mu.Lock()
 			delete(cl.proposing, k)
 			cl.mu.Unlock()
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 		defer cancel()
-		go func() {
-			select {
-			case <-cl.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		err := b.sendISRChange(ctx, change)
+		err := controllerClient{b}.AlterPartition(ctx, change)
 		if err != nil {
 			b.log.Debug("ISR change not applied", "topic", k.Topic, "partition", k.Partition, "isr", isr, "err", err)
 			return
 		}
-		b.metrics.ISRChanged(len(r.ISR), len(isr))
 		b.log.Info("ISR changed", "topic", k.Topic, "partition", k.Partition, "from", r.ISR, "to", isr)
 	}()
 }
 
-func (b *Broker) sendISRChange(ctx context.Context, c protocol.ISRChange) error {
-	if b.cl.node.IsLeader() {
-		_, err := b.AlterISR(ctx, c)
-		return err
-	}
-	req := kmsg.NewPtrAlterPartitionRequest()
-	req.Version, req.BrokerID = 1, b.nodeID
-	rp := kmsg.NewAlterPartitionRequestTopicPartition()
-	rp.Partition, rp.LeaderEpoch, rp.PartitionEpoch, rp.NewISR = c.Partition, c.LeaderEpoch, c.PartitionEpoch, c.ISR
-	req.Topics = []kmsg.AlterPartitionRequestTopic{{Topic: c.Topic, Partitions: []kmsg.AlterPartitionRequestTopicPartition{rp}}}
-	resp, err := b.toController(ctx, req)
-	if err != nil {
-		return err
-	}
-	r := resp.(*kmsg.AlterPartitionResponse)
-	if len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 {
-		return errors.New("broker: malformed AlterPartition response")
-	}
-	return kerr.ErrorForCode(r.Topics[0].Partitions[0].ErrorCode)
-}
-
-// toController sends a request to the controller, waiting out elections
-// within ctx.
-func (b *Broker) toController(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
-	backoff := 20 * time.Millisecond
-	for {
-		resp, err := b.toControllerOnce(ctx, req)
-		if err == nil || ctx.Err() != nil {
-			return resp, err
-		}
-		if !errors.Is(err, errNoController) {
-			b.log.Debug("request to controller failed; retrying", "api", kmsg.NameForKey(req.Key()), "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 500*time.Millisecond)
-	}
-}
-
-func (b *Broker) toControllerOnce(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
-	name := b.cl.node.Leader()
-	if name == "" {
-		return nil, errNoController
-	}
-	var addr string
-	for _, br := range b.cl.fsm.State().Brokers {
-		if br.Name == name {
-			addr = br.KafkaAddr
-		}
-	}
-	if addr == "" {
-		return nil, errNoController
-	}
-	b.cl.mu.Lock()
-	c := b.cl.clients[addr]
-	if c == nil {
-		c = protocol.NewClient(addr, "mlog-broker-"+b.cfg.NodeID)
-		b.cl.clients[addr] = c
-	}
-	b.cl.mu.Unlock()
-	return c.Request(ctx, req)
-}
-
-// stopCluster shuts the cluster parts down in reverse order. A graceful
-// stop leaves Serf (others see a leave, not a failure); a kill does not.
-func (b *Broker) stopCluster(graceful bool) error {
-	cl := b.cl
-	var err error
+// stopReplication stops fetching and forwarding, first thing in a
+// shutdown: a stopping broker must not go on replicating (and stay in
+// ISRs) while the rest winds down. With closing set no reconcile makes
+// fetchers, and no forward makes clients, any more.
+func (cl *clusterParts) stopReplication() {
 	cl.mu.Lock()
+	defer cl.mu.Unlock()
 	cl.closing = true
-	cl.mu.Unlock()
-	close(cl.stop)
-	cl.ctrl.Stop()
-	if graceful {
-		err = errors.Join(err, cl.members.Leave())
-	} else {
-		err = errors.Join(err, cl.members.Shutdown())
-	}
-	cl.wg.Wait()
-	// The loops have stopped: nothing makes fetchers or clients any more.
-	cl.mu.Lock()
-	for _, f := range cl.fetchers {
+	for id, f := range cl.fetchers {
 		f.Close()
+		delete(cl.fetchers, id)
 	}
-	for _, c := range cl.clients {
+	for addr, c := range cl.clients {
 		_ = c.Close()
+		delete(cl.clients, addr)
 	}
-	cl.mu.Unlock()
-	err = errors.Join(err, cl.node.Shutdown())
+}
+
+// stopCluster undoes startRaft, last in shutdown: the root context is
+// cancelled by then, so it waits for every loop and proposal, closes the
+// fetchers and controller clients, shuts Raft down and closes every
+// replica.
+func (b *Broker) stopCluster(bool) error {
+	cl := b.cl
+	cl.stopReplication()
+	b.cancel()
+	b.wg.Wait()
+	err := cl.node.Shutdown()
+	cl.reconcileMu.Lock() // a reconcile that began before closing has finished
+	defer cl.reconcileMu.Unlock()
 	cl.mu.Lock()
+	defer cl.mu.Unlock()
 	for k, p := range cl.parts {
 		err = errors.Join(err, p.Close())
 		delete(cl.parts, k)
 	}
-	cl.mu.Unlock()
 	return err
-}
-
-func (b *Broker) controlledShutdown(ctx context.Context) error {
-	if b.cl.node.IsLeader() {
-		if err := b.ControlledShutdown(ctx, b.nodeID); err != nil {
-			return err
-		}
-		if servers, err := b.cl.node.Servers(); err == nil && len(servers) > 1 {
-			return b.cl.node.TransferLeadership()
-		}
-		return nil
-	}
-	req := kmsg.NewPtrControlledShutdownRequest()
-	req.Version, req.BrokerID = 1, b.nodeID
-	resp, err := b.toController(ctx, req)
-	if err != nil {
-		return err
-	}
-	return kerr.ErrorForCode(resp.(*kmsg.ControlledShutdownResponse).ErrorCode)
 }

@@ -1,13 +1,13 @@
-package broker
+package broker_test
 
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mlog/mlog/broker/brokertest"
 	"github.com/mlog/mlog/internal/testutil"
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/storage/batch"
@@ -39,10 +39,10 @@ func replicaBytes(t *testing.T, p *partition.Partition) (out []byte, batches int
 // has left gaps (and emptied idempotent batches): it catches up, rejoins
 // the ISR and holds exactly the leader's records.
 func TestClusterWipedFollowerCatchesUpOnCompactedLog(t *testing.T) {
-	tc := startCluster(t, 3)
+	c := brokertest.Start(t, 3)
 	policy, seg := "compact", "16384"
-	tc.createTopic("kv", 1, 3, map[string]*string{"cleanup.policy": &policy, "segment.bytes": &seg})
-	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+	c.CreateTopic("kv", 1, 3, map[string]*string{"cleanup.policy": &policy, "segment.bytes": &seg})
+	cl := c.Client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
 	for round := range 60 {
 		var recs []*kgo.Record
 		for k := range 50 {
@@ -52,28 +52,26 @@ func TestClusterWipedFollowerCatchesUpOnCompactedLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	leaderID, _ := tc.partitionInfo("kv", 0)
-	li := tc.index(leaderID)
-	leader := tc.replica(li, "kv", 0)
+	leaderID, _ := c.PartitionInfo("kv", 0)
+	li := c.Index(leaderID)
+	leader := replica(c, li, "kv", 0)
 	before := leader.Log().Size()
-	tc.brokers[li].RunRetention()
+	c.Brokers[li].RunRetention()
 	if leader.Log().Size() >= before {
 		t.Fatalf("leader's log not compacted: %d bytes, was %d", leader.Log().Size(), before)
 	}
 	want, n := replicaBytes(t, leader)
 
 	fi := (li + 1) % 3
-	tc.kill(fi)
-	if err := os.RemoveAll(tc.cfgs[fi].DataDir); err != nil {
-		t.Fatal(err)
-	}
-	tc.start(fi)
+	c.Kill(fi)
+	c.Wipe(fi)
+	c.StartNode(fi)
 	testutil.Eventually(t, "the wiped follower caught up and back in the ISR", func() bool {
-		r := tc.replica(fi, "kv", 0)
-		_, isr := tc.partitionInfo("kv", 0)
+		r := replica(c, fi, "kv", 0)
+		_, isr := c.PartitionInfo("kv", 0)
 		return r != nil && r.LogEndOffset() == leader.LogEndOffset() && len(isr) == 3
 	})
-	if got, m := replicaBytes(t, tc.replica(fi, "kv", 0)); !bytes.Equal(got, want) {
+	if got, m := replicaBytes(t, replica(c, fi, "kv", 0)); !bytes.Equal(got, want) {
 		t.Fatalf("follower's log (%d batches, %d bytes) differs from the compacted leader's (%d batches, %d bytes)", m, len(got), n, len(want))
 	}
 }

@@ -1,7 +1,6 @@
-package broker
+package broker_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,102 +8,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/broker/brokertest"
 	"github.com/mlog/mlog/internal/testutil"
-	"github.com/mlog/mlog/partition"
 )
-
-func (tc *testCluster) kill(i int) {
-	tc.t.Helper()
-	if err := tc.brokers[i].Kill(); err != nil {
-		tc.t.Logf("kill broker %d: %v", i+1, err)
-	}
-	tc.brokers[i] = nil
-}
-
-func (tc *testCluster) index(id int32) int {
-	for i := range tc.brokers {
-		if KafkaNodeID(tc.cfgs[i].NodeID) == id {
-			return i
-		}
-	}
-	return -1
-}
-
-func (tc *testCluster) replica(i int, topic string, p int32) *partition.Partition {
-	b := tc.brokers[i]
-	b.cl.mu.Lock()
-	defer b.cl.mu.Unlock()
-	return b.cl.parts[partKey{Topic: topic, Partition: p}]
-}
-
-func (tc *testCluster) createTopic(name string, partitions int32, rf int16, configs map[string]*string) {
-	tc.t.Helper()
-	adm := kadm.NewClient(tc.client())
-	res, err := adm.CreateTopic(ctxT(tc.t), partitions, rf, configs, name)
-	if err != nil || res.Err != nil {
-		tc.t.Fatalf("create %s: %v %v", name, err, res.Err)
-	}
-	testutil.Eventually(tc.t, name+" fully in sync", func() bool {
-		for p := range partitions {
-			if _, isr := tc.partitionInfo(name, p); len(isr) != int(rf) {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// sameLogs checks that every live replica holds the same bytes below the
-// high watermark.
-func (tc *testCluster) sameLogs(topic string, p int32) {
-	tc.t.Helper()
-	var want []byte
-	var hw int64 = -1
-	for i, b := range tc.brokers {
-		if b == nil {
-			continue
-		}
-		r := tc.replica(i, topic, p)
-		if hw < 0 || r.HighWatermark() < hw {
-			hw = r.HighWatermark()
-		}
-	}
-	for i, b := range tc.brokers {
-		if b == nil {
-			continue
-		}
-		reg, err := tc.replica(i, topic, p).Log().Read(0, 1<<30, hw)
-		if err != nil {
-			tc.t.Fatal(err)
-		}
-		got, err := reg.Bytes()
-		reg.Release()
-		if err != nil {
-			tc.t.Fatal(err)
-		}
-		if want == nil {
-			want = got
-		} else if !bytes.Equal(got, want) {
-			tc.t.Fatalf("broker %d's log below the high watermark %d differs from the others'", i+1, hw)
-		}
-	}
-}
 
 // Kill the leader of an RF3 partition while an idempotent acks=all producer
 // writes: every acknowledged record is read back exactly once, in order;
 // the killed broker restarts, catches up and rejoins the ISR.
 func TestClusterLeaderKilledNoAckedLoss(t *testing.T) {
-	tc := startCluster(t, 3)
-	tc.createTopic("orders", 1, 3, nil)
-	leader, _ := tc.partitionInfo("orders", 0)
-	li := tc.index(leader)
+	c := brokertest.Start(t, 3)
+	c.CreateTopic("orders", 1, 3, nil)
+	leader, _ := c.PartitionInfo("orders", 0)
+	li := c.Index(leader)
 
-	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0), kgo.RecordRetries(100),
+	cl := c.Client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0), kgo.RecordRetries(100),
 		kgo.RetryTimeout(30*time.Second), kgo.ProduceRequestTimeout(5*time.Second))
 	ctx := ctxT(t)
 	var mu sync.Mutex
@@ -126,77 +48,84 @@ func TestClusterLeaderKilledNoAckedLoss(t *testing.T) {
 	go func() { defer close(done); produce(100, 300) }()
 	testutil.Eventually(t, "production under way", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 150 })
 	start := time.Now()
-	tc.kill(li)
+	c.Kill(li)
 	<-done
 	t.Logf("leader %d killed; %d acked, producing went on after %v", leader, len(acked), time.Since(start))
-	newLeader, _ := tc.partitionInfo("orders", 0)
+	newLeader, _ := c.PartitionInfo("orders", 0)
 	if newLeader == leader || newLeader < 0 {
 		t.Fatalf("leader still %d", newLeader)
 	}
-	checkRecords(t, consumeCluster(t, tc, "orders", len(acked)), acked)
+	checkRecords(t, consumeCluster(t, c, "orders", len(acked)), acked)
 
-	tc.start(li)
-	testutil.Eventually(t, "the killed broker back in the ISR", func() bool { _, isr := tc.partitionInfo("orders", 0); return len(isr) == 3 })
+	c.StartNode(li)
+	testutil.Eventually(t, "the killed broker back in the ISR", func() bool { _, isr := c.PartitionInfo("orders", 0); return len(isr) == 3 })
 	testutil.Eventually(t, "the restarted replica caught up", func() bool {
-		r := tc.replica(li, "orders", 0)
+		r := replica(c, li, "orders", 0)
 		return r != nil && r.LogEndOffset() == int64(len(acked))
 	})
-	tc.sameLogs("orders", 0)
+	sameLogs(t, c, "orders", 0)
 }
 
 // Kill the controller: a new one is elected and topic creation works.
 func TestClusterControllerKilled(t *testing.T) {
-	tc := startCluster(t, 3)
-	ctrl := tc.brokers[0].Cluster().ControllerID
-	tc.kill(tc.index(ctrl))
-	testutil.Eventually(t, "a new controller", func() bool {
-		for _, b := range tc.brokers {
-			if b != nil {
-				if id := b.Cluster().ControllerID; id < 0 || id == ctrl {
-					return false
-				}
+	c := brokertest.Start(t, 3)
+	ctrl, ok := c.Brokers[0].Controller()
+	if !ok {
+		t.Fatal("no controller after start")
+	}
+	c.Kill(c.Index(ctrl))
+	testutil.Eventually(t, "a new controller every broker agrees on", func() bool {
+		agreed := int32(-1)
+		for _, b := range c.Brokers {
+			if b == nil {
+				continue
 			}
+			id, ok := b.Controller()
+			if !ok || id == ctrl || (agreed >= 0 && id != agreed) {
+				return false
+			}
+			agreed = id
 		}
 		return true
 	})
-	tc.createTopic("after", 2, 2, nil)
+	c.CreateTopic("after", 2, 2, nil)
 }
 
 // Two of three brokers down: acks=all fails with NOT_ENOUGH_REPLICAS and
 // nothing is acknowledged falsely; one back and producing resumes.
 func TestClusterNotEnoughReplicas(t *testing.T) {
-	tc := startCluster(t, 3)
-	tc.createTopic("strict", 1, 3, nil)
-	leader, _ := tc.partitionInfo("strict", 0)
-	li := tc.index(leader)
+	c := brokertest.Start(t, 3)
+	c.CreateTopic("strict", 1, 3, nil)
+	leader, _ := c.PartitionInfo("strict", 0)
+	li := c.Index(leader)
 	var others []int
-	for i := range tc.brokers {
+	for i := range c.Brokers {
 		if i != li {
 			others = append(others, i)
 		}
 	}
-	tc.kill(others[0])
-	tc.kill(others[1])
+	c.Kill(others[0])
+	c.Kill(others[1])
 	// With two of three down there is no Raft quorum to shrink the ISR;
 	// the leader stops counting the dead followers after the lag time.
-	p := tc.replica(li, "strict", 0)
+	p := replica(c, li, "strict", 0)
 	testutil.Eventually(t, "the leader to count one in-sync replica", func() bool { return p.CheckMinISR() != nil })
 	// Not idempotent: producer ids come from the controller, and there is none.
-	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite(), kgo.ProducerLinger(0), kgo.RecordRetries(1), kgo.ProduceRequestTimeout(2*time.Second))
+	cl := c.Client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite(), kgo.ProducerLinger(0), kgo.RecordRetries(1), kgo.ProduceRequestTimeout(2*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := cl.ProduceSync(ctx, &kgo.Record{Topic: "strict", Value: []byte("x")}).FirstErr()
 	if !errors.Is(err, kerr.NotEnoughReplicas) {
 		t.Fatalf("produce with one in sync: %v, want NOT_ENOUGH_REPLICAS", err)
 	}
-	if end := tc.replica(li, "strict", 0).LogEndOffset(); end != 0 {
+	if end := replica(c, li, "strict", 0).LogEndOffset(); end != 0 {
 		t.Fatalf("a refused record reached the log (end %d)", end)
 	}
-	tc.start(others[0])
+	c.StartNode(others[0])
 	testutil.Eventually(t, "two in sync", func() bool { return p.CheckMinISR() == nil })
-	cl2 := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+	cl2 := c.Client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
 	produceValues(t, cl2, "strict", []string{"y"})
-	checkRecords(t, consumeCluster(t, tc, "strict", 1), []string{"y"})
+	checkRecords(t, consumeCluster(t, c, "strict", 1), []string{"y"})
 }
 
 // A leader whose followers have not fetched its latest records (its own
@@ -205,84 +134,73 @@ func TestClusterNotEnoughReplicas(t *testing.T) {
 // the divergence, and every replica is byte-identical below the high
 // watermark.
 func TestClusterDivergentTailTruncated(t *testing.T) {
-	tc := startCluster(t, 3)
 	// A long lag time keeps the paused followers in the ISR.
-	for i := range tc.cfgs {
-		tc.cfgs[i].Cluster.ReplicaLagMax = time.Minute
-	}
-	for i := range tc.brokers {
-		tc.kill(i)
-		tc.start(i)
-	}
-	tc.waitBrokers(3)
-	tc.createTopic("div", 1, 3, nil)
-	leader, _ := tc.partitionInfo("div", 0)
-	li := tc.index(leader)
+	c := brokertest.Start(t, 3, func(_ int, cfg *broker.Config) { cfg.Cluster.ReplicaLagMax = time.Minute })
+	c.CreateTopic("div", 1, 3, nil)
+	leader, _ := c.PartitionInfo("div", 0)
+	li := c.Index(leader)
 	committed := values(20, "c")
-	produceValues(t, tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0)), "div", committed)
+	produceValues(t, c.Client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0)), "div", committed)
 	var followers []int
-	for i := range tc.brokers {
+	for i := range c.Brokers {
 		if i != li {
 			followers = append(followers, i)
-			testutil.Eventually(t, "the follower to have the committed records", func() bool { return tc.replica(i, "div", 0).LogEndOffset() == 20 })
-			tc.brokers[i].pauseReplication(true)
-			testutil.Eventually(t, "the follower's fetches to stop", tc.brokers[i].replicationParked)
+			testutil.Eventually(t, "the follower to have the committed records", func() bool { return replica(c, i, "div", 0).LogEndOffset() == 20 })
+			broker.PauseReplication(c.Brokers[i], true)
+			testutil.Eventually(t, "the follower's fetches to stop", func() bool { return broker.ReplicationParked(c.Brokers[i]) })
 		}
 	}
 	// acks=1 writes the leader alone: an uncommitted tail.
-	one := tc.client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.ProducerLinger(0))
+	one := c.Client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.ProducerLinger(0))
 	produceValues(t, one, "div", values(5, "tail"))
-	old := tc.replica(li, "div", 0)
+	old := replica(c, li, "div", 0)
 	if old.LogEndOffset() != 25 || old.HighWatermark() != 20 {
 		t.Fatalf("old leader end %d hw %d, want 25 and 20", old.LogEndOffset(), old.HighWatermark())
 	}
-	tc.kill(li)
+	c.Kill(li)
 	testutil.Eventually(t, "a follower to lead", func() bool {
-		l, _ := tc.partitionInfo("div", 0)
+		l, _ := c.PartitionInfo("div", 0)
 		return l >= 0 && l != leader
 	})
 	for _, i := range followers {
-		tc.brokers[i].pauseReplication(false)
+		broker.PauseReplication(c.Brokers[i], false)
 	}
 	after := values(7, "new")
-	produceValues(t, tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0), kgo.DisableIdempotentWrite()), "div", after)
-	tc.start(li)
+	produceValues(t, c.Client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0), kgo.DisableIdempotentWrite()), "div", after)
+	c.StartNode(li)
 	testutil.Eventually(t, "the old leader to rejoin and catch up", func() bool {
-		r := tc.replica(li, "div", 0)
-		_, isr := tc.partitionInfo("div", 0)
+		r := replica(c, li, "div", 0)
+		_, isr := c.PartitionInfo("div", 0)
 		return r != nil && r.LogEndOffset() == 27 && len(isr) == 3
 	})
-	tc.sameLogs("div", 0)
-	checkRecords(t, consumeCluster(t, tc, "div", 27), append(committed, after...))
+	sameLogs(t, c, "div", 0)
+	checkRecords(t, consumeCluster(t, c, "div", 27), append(committed, after...))
 }
 
 // Stop every broker and start them again: topics, configs and data are
 // all there.
 func TestClusterFullRestart(t *testing.T) {
-	tc := startCluster(t, 3)
+	c := brokertest.Start(t, 3)
 	ret := "7200000"
-	tc.createTopic("keep", 2, 3, map[string]*string{"retention.ms": &ret})
+	c.CreateTopic("keep", 2, 3, map[string]*string{"retention.ms": &ret})
 	want := values(50, "k")
-	produceValues(t, tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner())), "keep", want)
-	for i := range tc.brokers {
-		if err := tc.brokers[i].Close(); err != nil {
-			t.Logf("close %d: %v", i+1, err)
-		}
-		tc.brokers[i] = nil
+	produceValues(t, c.Client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner())), "keep", want)
+	for i := range c.Brokers {
+		c.Stop(i)
 	}
-	for i := range tc.brokers {
-		tc.start(i)
+	for i := range c.Brokers {
+		c.StartNode(i)
 	}
-	tc.waitBrokers(3)
-	testutil.Eventually(t, "partitions led again", func() bool { l, _ := tc.partitionInfo("keep", 0); return l >= 0 })
-	checkRecords(t, consumeCluster(t, tc, "keep", len(want)), want)
-	cfgs, err := kadm.NewClient(tc.client()).DescribeTopicConfigs(ctxT(t), "keep")
+	c.WaitBrokers(3)
+	testutil.Eventually(t, "partitions led again", func() bool { l, _ := c.PartitionInfo("keep", 0); return l >= 0 })
+	checkRecords(t, consumeCluster(t, c, "keep", len(want)), want)
+	cfgs, err := c.Admin().DescribeTopicConfigs(ctxT(t), "keep")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := cfgs.On("keep", nil)
+	rc, _ := cfgs.On("keep", nil)
 	found := false
-	for _, e := range c.Configs {
+	for _, e := range rc.Configs {
 		found = found || (e.Key == "retention.ms" && e.MaybeValue() == ret)
 	}
 	if !found {
@@ -293,9 +211,9 @@ func TestClusterFullRestart(t *testing.T) {
 // Restart every broker in turn while an idempotent acks=all producer
 // writes: nothing acknowledged is lost or duplicated.
 func TestClusterRollingRestartUnderLoad(t *testing.T) {
-	tc := startCluster(t, 3)
-	tc.createTopic("roll", 1, 3, nil)
-	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0), kgo.RecordRetries(1000),
+	c := brokertest.Start(t, 3)
+	c.CreateTopic("roll", 1, 3, nil)
+	cl := c.Client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0), kgo.RecordRetries(1000),
 		kgo.RetryTimeout(60*time.Second), kgo.ProduceRequestTimeout(5*time.Second))
 	ctx := ctxT(t)
 	var mu sync.Mutex
@@ -321,48 +239,45 @@ func TestClusterRollingRestartUnderLoad(t *testing.T) {
 		}
 	}()
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	for i := range tc.brokers {
+	for i := range c.Brokers {
 		n := count()
 		testutil.Eventually(t, "progress before restarting", func() bool { return count() >= n+20 })
-		if err := tc.brokers[i].Close(); err != nil {
-			t.Logf("close %d: %v", i+1, err)
-		}
-		tc.brokers[i] = nil
-		tc.start(i)
-		testutil.Eventually(t, "the ISR whole again", func() bool { _, isr := tc.partitionInfo("roll", 0); return len(isr) == 3 })
+		c.Stop(i)
+		c.StartNode(i)
+		testutil.Eventually(t, "the ISR whole again", func() bool { _, isr := c.PartitionInfo("roll", 0); return len(isr) == 3 })
 	}
 	n := count()
 	testutil.Eventually(t, "progress after the last restart", func() bool { return count() >= n+20 })
 	close(stop)
 	<-done
-	checkRecords(t, consumeCluster(t, tc, "roll", len(acked)), acked)
-	tc.sameLogs("roll", 0)
+	checkRecords(t, consumeCluster(t, c, "roll", len(acked)), acked)
+	sameLogs(t, c, "roll", 0)
 }
 
 // Requests to a replica that does not lead get NOT_LEADER_OR_FOLLOWER; a
 // stale leader epoch gets FENCED_LEADER_EPOCH and a future one
 // UNKNOWN_LEADER_EPOCH, so clients re-route by themselves.
 func TestClusterNonLeaderErrors(t *testing.T) {
-	tc := startCluster(t, 3)
-	tc.createTopic("route", 1, 3, nil)
-	leader, _ := tc.partitionInfo("route", 0)
-	li := tc.index(leader)
+	c := brokertest.Start(t, 3)
+	c.CreateTopic("route", 1, 3, nil)
+	leader, _ := c.PartitionInfo("route", 0)
+	li := c.Index(leader)
 	fi := (li + 1) % 3
-	follower := dialRaw(t, tc.brokers[fi])
-	if r := produceRaw(follower, "route", idempotentBatch(-1, -1, -1, "x")); r.ErrorCode != kerr.NotLeaderForPartition.Code {
+	follower := dialRaw(t, c.Brokers[fi])
+	if r := produceRawOnce(follower, "route", idempotentBatch(-1, -1, -1, "x")); r.ErrorCode != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("produce to a follower: error %d", r.ErrorCode)
 	}
-	ldr := dialRaw(t, tc.brokers[li])
-	epoch := tc.replica(li, "route", 0).LeaderEpoch()
-	for _, tc := range []struct {
+	ldr := dialRaw(t, c.Brokers[li])
+	epoch := replica(c, li, "route", 0).LeaderEpoch()
+	for _, tt := range []struct {
 		epoch int32
 		want  int16
 	}{{epoch - 1, kerr.FencedLeaderEpoch.Code}, {epoch + 1, kerr.UnknownLeaderEpoch.Code}, {epoch, 0}} {
 		fr := fetchRequest("route", 0, 0, 0, 0)
 		fr.Version = 12
-		fr.Topics[0].Partitions[0].CurrentLeaderEpoch = tc.epoch
-		if code := ldr.send(fr).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; code != tc.want {
-			t.Fatalf("fetch with epoch %d (current %d): error %d, want %d", tc.epoch, epoch, code, tc.want)
+		fr.Topics[0].Partitions[0].CurrentLeaderEpoch = tt.epoch
+		if code := ldr.send(fr).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; code != tt.want {
+			t.Fatalf("fetch with epoch %d (current %d): error %d, want %d", tt.epoch, epoch, code, tt.want)
 		}
 	}
 }

@@ -1,11 +1,10 @@
-package broker
+package broker_test
 
 import (
 	"errors"
 	"fmt"
 	"testing"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -14,7 +13,7 @@ import (
 // from the start sees each key's latest value, at its original offset, and
 // skips the gaps (and the emptied batches an idempotent producer leaves).
 func TestCompactedUserTopic(t *testing.T) {
-	b := startBroker(t, t.TempDir(), nil)
+	_, b := startOne(t)
 	adm := admin(t, b)
 	ctx := ctxT(t)
 	policy, seg := "compact", "16384"
@@ -89,13 +88,4 @@ func TestCompactedUserTopic(t *testing.T) {
 	if len(got) >= keys*rounds/2 {
 		t.Fatalf("consumed %d of %d records after compaction", len(got), keys*rounds)
 	}
-}
-
-func hasConfig(cs []kadm.Config, name, value string) bool {
-	for _, c := range cs {
-		if c.Key == name && c.Value != nil && *c.Value == value {
-			return true
-		}
-	}
-	return false
 }

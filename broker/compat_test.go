@@ -1,12 +1,15 @@
-package broker
+package broker_test
 
 import (
 	"encoding/binary"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/internal/testutil"
 	"github.com/mlog/mlog/storage/batch"
 	"github.com/mlog/mlog/storage/batch/batchtest"
 )
@@ -14,7 +17,7 @@ import (
 // Old clients (kafka-python, kafka-go, librdkafka) send old versions: pin
 // them with hand-framed requests and check the answers.
 func TestOldVersions(t *testing.T) {
-	b := startBroker(t, t.TempDir(), nil)
+	_, b := startOne(t)
 	c := dialRaw(t, b)
 
 	av := kmsg.NewPtrApiVersionsRequest()
@@ -55,7 +58,8 @@ func TestOldVersions(t *testing.T) {
 		t.Fatalf("Metadata v1: controller %d topics %d", md1r.ControllerID, len(md1r.Topics))
 	}
 
-	// Produce v3.
+	// Produce v3, once this broker leads the topic it just made.
+	waitLeading(t, b, "old")
 	records := batchtest.Values(1_700_000_000_000, []byte("a"), []byte("b"), []byte("c"))
 	pr := kmsg.NewPtrProduceRequest()
 	pr.Version, pr.Acks, pr.TimeoutMillis = 3, -1, 5000
@@ -65,20 +69,23 @@ func TestOldVersions(t *testing.T) {
 		t.Fatalf("Produce v3: error %d base %d", p.ErrorCode, p.BaseOffset)
 	}
 
-	// Fetch v4 returns the batch byte for byte (offsets as assigned).
+	// Fetch v4 returns the batch byte for byte (offsets and the leader
+	// epoch as assigned).
+	stored := slices.Clone(records)
+	batch.SetPartitionLeaderEpoch(stored, broker.Replica(b, "old", 0).LeaderEpoch())
 	fr := kmsg.NewPtrFetchRequest()
 	fr.Version, fr.ReplicaID, fr.MaxBytes, fr.MinBytes = 4, -1, 1<<20, 1
-	fr.Topics = []kmsg.FetchRequestTopic{{Topic: "old", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: 0, PartitionMaxBytes: 1 << 20}}}}
+	fr.Topics = []kmsg.FetchRequestTopic{{Topic: "old", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, CurrentLeaderEpoch: -1, LastFetchedEpoch: -1, FetchOffset: 0, PartitionMaxBytes: 1 << 20}}}}
 	frr := c.send(fr).(*kmsg.FetchResponse)
 	fp := frr.Topics[0].Partitions[0]
-	if fp.ErrorCode != 0 || fp.HighWatermark != 3 || string(fp.RecordBatches) != string(records) {
-		t.Fatalf("Fetch v4: error %d hw %d, %d bytes (want %d)", fp.ErrorCode, fp.HighWatermark, len(fp.RecordBatches), len(records))
+	if fp.ErrorCode != 0 || fp.HighWatermark != 3 || string(fp.RecordBatches) != string(stored) {
+		t.Fatalf("Fetch v4: error %d hw %d, %d bytes (want %d)", fp.ErrorCode, fp.HighWatermark, len(fp.RecordBatches), len(stored))
 	}
 
 	// ListOffsets v0 (old-style list) and v1.
 	lo := kmsg.NewPtrListOffsetsRequest()
 	lo.Version, lo.ReplicaID = 0, -1
-	lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "old", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: 0, Timestamp: -1, MaxNumOffsets: 1}}}}
+	lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "old", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: 0, CurrentLeaderEpoch: -1, Timestamp: -1, MaxNumOffsets: 1}}}}
 	lor := c.send(lo).(*kmsg.ListOffsetsResponse)
 	if p := lor.Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.OldStyleOffsets) != 1 || p.OldStyleOffsets[0] != 3 {
 		t.Fatalf("ListOffsets v0: %+v", p)
@@ -99,28 +106,10 @@ func TestOldVersions(t *testing.T) {
 	}
 }
 
-// sendRaw frames a request body by hand and returns the response body
-// after the correlation id.
-func (c *rawConn) sendRaw(key, version int16, body []byte) []byte {
-	c.t.Helper()
-	c.corr++
-	b := binary.BigEndian.AppendUint32(nil, 0)
-	b = binary.BigEndian.AppendUint16(b, uint16(key))
-	b = binary.BigEndian.AppendUint16(b, uint16(version))
-	b = binary.BigEndian.AppendUint32(b, uint32(c.corr))
-	b = binary.BigEndian.AppendUint16(b, 0xffff) // null client id
-	b = append(b, body...)
-	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	if _, err := c.nc.Write(b); err != nil {
-		c.t.Fatal(err)
-	}
-	return c.readFrame()[4:]
-}
-
 // Bad input gets an error code or a closed connection, and the broker
 // keeps serving others.
 func TestBadInputKeepsServing(t *testing.T) {
-	b := startBroker(t, t.TempDir(), nil)
+	_, b := startOne(t)
 	good := dialRaw(t, b)
 	ping := func() {
 		t.Helper()
@@ -162,8 +151,12 @@ func TestBadInputKeepsServing(t *testing.T) {
 	pr := kmsg.NewPtrProduceRequest()
 	pr.Version, pr.Acks, pr.TimeoutMillis = 7, 1, 5000
 	pr.Topics = []kmsg.ProduceRequestTopic{{Topic: "crc", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: records}}}}
-	prr := c.send(pr).(*kmsg.ProduceResponse)
-	if code := prr.Topics[0].Partitions[0].ErrorCode; code != kerr.CorruptMessage.Code {
+	var code int16
+	testutil.Eventually(t, "a leader for crc-0, made by the bad batch", func() bool {
+		code = c.send(pr).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+		return !notLedYet(code)
+	})
+	if code != kerr.CorruptMessage.Code {
 		t.Fatalf("bad CRC: error %d, want CORRUPT_MESSAGE", code)
 	}
 	// Bad acks, an unknown partition and a bad topic name.
@@ -193,7 +186,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 // that the first batch always goes whole; offsets past the end are
 // OFFSET_OUT_OF_RANGE.
 func TestFetchLimits(t *testing.T) {
-	b := startBroker(t, t.TempDir(), nil)
+	_, b := startOne(t)
 	c := dialRaw(t, b)
 	var batches [][]byte
 	for i := range 3 {
@@ -202,13 +195,14 @@ func TestFetchLimits(t *testing.T) {
 			t.Fatalf("produce %d: %+v", i, r)
 		}
 		batch.SetBaseOffset(rec, int64(i)) // as the broker stored it
+		batch.SetPartitionLeaderEpoch(rec, broker.Replica(b, "lim", 0).LeaderEpoch())
 		batches = append(batches, rec)
 	}
 	size := int32(len(batches[0]))
 	fetch := func(offset int64, maxBytes, partMax int32) kmsg.FetchResponseTopicPartition {
 		fr := kmsg.NewPtrFetchRequest()
 		fr.Version, fr.ReplicaID, fr.MaxBytes = 12, -1, maxBytes
-		fr.Topics = []kmsg.FetchRequestTopic{{Topic: "lim", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: offset, PartitionMaxBytes: partMax}}}}
+		fr.Topics = []kmsg.FetchRequestTopic{{Topic: "lim", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, CurrentLeaderEpoch: -1, LastFetchedEpoch: -1, FetchOffset: offset, PartitionMaxBytes: partMax}}}}
 		return c.send(fr).(*kmsg.FetchResponse).Topics[0].Partitions[0]
 	}
 	for _, tc := range []struct {
@@ -242,7 +236,7 @@ func TestFetchLimits(t *testing.T) {
 // produce with acks=0 gets no response at all: the next response on the
 // connection belongs to the next request.
 func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
-	b := startBroker(t, t.TempDir(), nil)
+	_, b := startOne(t)
 	c := dialRaw(t, b)
 	produceRaw(c, "pipe", batchtest.Values(1, []byte("warm"))) // create the topic
 
@@ -273,7 +267,7 @@ func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
 		case 0: // a long poll that waits for data the next produce brings
 			fr := kmsg.NewPtrFetchRequest()
 			fr.Version, fr.ReplicaID, fr.MaxWaitMillis, fr.MinBytes, fr.MaxBytes = 12, -1, 10_000, 1, 1<<20
-			fr.Topics = []kmsg.FetchRequestTopic{{Topic: "pipe", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: int64(1 + i/2), PartitionMaxBytes: 1 << 20}}}}
+			fr.Topics = []kmsg.FetchRequestTopic{{Topic: "pipe", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, CurrentLeaderEpoch: -1, LastFetchedEpoch: -1, FetchOffset: int64(1 + i/2), PartitionMaxBytes: 1 << 20}}}}
 			write(fr)
 		case 1: // acks=0: no response
 			pr := kmsg.NewPtrProduceRequest()

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mlog/mlog/cluster"
+	"github.com/mlog/mlog/group"
 	"github.com/mlog/mlog/storage"
 )
 
@@ -26,6 +28,10 @@ type Config struct {
 	// HTTPAddr is the host:port of /metrics, /healthz and /readyz; empty
 	// for none.
 	HTTPAddr string
+	// HTTPAddrOptional starts the broker without the HTTP listener, with
+	// a warning, when HTTPAddr is already taken (a default address, not
+	// one the user asked for).
+	HTTPAddrOptional bool
 	// AdvertisedAddr is the host:port clients are told to connect to;
 	// ListenAddr when empty.
 	AdvertisedAddr string
@@ -53,7 +59,7 @@ type Config struct {
 	// (offsets.topic.segment.bytes, 100 MiB as in Kafka).
 	OffsetsSegmentBytes int64
 	// GroupInitialRebalanceDelay holds an empty group's first rebalance
-	// back (group.initial.rebalance.delay.ms); 0 takes the default.
+	// back (group.initial.rebalance.delay.ms).
 	GroupInitialRebalanceDelay time.Duration
 	// SyncAcks answers acks=1/all produces after fsync (group commit); off
 	// trusts the page cache, as Kafka does (--fsync=never).
@@ -66,9 +72,9 @@ type Config struct {
 	// RetentionCheckInterval is how often retention runs
 	// (log.retention.check.interval.ms).
 	RetentionCheckInterval time.Duration
-	// Cluster, when set, makes the broker a cluster member (Serf, Raft,
-	// replication); nil runs it standalone with metadata.json.
-	Cluster *ClusterConfig
+	// Cluster is how the broker takes part in its cluster (Serf, Raft,
+	// replication); with no peers it is a one-node cluster.
+	Cluster ClusterConfig
 	// Log is the default for every partition's log (topic configs override).
 	Log storage.Config
 	// Logger receives the broker's logs.
@@ -78,20 +84,104 @@ type Config struct {
 // DefaultConfig returns the defaults `mlog server` runs with.
 func DefaultConfig() Config {
 	return Config{
-		NodeID:                 "node-1",
-		DataDir:                "/tmp/mlog",
-		ListenAddr:             "127.0.0.1:9094",
-		AutoCreateTopics:       true,
-		DefaultPartitions:      1,
-		MaxPartitions:          10000,
-		OffsetsPartitions:      16,
-		OffsetsSegmentBytes:    100 << 20,
-		SyncAcks:               true,
-		MaxRequestBytes:        100 << 20,
-		RetentionCheckInterval: 5 * time.Minute,
-		ShutdownGrace:          5 * time.Second,
-		Log:                    storage.DefaultConfig(),
+		NodeID:                     "node-1",
+		DataDir:                    "/tmp/mlog",
+		ListenAddr:                 "127.0.0.1:9094",
+		AutoCreateTopics:           true,
+		DefaultPartitions:          1,
+		MaxPartitions:              10000,
+		OffsetsPartitions:          16,
+		OffsetsSegmentBytes:        100 << 20,
+		GroupInitialRebalanceDelay: group.DefaultConfig().InitialRebalanceDelay,
+		SyncAcks:                   true,
+		MaxRequestBytes:            100 << 20,
+		RetentionCheckInterval:     5 * time.Minute,
+		ShutdownGrace:              5 * time.Second,
+		Cluster:                    DefaultClusterConfig(),
+		Log:                        storage.DefaultConfig(),
 	}
+}
+
+// Network selects failure-detection and election timings.
+type Network string
+
+const (
+	// NetworkLAN suits brokers on separate machines: Serf's LAN profile,
+	// Raft's default timeouts.
+	NetworkLAN Network = "lan"
+	// NetworkLocal suits brokers on one host or a fast local network
+	// (development clusters, tests): failures are seen and elections
+	// finish in about a second.
+	NetworkLocal Network = "local"
+)
+
+// ClusterConfig is how a broker takes part in its cluster: Serf for
+// membership, Raft for metadata, pull replication between brokers.
+type ClusterConfig struct {
+	// SerfAddr is where Serf listens (--bind-addr); port 0 takes a free one.
+	SerfAddr string
+	// AdvertiseHost is the host other nodes and clients use for this node;
+	// the listen hosts when empty.
+	AdvertiseHost string
+	// Peers are other nodes' Serf host:port, joined in the background.
+	Peers []string
+	// RaftAddr is where Raft listens (--raft-addr); port 0 takes a free one.
+	RaftAddr string
+	// Bootstrap makes this node start a new cluster when it has no state
+	// and no peer already belongs to one.
+	Bootstrap bool
+	// Voters is how many nodes become Raft voters (--raft-voters).
+	Voters int
+	// ReplicaLagMax drops a follower from the ISR when it has not caught up
+	// for this long (replica.lag.time.max.ms).
+	ReplicaLagMax time.Duration
+	// ReplicaFetchBytes bounds one replica fetch.
+	ReplicaFetchBytes int32
+	// Rack is broker.rack: Metadata reports it, and a leader sends a
+	// consumer that names the same rack (client.rack) to an in-sync
+	// replica there (KIP-392 follower fetching).
+	Rack string
+	// Network selects timings: NetworkLAN (the default) or NetworkLocal.
+	Network Network
+}
+
+// DefaultClusterConfig is a one-node cluster that bootstraps itself on the
+// default ports.
+func DefaultClusterConfig() ClusterConfig {
+	return ClusterConfig{
+		SerfAddr:          "127.0.0.1:9092",
+		RaftAddr:          "127.0.0.1:9093",
+		Bootstrap:         true,
+		Voters:            cluster.DefaultVoters,
+		ReplicaLagMax:     10 * time.Second,
+		ReplicaFetchBytes: 8 << 20,
+		Network:           NetworkLAN,
+	}
+}
+
+// Validate checks the cluster settings.
+func (c *ClusterConfig) Validate() error {
+	for _, a := range []struct{ name, addr string }{{"serf", c.SerfAddr}, {"raft", c.RaftAddr}} {
+		if _, _, err := splitHostPort(a.addr); err != nil {
+			return fmt.Errorf("%w: %s address %q: %w", ErrInvalidConfig, a.name, a.addr, err)
+		}
+	}
+	for _, p := range c.Peers {
+		if _, _, err := splitHostPort(p); err != nil {
+			return fmt.Errorf("%w: peer %q: %w", ErrInvalidConfig, p, err)
+		}
+	}
+	switch {
+	case c.Voters < 1:
+		return fmt.Errorf("%w: raft voters %d, want at least 1", ErrInvalidConfig, c.Voters)
+	case c.ReplicaLagMax <= 0:
+		return fmt.Errorf("%w: replica lag max %v", ErrInvalidConfig, c.ReplicaLagMax)
+	case c.ReplicaFetchBytes < 1024:
+		return fmt.Errorf("%w: replica fetch bytes %d, want at least 1024", ErrInvalidConfig, c.ReplicaFetchBytes)
+	case c.Network != NetworkLAN && c.Network != NetworkLocal:
+		return fmt.Errorf("%w: network %q, want %q or %q", ErrInvalidConfig, c.Network, NetworkLAN, NetworkLocal)
+	}
+	return nil
 }
 
 // Validate checks the settings and fills the logger.
@@ -111,13 +201,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.MaxPartitions < 1 {
-		c.MaxPartitions = DefaultConfig().MaxPartitions
+		return fmt.Errorf("%w: max partitions %d", ErrInvalidConfig, c.MaxPartitions)
 	}
 	if c.OffsetsSegmentBytes < 1024 {
-		c.OffsetsSegmentBytes = DefaultConfig().OffsetsSegmentBytes
+		return fmt.Errorf("%w: offsets segment bytes %d, want at least 1024", ErrInvalidConfig, c.OffsetsSegmentBytes)
 	}
 	if c.OffsetsPartitions < 1 {
-		c.OffsetsPartitions = DefaultConfig().OffsetsPartitions
+		return fmt.Errorf("%w: offsets partitions %d", ErrInvalidConfig, c.OffsetsPartitions)
 	}
 	if c.OffsetsReplicationFactor < 0 {
 		return fmt.Errorf("%w: offsets topic replication factor %d", ErrInvalidConfig, c.OffsetsReplicationFactor)
@@ -131,14 +221,17 @@ func (c *Config) Validate() error {
 	if c.RetentionCheckInterval <= 0 {
 		return fmt.Errorf("%w: retention check interval %v", ErrInvalidConfig, c.RetentionCheckInterval)
 	}
+	if c.ShutdownGrace < 0 {
+		return fmt.Errorf("%w: shutdown grace %v", ErrInvalidConfig, c.ShutdownGrace)
+	}
+	if err := c.Cluster.Validate(); err != nil {
+		return err
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	lc := c.Log
-	if err := lc.Validate(); err != nil {
-		return err
-	}
-	return nil
+	return lc.Validate()
 }
 
 func splitHostPort(addr string) (string, int32, error) {

@@ -1,16 +1,16 @@
-package broker
+package broker_test
 
 import (
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/mlog/mlog/broker"
 	"github.com/mlog/mlog/storage/batch/batchtest"
 )
 
@@ -34,12 +34,9 @@ func FuzzRequests(f *testing.F) {
 	pr.Topics = []kmsg.ProduceRequestTopic{{Topic: "fz", Partitions: []kmsg.ProduceRequestTopicPartition{{Records: batchtest.Values(1, []byte("v"))}}}}
 	f.Add(int16(0), int16(7), pr.AppendTo(nil))
 
-	dir, err := os.MkdirTemp("", "mlog-fuzz")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { os.RemoveAll(dir) })
-	b := startBroker(f, dir, func(c *Config) { c.Logger = discardLogger() })
+	// A one-node cluster: the requests that change metadata (CreateTopics,
+	// AlterPartition, ControlledShutdown, ...) go through its Raft.
+	_, b := startOne(f, func(_ int, cfg *broker.Config) { cfg.Logger = discardLogger() })
 	addr := b.Addr().String()
 	healthy := dialRaw(f, b)
 

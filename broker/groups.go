@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mlog/mlog/group"
@@ -83,10 +82,7 @@ func (b *Broker) offsetsReplicationFactor() int16 {
 	if rf := b.cfg.OffsetsReplicationFactor; rf > 0 {
 		return rf
 	}
-	if b.cl == nil {
-		return 1
-	}
-	return int16(min(3, 1+len(b.cl.cfg.Peers)))
+	return int16(min(3, 1+len(b.cfg.Cluster.Peers)))
 }
 
 // FindCoordinator returns the leader of the group's offsets partition,
@@ -99,20 +95,20 @@ func (b *Broker) FindCoordinator(ctx context.Context, name string) (protocol.Bro
 		rf := b.offsetsReplicationFactor()
 		if alive := len(b.Cluster().Brokers); alive < int(rf) {
 			return protocol.BrokerInfo{}, fmt.Errorf("%w: %s needs %d live brokers (offsets.topic.replication.factor), %d alive",
-				kerr.CoordinatorNotAvailable, group.OffsetsTopic, rf, alive)
+				protocol.ErrCoordinatorNotAvailable, group.OffsetsTopic, rf, alive)
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err = b.CreateTopic(cctx, protocol.TopicSpec{Name: group.OffsetsTopic, Partitions: b.cfg.OffsetsPartitions,
 			ReplicationFactor: rf, Configs: map[string]string{
 				"cleanup.policy": "compact", "segment.bytes": strconv.FormatInt(b.cfg.OffsetsSegmentBytes, 10)}}, false)
 		cancel()
-		if err != nil && !errors.Is(err, protocol.ErrTopicExists) && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return protocol.BrokerInfo{}, fmt.Errorf("%w: creating %s: %w", kerr.CoordinatorNotAvailable, group.OffsetsTopic, err)
+		if err != nil && !errors.Is(err, protocol.ErrTopicExists) {
+			return protocol.BrokerInfo{}, fmt.Errorf("%w: creating %s: %w", protocol.ErrCoordinatorNotAvailable, group.OffsetsTopic, err)
 		}
 		t, err = b.Topic(group.OffsetsTopic)
 	}
 	if err != nil {
-		return protocol.BrokerInfo{}, fmt.Errorf("%w: %w", kerr.CoordinatorNotAvailable, err)
+		return protocol.BrokerInfo{}, fmt.Errorf("%w: %w", protocol.ErrCoordinatorNotAvailable, err)
 	}
 	p := group.PartitionFor(name, len(t.Partitions))
 	leader := t.Partitions[p].Leader
@@ -121,7 +117,7 @@ func (b *Broker) FindCoordinator(ctx context.Context, name string) (protocol.Bro
 			return br, nil
 		}
 	}
-	return protocol.BrokerInfo{}, fmt.Errorf("%w: partition %d of %s has no live leader", kerr.CoordinatorNotAvailable, p, group.OffsetsTopic)
+	return protocol.BrokerInfo{}, fmt.Errorf("%w: partition %d of %s has no live leader", protocol.ErrCoordinatorNotAvailable, p, group.OffsetsTopic)
 }
 
 // Group passes a group request to the coordinator.

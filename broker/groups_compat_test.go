@@ -1,28 +1,29 @@
-package broker
+package broker_test
 
 import (
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/internal/testutil"
 )
 
 // The group API versions older clients send (kafka-go, kafka-python):
 // FindCoordinator v0, JoinGroup v0-v2, SyncGroup v0, Heartbeat v0,
 // OffsetCommit v2, OffsetFetch v1, LeaveGroup v0.
 func TestOldGroupVersions(t *testing.T) {
-	b := startBroker(t, t.TempDir(), nil)
+	_, b := startOne(t)
 	c := dialRaw(t, b)
 	produceRaw(c, "old-g", idempotentBatch(-1, -1, -1, "x"))
 
 	fc := kmsg.NewPtrFindCoordinatorRequest()
 	fc.Version, fc.CoordinatorKey = 0, "old"
 	var fcr *kmsg.FindCoordinatorResponse
-	for range 50 { // the offsets topic is created on first need
+	testutil.Eventually(t, "a coordinator", func() bool { // the offsets topic is created on first need
 		fcr = c.send(fc).(*kmsg.FindCoordinatorResponse)
-		if fcr.ErrorCode == 0 {
-			break
-		}
-	}
+		return fcr.ErrorCode == 0
+	})
 	if fcr.ErrorCode != 0 || fcr.NodeID != 1 || fcr.Port == 0 {
 		t.Fatalf("FindCoordinator v0: %+v", fcr)
 	}
@@ -32,12 +33,11 @@ func TestOldGroupVersions(t *testing.T) {
 		jg.Version, jg.Group, jg.SessionTimeoutMillis, jg.RebalanceTimeoutMillis, jg.ProtocolType = v, "old", 10000, 10000, "consumer"
 		jg.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{0, 1}}}
 		var jr *kmsg.JoinGroupResponse
-		for range 50 { // COORDINATOR_LOAD_IN_PROGRESS while loading
+		testutil.Eventually(t, "the group loaded", func() bool { // COORDINATOR_LOAD_IN_PROGRESS while loading
 			jr = c.send(jg).(*kmsg.JoinGroupResponse)
-			if jr.ErrorCode == 0 {
-				break
-			}
-		}
+			return jr.ErrorCode != kerr.CoordinatorLoadInProgress.Code && jr.ErrorCode != kerr.NotCoordinator.Code &&
+				jr.ErrorCode != kerr.CoordinatorNotAvailable.Code
+		})
 		if jr.ErrorCode != 0 || jr.Generation <= lastGen || jr.LeaderID != jr.MemberID || len(jr.Members) != 1 || *jr.Protocol != "range" {
 			t.Fatalf("JoinGroup v%d: %+v", v, jr)
 		}

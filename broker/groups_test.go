@@ -1,4 +1,4 @@
-package broker
+package broker_test
 
 import (
 	"context"
@@ -12,14 +12,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/broker/brokertest"
 	"github.com/mlog/mlog/internal/testutil"
 )
 
 // A simple consumer commits offsets with a group id and no membership (the
 // seed's --id consumer) and fetches them back, also after a restart.
 func TestSimpleCommitAndFetchOffsets(t *testing.T) {
-	dir := t.TempDir()
-	b := startBroker(t, dir, nil)
+	c, b := startOne(t)
 	produceValues(t, client(t, b, kgo.AllowAutoTopicCreation()), "orders", values(10, "v"))
 	adm := admin(t, b)
 	ctx := ctxT(t)
@@ -41,8 +42,7 @@ func TestSimpleCommitAndFetchOffsets(t *testing.T) {
 		}
 	}
 	check(adm)
-	b.Close()
-	b = startBroker(t, dir, nil)
+	b = restart(c, 0)
 	check(admin(t, b))
 }
 
@@ -105,7 +105,7 @@ func (m *groupMember) stop() {
 // once between them (with commits), through a member leaving and a new one
 // joining.
 func TestGroupConsumersShareTopic(t *testing.T) {
-	b := startBroker(t, t.TempDir(), func(c *Config) { c.GroupInitialRebalanceDelay = 100 * time.Millisecond })
+	_, b := startOne(t, func(_ int, cfg *broker.Config) { cfg.GroupInitialRebalanceDelay = 100 * time.Millisecond })
 	adm := admin(t, b)
 	if _, err := adm.CreateTopic(ctxT(t), 6, 1, nil, "shared"); err != nil {
 		t.Fatal(err)
@@ -180,9 +180,9 @@ func TestGroupConsumersShareTopic(t *testing.T) {
 // survive on the new coordinator, the group re-forms, and consumption
 // resumes without re-reading committed records.
 func TestGroupCoordinatorKilled(t *testing.T) {
-	tc := startCluster(t, 3)
-	tc.createTopic("work", 3, 3, nil)
-	prod := tc.client(kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()))
+	c := brokertest.Start(t, 3)
+	c.CreateTopic("work", 3, 3, nil)
+	prod := c.Client(kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()))
 	produce := func(from, n int) {
 		var recs []*kgo.Record
 		for i := from; i < from+n; i++ {
@@ -193,25 +193,25 @@ func TestGroupCoordinatorKilled(t *testing.T) {
 		}
 	}
 	produce(0, 300)
-	m := startMember(t, tc.seeds(), "workers", "work")
+	m := startMember(t, c.Seeds(), "workers", "work")
 	testutil.Eventually(t, "the first 300 consumed and committed", func() bool { return m.count() >= 300 })
 	m.stop()
-	coord := kadm.NewClient(tc.client()).FindGroupCoordinators(ctxT(t), "workers")
+	coord := c.Admin().FindGroupCoordinators(ctxT(t), "workers")
 	var leader int32 = -1
 	coord.Each(func(c kadm.FindCoordinatorResponse) {
 		if c.Err == nil {
 			leader = c.NodeID
 		}
 	})
-	ci := tc.index(leader)
+	ci := c.Index(leader)
 	if ci < 0 {
 		t.Fatalf("coordinator %d not found", leader)
 	}
 	start := time.Now()
-	tc.kill(ci)
+	c.Kill(ci)
 	produce(300, 100)
 	t.Logf("produced after the kill in %v", time.Since(start))
-	m2 := startMember(t, tc.seeds(), "workers", "work")
+	m2 := startMember(t, c.Seeds(), "workers", "work")
 	testutil.Eventually(t, "the 100 new records consumed", func() bool { return m2.count() >= 100 })
 	t.Logf("consumed after the kill in %v", time.Since(start))
 	m2.stop()
@@ -231,9 +231,8 @@ func TestGroupCoordinatorKilled(t *testing.T) {
 // compacted, so its size stays bounded however long that goes on, and the
 // latest commit survives compaction and a restart.
 func TestOffsetsTopicStaysBounded(t *testing.T) {
-	dir := t.TempDir()
-	mod := func(c *Config) { c.OffsetsSegmentBytes = 16 << 10; c.OffsetsPartitions = 1 }
-	b := startBroker(t, dir, mod)
+	const segmentBytes = 16 << 10
+	c, b := startOne(t, func(_ int, cfg *broker.Config) { cfg.OffsetsSegmentBytes = segmentBytes; cfg.OffsetsPartitions = 1 })
 	produceValues(t, client(t, b, kgo.AllowAutoTopicCreation()), "orders", values(1, "v"))
 	adm := admin(t, b)
 	ctx := ctxT(t)
@@ -263,7 +262,7 @@ func TestOffsetsTopicStaysBounded(t *testing.T) {
 		sizes = append(sizes, p.Log().Size())
 		// Written: ~perRound records of ~100 bytes a round. Kept: the
 		// active segment and one record.
-		if after := p.Log().Size(); after > 2*b.cfg.OffsetsSegmentBytes || after >= before {
+		if after := p.Log().Size(); after > 2*segmentBytes || after >= before {
 			t.Fatalf("round %d: offsets partition %d bytes before compaction, %d after", round, before, after)
 		}
 		if n := p.Log().NumSegments(); n > 3 {
@@ -282,8 +281,7 @@ func TestOffsetsTopicStaysBounded(t *testing.T) {
 		}
 	}
 	check(adm)
-	b.Close()
-	b = startBroker(t, dir, mod)
+	b = restart(c, 0)
 	check(admin(t, b))
 }
 
@@ -291,7 +289,7 @@ func TestOffsetsTopicStaysBounded(t *testing.T) {
 // stable takes its old place and partitions without a rebalance: the other
 // member keeps its partitions throughout (KIP-345).
 func TestStaticMemberRestartsWithoutRebalance(t *testing.T) {
-	b := startBroker(t, t.TempDir(), nil)
+	_, b := startOne(t)
 	adm := admin(t, b)
 	if res, err := adm.CreateTopic(ctxT(t), 4, 1, nil, "static"); err != nil || res.Err != nil {
 		t.Fatalf("create: %v %v", err, res.Err)
@@ -369,7 +367,7 @@ func TestStaticMemberRestartsWithoutRebalance(t *testing.T) {
 // DeleteGroups and OffsetDelete: committed offsets go, and only from groups
 // without members.
 func TestDeleteGroupsAndOffsets(t *testing.T) {
-	b := startBroker(t, t.TempDir(), nil)
+	_, b := startOne(t)
 	produceValues(t, client(t, b, kgo.AllowAutoTopicCreation()), "orders", values(3, "v"))
 	adm := admin(t, b)
 	ctx := ctxT(t)

@@ -1,4 +1,4 @@
-package broker
+package broker_test
 
 import (
 	"encoding/binary"
@@ -13,27 +13,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/mlog/mlog/storage/batch/batchtest"
+	"github.com/mlog/mlog/broker"
 )
 
-func idempotentBatch(pid int64, epoch int16, seq int32, values ...string) []byte {
-	var vs [][]byte
-	for _, v := range values {
-		vs = append(vs, []byte(v))
-	}
-	return batchtest.Build(batchtest.Spec{Values: vs, Timestamp: 1_700_000_000_000, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq})
-}
-
-func produceRaw(c *rawConn, topic string, records []byte) kmsg.ProduceResponseTopicPartition {
-	pr := kmsg.NewPtrProduceRequest()
-	pr.Version, pr.Acks, pr.TimeoutMillis = 9, -1, 5000
-	pr.Topics = []kmsg.ProduceRequestTopic{{Topic: topic, Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: records}}}}
-	return c.send(pr).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
-}
-
 func TestIdempotentSequencesAndRestart(t *testing.T) {
-	dir := t.TempDir()
-	b := startBroker(t, dir, nil)
+	bc, b := startOne(t)
 	c := dialRaw(t, b)
 	ip := kmsg.NewPtrInitProducerIDRequest()
 	ip.Version = 4
@@ -62,8 +46,8 @@ func TestIdempotentSequencesAndRestart(t *testing.T) {
 		t.Fatalf("log end %d after a duplicate and a gap, want 3", p.LogEndOffset())
 	}
 	// After a restart the state is rebuilt from the log.
-	b.Close()
-	b = startBroker(t, dir, nil)
+	b = restart(bc, 0)
+	waitLeading(t, b, "idem")
 	c = dialRaw(t, b)
 	if r := produceRaw(c, "idem", idempotentBatch(pid, 0, 2, "c")); r.ErrorCode != 0 || r.BaseOffset != 2 {
 		t.Fatalf("retry of seq 2 after restart: %+v", r)
@@ -96,11 +80,8 @@ type dropProxy struct {
 	wg      sync.WaitGroup
 }
 
-func startDropProxy(t *testing.T, target string, n int32) *dropProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+// startDropProxy serves ln, forwarding to target.
+func startDropProxy(t *testing.T, ln net.Listener, target string, n int32) *dropProxy {
 	p := &dropProxy{ln: ln, target: target}
 	p.toDrop.Store(n)
 	p.wg.Add(1)
@@ -182,11 +163,13 @@ func writeFrameTo(w io.Writer, b []byte) error {
 // back, retries batches the broker already has: every record must be in the
 // log exactly once, in order.
 func TestIdempotentProducerRetriesMakeNoDuplicates(t *testing.T) {
-	var proxy *dropProxy
-	b := startBroker(t, t.TempDir(), func(c *Config) {})
-	proxy = startDropProxy(t, b.Addr().String(), 3)
-	// Clients must come back through the proxy: advertise it.
-	b.cfg.AdvertisedAddr = proxy.ln.Addr().String()
+	// Clients must come back through the proxy: the broker advertises it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, b := startOne(t, func(_ int, cfg *broker.Config) { cfg.AdvertisedAddr = ln.Addr().String() })
+	proxy := startDropProxy(t, ln, b.Addr().String(), 3)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(proxy.ln.Addr().String()), kgo.AllowAutoTopicCreation(),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0), kgo.MaxProduceRequestsInflightPerBroker(1),
 		kgo.MetadataMinAge(50*time.Millisecond)) // retries refresh metadata first

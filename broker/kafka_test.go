@@ -1,4 +1,4 @@
-package broker
+package broker_test
 
 import (
 	"errors"
@@ -12,62 +12,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/broker/brokertest"
+	"github.com/mlog/mlog/protocol"
 )
 
-// produceValues produces values to topic partition 0 in order and waits for
-// every ack.
-func produceValues(t *testing.T, cl *kgo.Client, topic string, values []string) {
-	t.Helper()
-	var recs []*kgo.Record
-	for _, v := range values {
-		recs = append(recs, &kgo.Record{Topic: topic, Value: []byte(v)})
-	}
-	if err := cl.ProduceSync(ctxT(t), recs...).FirstErr(); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
-}
-
-// consumeAll reads n records of topic from the start.
-func consumeAll(t *testing.T, b *Broker, topic string, n int) []*kgo.Record {
-	t.Helper()
-	cl := client(t, b, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	ctx := ctxT(t)
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("consumed %d of %d: %v", len(out), n, err)
-		}
-		if errs := fs.Errors(); len(errs) > 0 {
-			t.Fatalf("fetch: %v", errs[0].Err)
-		}
-		out = append(out, fs.Records()...)
-	}
-	return out
-}
-
-func values(n int, prefix string) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = prefix + strconv.Itoa(i)
-	}
-	return out
-}
-
-func checkRecords(t *testing.T, got []*kgo.Record, want []string) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("got %d records, want %d", len(got), len(want))
-	}
-	for i, r := range got {
-		if string(r.Value) != want[i] || r.Offset != int64(i) {
-			t.Fatalf("record %d: offset %d value %q, want offset %d value %q", i, r.Offset, r.Value, i, want[i])
-		}
-	}
-}
-
 func TestProduceConsumeEveryAcks(t *testing.T) {
-	b := startBroker(t, t.TempDir(), nil)
+	_, b := startOne(t)
 	for _, acks := range []struct {
 		name string
 		opts []kgo.Opt
@@ -86,9 +39,12 @@ func TestProduceConsumeEveryAcks(t *testing.T) {
 	}
 }
 
+// Topic admin on a one-node cluster, and what it made survives a
+// restart: topics, partitions and configs from the Raft metadata (once a
+// standalone broker's metadata.json), records from the logs. Replication
+// factor 3 is refused on one broker.
 func TestTopicAdminAndConfigsPersistAcrossRestart(t *testing.T) {
-	dir := t.TempDir()
-	b := startBroker(t, dir, nil)
+	c, b := startOne(t)
 	adm := admin(t, b)
 	ctx := ctxT(t)
 	ret := "3600000"
@@ -132,8 +88,7 @@ func TestTopicAdminAndConfigsPersistAcrossRestart(t *testing.T) {
 			t.Fatalf("produce to partition %d: %v", p, err)
 		}
 	}
-	b.Close()
-	b = startBroker(t, dir, nil)
+	b = restart(c, 0)
 	adm = admin(t, b)
 	ctx = ctxT(t)
 	topics, err = adm.ListTopics(ctx)
@@ -144,18 +99,18 @@ func TestTopicAdminAndConfigsPersistAcrossRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := cfgs.On("orders", nil)
+	rc, err := cfgs.On("orders", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	found := false
-	for _, e := range c.Configs {
+	for _, e := range rc.Configs {
 		if e.Key == "retention.ms" {
 			found = e.MaybeValue() == "3600000" && e.Source == 1 // DYNAMIC_TOPIC_CONFIG
 		}
 	}
 	if !found {
-		t.Fatalf("retention.ms not kept across restart: %+v", c.Configs)
+		t.Fatalf("retention.ms not kept across restart: %+v", rc.Configs)
 	}
 	ends, err := adm.ListEndOffsets(ctx, "orders")
 	if err != nil {
@@ -186,7 +141,7 @@ func TestTopicAdminAndConfigsPersistAcrossRestart(t *testing.T) {
 }
 
 func TestListOffsetsByTimestamp(t *testing.T) {
-	b := startBroker(t, t.TempDir(), nil)
+	_, b := startOne(t)
 	cl := client(t, b, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(0))
 	base := time.UnixMilli(1_700_000_000_000)
 	ctx := ctxT(t)
@@ -221,7 +176,7 @@ func TestListOffsetsByTimestamp(t *testing.T) {
 }
 
 func TestAutoCreateCanBeTurnedOff(t *testing.T) {
-	b := startBroker(t, t.TempDir(), func(c *Config) { c.AutoCreateTopics = false })
+	_, b := startOne(t, func(_ int, cfg *broker.Config) { cfg.AutoCreateTopics = false })
 	cl := client(t, b, kgo.AllowAutoTopicCreation(), kgo.RecordRetries(2), kgo.ProduceRequestTimeout(time.Second))
 	ctx := ctxT(t)
 	err := cl.ProduceSync(ctx, &kgo.Record{Topic: "missing", Value: []byte("x")}).FirstErr()
@@ -235,7 +190,7 @@ func TestAutoCreateCanBeTurnedOff(t *testing.T) {
 }
 
 func TestLongPollFetchWokenByProduce(t *testing.T) {
-	b := startBroker(t, t.TempDir(), nil)
+	_, b := startOne(t)
 	prod := client(t, b, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(0))
 	produceValues(t, prod, "poll", []string{"first"})
 	// A consumer waiting with a 20 s max wait gets the next record as soon
@@ -263,12 +218,103 @@ func TestLongPollFetchWokenByProduce(t *testing.T) {
 }
 
 func TestSyncNeverStillServes(t *testing.T) {
-	b := startBroker(t, t.TempDir(), func(c *Config) { c.SyncAcks = false })
+	_, b := startOne(t, func(_ int, cfg *broker.Config) { cfg.SyncAcks = false })
 	cl := client(t, b, kgo.AllowAutoTopicCreation())
 	want := values(100, "n")
 	produceValues(t, cl, "nosync", want)
 	checkRecords(t, consumeAll(t, b, "nosync", len(want)), want)
-	if got := slices.IndexFunc(b.BrokerConfigs(), func(e protocolConfigEntry) bool { return e.Name == "mlog.fsync" && *e.Value == "never" }); got < 0 {
+	if got := slices.IndexFunc(b.BrokerConfigs(), func(e protocol.ConfigEntry) bool { return e.Name == "mlog.fsync" && *e.Value == "never" }); got < 0 {
 		t.Fatal("broker configs do not report mlog.fsync=never")
+	}
+}
+
+// DescribeConfigs reports the values mlog enforces, not Kafka's: a topic
+// that does not set min.insync.replicas gets 2 with three replicas and 1
+// with one, and a broker's default.replication.factor is min(3, live
+// brokers) with the min.insync.replicas a topic made with it gets.
+func TestDescribeConfigsReportEnforcedDefaults(t *testing.T) {
+	for _, tt := range []struct {
+		brokers                       int
+		topicRF                       int16
+		topicMinISR                   string
+		brokerDefaultRF, brokerMinISR string
+	}{
+		{brokers: 1, topicRF: 1, topicMinISR: "1", brokerDefaultRF: "1", brokerMinISR: "1"},
+		{brokers: 3, topicRF: 3, topicMinISR: "2", brokerDefaultRF: "3", brokerMinISR: "2"},
+		{brokers: 3, topicRF: 1, topicMinISR: "1", brokerDefaultRF: "3", brokerMinISR: "2"},
+	} {
+		t.Run(fmt.Sprintf("%d brokers rf %d", tt.brokers, tt.topicRF), func(t *testing.T) {
+			c := brokertest.Start(t, tt.brokers)
+			c.CreateTopic("t", 1, tt.topicRF, nil)
+			adm := c.Admin()
+			ctx := ctxT(t)
+			tcs, err := adm.DescribeTopicConfigs(ctx, "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := tcs.On("t", nil)
+			if err != nil || rc.Err != nil {
+				t.Fatalf("describe topic: %v %v", err, rc.Err)
+			}
+			if !hasConfig(rc.Configs, "min.insync.replicas", tt.topicMinISR) {
+				t.Fatalf("topic of %d replicas: min.insync.replicas not %s in %+v", tt.topicRF, tt.topicMinISR, rc.Configs)
+			}
+			for i := range c.Brokers {
+				id := broker.KafkaNodeID(c.Configs[i].NodeID)
+				bcs, err := adm.DescribeBrokerConfigs(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rc, err := bcs.On(strconv.Itoa(int(id)), nil)
+				if err != nil || rc.Err != nil {
+					t.Fatalf("describe broker %d: %v %v", id, err, rc.Err)
+				}
+				if !hasConfig(rc.Configs, "default.replication.factor", tt.brokerDefaultRF) ||
+					!hasConfig(rc.Configs, "min.insync.replicas", tt.brokerMinISR) {
+					t.Fatalf("broker %d of %d: want default.replication.factor %s and min.insync.replicas %s in %+v",
+						id, tt.brokers, tt.brokerDefaultRF, tt.brokerMinISR, rc.Configs)
+				}
+			}
+			// A topic made with the broker's default factor gets what it said.
+			res, err := adm.CreateTopic(ctx, 1, -1, nil, "default-rf")
+			if err == nil {
+				err = res.Err
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ti, err := c.Brokers[0].Topic("default-rf")
+			if err != nil || strconv.Itoa(len(ti.Partitions[0].Replicas)) != tt.brokerDefaultRF {
+				t.Fatalf("topic made with the default factor: %v, replicas %v, want %s", err, ti.Partitions, tt.brokerDefaultRF)
+			}
+		})
+	}
+}
+
+// The controller id a broker answers is never -1, not even in the first
+// Metadata a broker answers, before it has learnt of an election: clients
+// such as librdkafka's admin client never ask again after a -1. A broker
+// that knows of no controller names itself.
+func TestFirstMetadataNamesAListedController(t *testing.T) {
+	check := func(b *broker.Broker, when string) {
+		t.Helper()
+		conn := dialRaw(t, b)
+		for _, v := range []int16{12, 1} {
+			req := kmsg.NewPtrMetadataRequest()
+			req.Version = v
+			r := conn.send(req).(*kmsg.MetadataResponse)
+			listed := slices.ContainsFunc(r.Brokers, func(b kmsg.MetadataResponseBroker) bool { return b.NodeID == r.ControllerID })
+			if r.ControllerID < 0 || !listed {
+				t.Fatalf("%s, Metadata v%d: controller %d, brokers %+v: want a listed broker", when, v, r.ControllerID, r.Brokers)
+			}
+		}
+	}
+	for range 3 {
+		c := brokertest.New(t, 1)
+		c.StartNode(0) // no wait for an election: dial as soon as Start returns
+		check(c.Brokers[0], "fresh")
+		// Restarted, it replays metadata that names its previous process.
+		c.Restart(0)
+		check(c.Brokers[0], "restarted")
 	}
 }

@@ -30,7 +30,7 @@ func (c partitionCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c partitionCollector) Collect(ch chan<- prometheus.Metric) {
 	under := 0
-	for _, p := range c.b.localPartitions() {
+	for _, p := range c.b.replicas() {
 		labels := []string{p.Topic(), strconv.Itoa(int(p.ID()))}
 		hw, leo := p.HighWatermark(), p.LogEndOffset()
 		ch <- prometheus.MustNewConstMetric(descHW, prometheus.GaugeValue, float64(hw), labels...)
@@ -41,9 +41,9 @@ func (c partitionCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descUnder, prometheus.GaugeValue, float64(under))
-	controller := 1.0 // a standalone broker is its own controller
-	if c.b.cl != nil && !c.b.cl.node.IsLeader() {
-		controller = 0
+	controller := 0.0
+	if c.b.cl.node != nil && c.b.cl.node.IsLeader() {
+		controller = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descController, prometheus.GaugeValue, controller)
 	ch <- prometheus.MustNewConstMetric(descBrokers, prometheus.GaugeValue, float64(len(c.b.Cluster().Brokers)))

@@ -1,7 +1,6 @@
-package broker
+package broker_test
 
 import (
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -9,63 +8,15 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/broker/brokertest"
 	"github.com/mlog/mlog/internal/testutil"
 )
-
-// metricValue reads one sample from a broker's registry; labels are name,
-// value pairs the sample must carry. ok is false when there is none.
-func metricValue(t *testing.T, b *Broker, name string, labels ...string) (float64, bool) {
-	t.Helper()
-	mfs, err := b.metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	sample:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					found = found || (lp.GetName() == labels[i] && lp.GetValue() == labels[i+1])
-				}
-				if !found {
-					continue sample
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue(), true
-			case m.Gauge != nil:
-				return m.Gauge.GetValue(), true
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount()), true
-			}
-		}
-	}
-	return 0, false
-}
-
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
-}
 
 // /metrics, /healthz and /readyz on a broker that produced and served
 // records: the counters say what happened.
 func TestMetricsEndpoint(t *testing.T) {
-	b := startBroker(t, t.TempDir(), func(c *Config) { c.HTTPAddr = "127.0.0.1:0" })
+	_, b := startOne(t, func(_ int, cfg *broker.Config) { cfg.HTTPAddr = "127.0.0.1:0" })
 	base := "http://" + b.HTTPAddr().String()
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if code, body := httpGet(t, base+path); code != http.StatusOK {
@@ -74,6 +25,13 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	produceValues(t, client(t, b, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(0)), "orders", values(10, "v"))
 	consumeAll(t, b, "orders", 10)
+	// Bytes out are counted once a fetch response is written: the client
+	// may read the response first.
+	testutil.Eventually(t, "the consumer's fetches counted", func() bool {
+		in, _ := metricValue(t, b, "mlog_topic_bytes_in_total", "topic", "orders")
+		out, _ := metricValue(t, b, "mlog_topic_bytes_out_total", "topic", "orders")
+		return in > 0 && out >= in
+	})
 
 	code, body := httpGet(t, base+"/metrics")
 	if code != http.StatusOK {
@@ -115,22 +73,22 @@ func TestMetricsEndpoint(t *testing.T) {
 // A follower dies: its leader shrinks the ISR and reports the partition
 // under-replicated; it comes back and the ISR expands again.
 func TestMetricsISRShrinkAndExpand(t *testing.T) {
-	tc := startCluster(t, 3)
-	tc.createTopic("m", 1, 3, nil)
-	testutil.Eventually(t, "a full ISR", func() bool { _, isr := tc.partitionInfo("m", 0); return len(isr) == 3 })
-	leader, _ := tc.partitionInfo("m", 0)
-	li := tc.index(leader)
+	c := brokertest.Start(t, 3)
+	c.CreateTopic("m", 1, 3, nil)
+	testutil.Eventually(t, "a full ISR", func() bool { _, isr := c.PartitionInfo("m", 0); return len(isr) == 3 })
+	leader, _ := c.PartitionInfo("m", 0)
+	li := c.Index(leader)
 	fi := (li + 1) % 3
-	lb := tc.brokers[li]
-	tc.kill(fi)
-	testutil.Eventually(t, "the ISR to shrink", func() bool { _, isr := tc.partitionInfo("m", 0); return len(isr) == 2 })
+	lb := c.Brokers[li]
+	c.Kill(fi)
+	testutil.Eventually(t, "the ISR to shrink", func() bool { _, isr := c.PartitionInfo("m", 0); return len(isr) == 2 })
 	testutil.Eventually(t, "the leader to count the shrink", func() bool {
 		shrinks, _ := metricValue(t, lb, "mlog_isr_shrinks_total")
 		under, _ := metricValue(t, lb, "mlog_under_replicated_partitions")
 		return shrinks >= 1 && under == 1
 	})
-	tc.start(fi)
-	testutil.Eventually(t, "the ISR to expand", func() bool { _, isr := tc.partitionInfo("m", 0); return len(isr) == 3 })
+	c.StartNode(fi)
+	testutil.Eventually(t, "the ISR to expand", func() bool { _, isr := c.PartitionInfo("m", 0); return len(isr) == 3 })
 	testutil.Eventually(t, "the leader to count the expand", func() bool {
 		expands, _ := metricValue(t, lb, "mlog_isr_expands_total")
 		under, _ := metricValue(t, lb, "mlog_under_replicated_partitions")

@@ -1,4 +1,4 @@
-package broker
+package broker_test
 
 import (
 	"net"
@@ -6,25 +6,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlog/mlog/internal/testutil"
-
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/broker/brokertest"
+	"github.com/mlog/mlog/internal/testutil"
 )
 
 // Close answers requests in flight: a long-polling fetch gets its (empty)
 // response at once instead of a dropped connection, and Close does not wait
 // out the poll's 30 s.
 func TestCloseAnswersInFlightLongPoll(t *testing.T) {
-	b := startBroker(t, t.TempDir(), nil)
+	_, b := startOne(t)
 	produceValues(t, client(t, b, kgo.AllowAutoTopicCreation()), "sd", []string{"x"})
 	c := dialRaw(t, b)
 	fr := kmsg.NewPtrFetchRequest()
 	fr.Version, fr.ReplicaID, fr.MaxWaitMillis, fr.MinBytes, fr.MaxBytes = 12, -1, 30_000, 1, 1<<20
-	fr.Topics = []kmsg.FetchRequestTopic{{Topic: "sd", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: 1, PartitionMaxBytes: 1 << 20}}}}
+	fr.Topics = []kmsg.FetchRequestTopic{{Topic: "sd", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, CurrentLeaderEpoch: -1, LastFetchedEpoch: -1, FetchOffset: 1, PartitionMaxBytes: 1 << 20}}}}
 	got := make(chan *kmsg.FetchResponse, 1)
 	go func() { got <- c.send(fr).(*kmsg.FetchResponse) }()
-	testutil.Eventually(t, "the fetch to reach the broker", func() bool { return b.server.Stats().InFlight == 1 })
+	testutil.Eventually(t, "the fetch to reach the broker", func() bool { return broker.ServerStats(b).InFlight == 1 })
 	start := time.Now()
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -53,9 +55,7 @@ func TestStartOnBusyPortUnwinds(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer busy.Close()
-			cfg := DefaultConfig()
-			cfg.DataDir, cfg.ListenAddr, cfg.Logger = t.TempDir(), freeTCP(t), discardLogger()
-			cfg.Cluster = &ClusterConfig{SerfAddr: freeSerf(t), RaftAddr: freeTCP(t), Bootstrap: true, Fast: true}
+			cfg := brokertest.New(t, 1).Configs[0]
 			switch which {
 			case "raft":
 				cfg.Cluster.RaftAddr = busy.Addr().String()
@@ -64,7 +64,7 @@ func TestStartOnBusyPortUnwinds(t *testing.T) {
 			case "serf":
 				cfg.Cluster.SerfAddr = busy.Addr().String()
 			}
-			b, err := New(cfg)
+			b, err := broker.New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

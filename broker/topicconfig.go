@@ -31,7 +31,7 @@ func validTopicName(name string) error {
 // how it sets the partition's log.
 type topicConfig struct {
 	name  string
-	def   func(c *Config) string
+	def   func(c *Config, rf int) string // the value enforced when unset, for a topic of rf replicas
 	apply func(v string, lc *storage.Config) error
 }
 
@@ -54,7 +54,7 @@ func msString(d time.Duration) string {
 }
 
 var topicConfigs = []topicConfig{
-	{"cleanup.policy", func(*Config) string { return "delete" }, func(v string, lc *storage.Config) error {
+	{"cleanup.policy", func(*Config, int) string { return "delete" }, func(v string, lc *storage.Config) error {
 		switch v {
 		case "delete":
 			lc.Compact, lc.KeepSegments = false, false
@@ -67,24 +67,24 @@ var topicConfigs = []topicConfig{
 		}
 		return nil
 	}},
-	{"delete.retention.ms", func(c *Config) string { return msString(c.Log.DeleteRetention) },
+	{"delete.retention.ms", func(c *Config, _ int) string { return msString(c.Log.DeleteRetention) },
 		intConfig(0, func(n int64, lc *storage.Config) { lc.DeleteRetention = time.Duration(n) * time.Millisecond })},
-	{"max.message.bytes", func(c *Config) string { return strconv.FormatInt(c.Log.MaxBatchBytes, 10) },
+	{"max.message.bytes", func(c *Config, _ int) string { return strconv.FormatInt(c.Log.MaxBatchBytes, 10) },
 		intConfig(61, func(n int64, lc *storage.Config) { lc.MaxBatchBytes = n })},
-	{"min.insync.replicas", func(*Config) string { return "1" }, intConfig(1, func(int64, *storage.Config) {})},
-	{"retention.bytes", func(c *Config) string { return strconv.FormatInt(c.Log.RetentionBytes, 10) },
+	{"min.insync.replicas", func(_ *Config, rf int) string { return strconv.Itoa(defaultMinISR(rf)) }, intConfig(1, func(int64, *storage.Config) {})},
+	{"retention.bytes", func(c *Config, _ int) string { return strconv.FormatInt(c.Log.RetentionBytes, 10) },
 		intConfig(-1, func(n int64, lc *storage.Config) { lc.RetentionBytes = n })},
-	{"retention.ms", func(c *Config) string { return msString(c.Log.RetentionMs) },
+	{"retention.ms", func(c *Config, _ int) string { return msString(c.Log.RetentionMs) },
 		intConfig(-1, func(n int64, lc *storage.Config) { lc.RetentionMs = time.Duration(n) * time.Millisecond })},
-	{"segment.bytes", func(c *Config) string { return strconv.FormatInt(c.Log.SegmentBytes, 10) },
+	{"segment.bytes", func(c *Config, _ int) string { return strconv.FormatInt(c.Log.SegmentBytes, 10) },
 		intConfig(1024, func(n int64, lc *storage.Config) { lc.SegmentBytes = n })},
-	{"segment.index.bytes", func(c *Config) string { return strconv.FormatInt(c.Log.MaxIndexBytes, 10) },
+	{"segment.index.bytes", func(c *Config, _ int) string { return strconv.FormatInt(c.Log.MaxIndexBytes, 10) },
 		intConfig(48, func(n int64, lc *storage.Config) { lc.MaxIndexBytes = n })},
-	{"index.interval.bytes", func(c *Config) string { return strconv.FormatInt(c.Log.IndexIntervalBytes, 10) },
+	{"index.interval.bytes", func(c *Config, _ int) string { return strconv.FormatInt(c.Log.IndexIntervalBytes, 10) },
 		intConfig(0, func(n int64, lc *storage.Config) { lc.IndexIntervalBytes = n })},
-	{"segment.ms", func(c *Config) string { return msString(c.Log.SegmentMs) },
+	{"segment.ms", func(c *Config, _ int) string { return msString(c.Log.SegmentMs) },
 		intConfig(1, func(n int64, lc *storage.Config) { lc.SegmentMs = time.Duration(n) * time.Millisecond })},
-	{"unclean.leader.election.enable", func(*Config) string { return "false" }, func(v string, _ *storage.Config) error {
+	{"unclean.leader.election.enable", func(*Config, int) string { return "false" }, func(v string, _ *storage.Config) error {
 		if v != "true" && v != "false" {
 			return fmt.Errorf("%w: unclean.leader.election.enable %q is not true or false", protocol.ErrInvalidConfig, v)
 		}
@@ -119,15 +119,60 @@ func (b *Broker) logConfig(configs map[string]string) (storage.Config, error) {
 	return lc, nil
 }
 
-// topicConfigEntries lists every topic config, set or default.
-func (b *Broker) topicConfigEntries(configs map[string]string) []protocol.ConfigEntry {
+// defaultMinISR is min.insync.replicas for a topic that does not set it:
+// 2 with three or more replicas (so acks=all survives the loss of one),
+// else 1.
+func defaultMinISR(rf int) int {
+	if rf >= 3 {
+		return 2
+	}
+	return 1
+}
+
+// topicConfigEntries lists every topic config of a topic with rf replicas:
+// the value set, or the default mlog enforces for it.
+func (b *Broker) topicConfigEntries(configs map[string]string, rf int) []protocol.ConfigEntry {
 	var out []protocol.ConfigEntry
 	for _, tc := range topicConfigs {
 		v, set := configs[tc.name]
 		if !set {
-			v = tc.def(&b.cfg)
+			v = tc.def(&b.cfg, rf)
 		}
 		out = append(out, protocol.ConfigEntry{Name: tc.name, Value: &v, Default: !set})
+	}
+	return out
+}
+
+// BrokerConfigs lists the broker's settings, read-only, with the values it
+// enforces: default.replication.factor is min(3, live brokers) now, and
+// min.insync.replicas what a topic created with it gets.
+func (b *Broker) BrokerConfigs() []protocol.ConfigEntry {
+	rf := b.defaultReplicationFactor()
+	kv := [][2]string{
+		{"broker.id", fmt.Sprint(b.nodeID)},
+		{"node.id", b.cfg.NodeID},
+		{"log.dirs", b.cfg.DataDir},
+		{"auto.create.topics.enable", fmt.Sprint(b.cfg.AutoCreateTopics)},
+		{"num.partitions", fmt.Sprint(b.cfg.DefaultPartitions)},
+		{"default.replication.factor", fmt.Sprint(rf)},
+		{"min.insync.replicas", fmt.Sprint(defaultMinISR(rf))},
+		{"offsets.topic.num.partitions", fmt.Sprint(b.cfg.OffsetsPartitions)},
+		{"offsets.topic.replication.factor", fmt.Sprint(b.offsetsReplicationFactor())},
+		{"replica.lag.time.max.ms", msString(b.cfg.Cluster.ReplicaLagMax)},
+		{"broker.rack", b.cfg.Cluster.Rack},
+		{"log.retention.ms", msString(b.cfg.Log.RetentionMs)},
+		{"log.retention.bytes", fmt.Sprint(b.cfg.Log.RetentionBytes)},
+		{"log.segment.bytes", fmt.Sprint(b.cfg.Log.SegmentBytes)},
+		{"log.retention.check.interval.ms", msString(b.cfg.RetentionCheckInterval)},
+		{"message.max.bytes", fmt.Sprint(b.cfg.Log.MaxBatchBytes)},
+		{"socket.request.max.bytes", fmt.Sprint(b.cfg.MaxRequestBytes)},
+		{"unclean.leader.election.enable", "false"},
+		{"mlog.fsync", map[bool]string{true: "always", false: "never"}[b.cfg.SyncAcks]},
+	}
+	out := make([]protocol.ConfigEntry, 0, len(kv))
+	for _, e := range kv {
+		v := e[1]
+		out = append(out, protocol.ConfigEntry{Name: e[0], Value: &v, ReadOnly: true})
 	}
 	return out
 }

@@ -2,43 +2,15 @@ package client_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/broker/brokertest"
 	"github.com/mlog/mlog/client"
 )
 
-// startBroker runs an in-process broker on a free port and returns its
-// address and a stop function.
-func startBroker() (string, func(), error) {
-	dir, err := os.MkdirTemp("", "mlog-client")
-	if err != nil {
-		return "", nil, err
-	}
-	cfg := broker.DefaultConfig()
-	cfg.DataDir, cfg.ListenAddr = dir, "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	b, err := broker.New(cfg)
-	if err == nil {
-		err = b.Start()
-	}
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", nil, err
-	}
-	return b.Addr().String(), func() { b.Close(); os.RemoveAll(dir) }, nil
-}
-
 func TestSeedClientFlow(t *testing.T) {
-	addr, stop, err := startBroker()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	addr := brokertest.Start(t, 1).Seeds()[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

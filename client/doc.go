@@ -1,4 +1,4 @@
-// Package client is mlog's Go client in the seed's shape: a producer
+// Package client is mlog's own small Go client: a producer
 // (Produce, ProduceBatch with an ack mode), a consumer that reads by offset
 // and commits its position under an id (Fetch, CommitOffset, FetchOffset),
 // and an admin client (CreateTopic, ListTopics, DeleteTopic). It is a thin
@@ -6,7 +6,6 @@
 // same calls work against Apache Kafka; use kgo directly for partitions,
 // consumer groups and streaming.
 //
-// The seed names its request types protocol.ProduceRequest and so on; here
-// they live in this package (client.ProduceRequest), because mlog's
-// protocol package is the broker's side of the Kafka wire protocol.
+// Its request types live in this package (client.ProduceRequest), because
+// mlog's protocol package is the broker's side of the Kafka wire protocol.
 package client

@@ -3,9 +3,38 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 
+	"github.com/mlog/mlog/broker"
 	"github.com/mlog/mlog/client"
 )
+
+// startBroker runs mlog in this process as an application embedding it
+// would: a one-node cluster on free loopback ports. (Tests use
+// brokertest, which needs a *testing.T an example does not have.)
+func startBroker() (addr string, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "mlog-example")
+	if err != nil {
+		return "", nil, err
+	}
+	cfg := broker.DefaultConfig()
+	cfg.DataDir, cfg.ListenAddr = dir, "127.0.0.1:0"
+	cfg.Cluster.SerfAddr, cfg.Cluster.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Cluster.Network = broker.NetworkLocal // elected in well under a second
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	b, err := broker.New(cfg)
+	if err == nil {
+		if err = b.Start(); err != nil {
+			_ = b.Close()
+		}
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return b.Addr().String(), func() { b.Close(); os.RemoveAll(dir) }, nil
+}
 
 func ExampleProducerClient() {
 	addr, stop, err := startBroker() // a broker in this process; use "127.0.0.1:9094" for `make run`'s

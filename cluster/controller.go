@@ -53,7 +53,7 @@ type Controller struct {
 // membership knows.
 func NewController(node *Node, members func() []Member, voters int, logger *slog.Logger) *Controller {
 	if voters < 1 {
-		voters = 3
+		voters = DefaultVoters
 	}
 	return &Controller{node: node, members: members, voters: voters, log: logger,
 		wake: make(chan struct{}, 1), stop: make(chan struct{})}

@@ -42,10 +42,17 @@ type Config struct {
 	// Voters is how many nodes the controller makes voters; later ones
 	// join as non-voters.
 	Voters int
-	// Fast shortens Raft's timeouts, for tests on one machine.
-	Fast   bool
-	Logger *slog.Logger
+	// ElectionTimeout is Raft's heartbeat and election timeout: how long
+	// followers wait for a leader before electing another. 0 keeps Raft's
+	// default (1 s), right between machines; nodes on one host can use
+	// less.
+	ElectionTimeout time.Duration
+	Logger          *slog.Logger
 }
+
+// DefaultVoters is how many nodes become Raft voters unless configured
+// otherwise: three survive the loss of one.
+const DefaultVoters = 3
 
 // Node is one member of the metadata Raft group.
 type Node struct {
@@ -58,16 +65,30 @@ type Node struct {
 	log       *slog.Logger
 }
 
+// DefaultConfig returns the defaults; NodeName, BindAddr and Dir must
+// still be filled in.
+func DefaultConfig() Config { return Config{Voters: DefaultVoters} }
+
+// Validate checks the settings and fills the logger.
+func (c *Config) Validate() error {
+	switch {
+	case c.NodeName == "" || c.Dir == "" || c.BindAddr == "":
+		return fmt.Errorf("%w: node name, bind address and dir are required", ErrInvalidConfig)
+	case c.Voters < 1:
+		return fmt.Errorf("%w: voters %d, want at least 1", ErrInvalidConfig, c.Voters)
+	case c.ElectionTimeout < 0:
+		return fmt.Errorf("%w: election timeout %v", ErrInvalidConfig, c.ElectionTimeout)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
 // Open starts Raft on the data in cfg.Dir.
 func Open(cfg Config, fsm *FSM) (*Node, error) {
-	if cfg.NodeName == "" || cfg.Dir == "" {
-		return nil, fmt.Errorf("%w: node name and dir are required", ErrInvalidConfig)
-	}
-	if cfg.Voters < 1 {
-		cfg.Voters = 3
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -76,11 +97,10 @@ func Open(cfg Config, fsm *FSM) (*Node, error) {
 	rc.LocalID = raft.ServerID(cfg.NodeName)
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: slogWriter{cfg.Logger}, Level: hclog.Warn})
 	rc.SnapshotThreshold = 1024
-	if cfg.Fast {
-		rc.HeartbeatTimeout = 300 * time.Millisecond
-		rc.ElectionTimeout = 300 * time.Millisecond
-		rc.LeaderLeaseTimeout = 150 * time.Millisecond
-		rc.CommitTimeout = 10 * time.Millisecond
+	if t := cfg.ElectionTimeout; t > 0 {
+		rc.HeartbeatTimeout, rc.ElectionTimeout = t, t
+		rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, t/2)
+		rc.CommitTimeout = min(rc.CommitTimeout, t/30)
 	}
 	adv := cfg.AdvertiseAddr
 	if adv == "" {
@@ -93,11 +113,22 @@ func Open(cfg Config, fsm *FSM) (*Node, error) {
 	if advAddr.IP.IsUnspecified() {
 		return nil, fmt.Errorf("%w: raft address %q is not one other nodes can dial: set an advertise address", ErrInvalidConfig, adv)
 	}
+	if advAddr.Port == 0 {
+		// Port 0 takes a free port: advertise what the listener got.
+		if adv != cfg.BindAddr {
+			return nil, fmt.Errorf("%w: raft advertise address %q has port 0 but differs from the bind address", ErrInvalidConfig, adv)
+		}
+		advAddr = nil
+	}
 	// MaxRPCsInFlight 1: no AppendEntries pipeline. Metadata traffic is
 	// light, and a pipeline whose follower stops answering can leave
 	// Raft's shutdown waiting forever on its in-flight queue (seen: a
 	// broker's Close hung behind it in a rolling restart).
-	transport, err := raft.NewTCPTransportWithConfig(cfg.BindAddr, advAddr, &raft.NetworkTransportConfig{
+	var advertise net.Addr
+	if advAddr != nil {
+		advertise = advAddr
+	}
+	transport, err := raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, &raft.NetworkTransportConfig{
 		MaxPool: 3, Timeout: 10 * time.Second, MaxRPCsInFlight: 1,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "raft-net", Output: slogWriter{cfg.Logger}, Level: hclog.Warn})})
 	if err != nil {
@@ -139,6 +170,9 @@ func Open(cfg Config, fsm *FSM) (*Node, error) {
 	return &Node{cfg: cfg, fsm: fsm, hadState: has, raft: r, transport: transport, store: store, log: cfg.Logger}, nil
 }
 
+// Addr is the Raft address other nodes dial.
+func (n *Node) Addr() string { return string(n.transport.LocalAddr()) }
+
 // HadState reports whether the node found Raft state on disk when it
 // opened: it was a member of a cluster before.
 func (n *Node) HadState() bool { return n.hadState }
@@ -171,7 +205,17 @@ func (n *Node) Apply(ctx context.Context, typ string, body any) (any, error) {
 		timeout = time.Until(d)
 	}
 	f := n.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
+	// Raft's future cannot be cancelled: the caller stops waiting when ctx
+	// ends (the command may still commit, as a timed-out Kafka request
+	// may), and the waiter ends with the future, within timeout.
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("cluster: apply %s: %w", typ, ctx.Err())
+	case err = <-done:
+	}
+	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return nil, fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}

@@ -56,7 +56,7 @@ func freeAddr(t *testing.T) string {
 func startNode(t *testing.T, tn *testNode, bootstrap bool, members *testMembers) {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
-	n, err := Open(Config{NodeName: tn.name, BindAddr: tn.addr, Dir: tn.dir, Bootstrap: bootstrap, Fast: true, Logger: logger}, NewFSM())
+	n, err := Open(Config{NodeName: tn.name, BindAddr: tn.addr, Dir: tn.dir, Bootstrap: bootstrap, Voters: DefaultVoters, ElectionTimeout: 300 * time.Millisecond, Logger: logger}, NewFSM())
 	if err != nil {
 		t.Fatal(err)
 	}

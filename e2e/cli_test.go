@@ -13,7 +13,7 @@ func TestHelpTexts(t *testing.T) {
 		want []string
 	}{
 		{"mlog", []string{"--help"}, []string{"server", "perf", "MLOG_"}},
-		{"server", []string{"--help"}, []string{"--rpc-port", "(default 9094)", "--http-addr", "127.0.0.1:9644", "--data-dir", "/tmp/mlog", "--node-id", "node-1",
+		{"server", []string{"--help"}, []string{"--rpc-port", "(default 9094)", "--http-addr", "(default \"auto\")", "127.0.0.1:9644", "--data-dir", "/tmp/mlog", "--node-id", "node-1",
 			"--bind-addr", "127.0.0.1:9092", "--raft-addr", "127.0.0.1:9093", "--advertise-addr", "--bootstrap", "--peer",
 			"--replication-batch-size", "5000", "--raft-voters", "--fsync", "kcat -b 127.0.0.1:9094 -L"}},
 		{"mlog", []string{"perf", "produce", "--help"}, []string{"--topic", "--num-records", "--record-size", "--throughput", "--acks", "--brokers"}},

@@ -14,12 +14,7 @@ func init() { register((*Coordinator).handleListGroups) }
 func (c *Coordinator) handleListGroups(_ context.Context, _ call, req *kmsg.ListGroupsRequest, resp *kmsg.ListGroupsResponse) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, s := range c.shards {
-		select {
-		case <-s.ready:
-		default:
-			continue
-		}
+	for _, s := range c.loadedShardsLocked() {
 		for _, g := range s.groups {
 			if len(req.StatesFilter) > 0 && !slices.Contains(req.StatesFilter, string(g.state)) {
 				continue

@@ -3,6 +3,7 @@ package group
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -112,15 +113,32 @@ type group struct {
 	joinCounter  int
 }
 
-// New starts a coordinator.
-func New(cfg Config) *Coordinator {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+// ErrInvalidConfig means a Config failed Validate.
+var ErrInvalidConfig = errors.New("group: invalid config")
+
+// Validate checks the settings and fills the logger.
+func (c *Config) Validate() error {
+	switch {
+	case c.InitialRebalanceDelay < 0:
+		return fmt.Errorf("%w: initial rebalance delay %v", ErrInvalidConfig, c.InitialRebalanceDelay)
+	case c.MinSessionTimeout <= 0 || c.MaxSessionTimeout < c.MinSessionTimeout:
+		return fmt.Errorf("%w: session timeouts [%v, %v]", ErrInvalidConfig, c.MinSessionTimeout, c.MaxSessionTimeout)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// New checks the config and starts a coordinator.
+func New(cfg Config) (*Coordinator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Logger, shards: map[int32]*shard{}, stop: make(chan struct{})}
 	c.wg.Add(1)
 	go c.tick()
-	return c
+	return c, nil
 }
 
 // Close stops the coordinator; waiting requests get NOT_COORDINATOR.
@@ -257,12 +275,7 @@ func (c *Coordinator) tick() {
 			return
 		case now := <-t.C:
 			c.mu.Lock()
-			for _, s := range c.shards {
-				select {
-				case <-s.ready:
-				default:
-					continue
-				}
+			for _, s := range c.loadedShardsLocked() {
 				for _, g := range s.groups {
 					c.expireLocked(s, g, now)
 				}
@@ -472,4 +485,18 @@ func (g *group) supportsProtocols(protocolType string, protos []protocol, self s
 		}
 	}
 	return false
+}
+
+// loadedShardsLocked lists the shards whose offsets partition has been
+// replayed. Caller holds mu.
+func (c *Coordinator) loadedShardsLocked() []*shard {
+	var out []*shard
+	for _, s := range c.shards {
+		select {
+		case <-s.ready:
+			out = append(out, s)
+		default:
+		}
+	}
+	return out
 }

@@ -51,10 +51,11 @@ type Config struct {
 	// stops and serf's own reconnect logic takes over. 0 means 1s.
 	RejoinInterval time.Duration
 
-	// Fast selects memberlist's local-network timings and short serf
-	// reap/reconnect timeouts, so that tests see a failed node within a
-	// few seconds. false means memberlist's LAN timings.
-	Fast bool
+	// Local selects memberlist's local-network timings and short serf
+	// reap/reconnect timeouts, for nodes on one host or a fast local
+	// network: a failed node is seen within a few seconds. false means
+	// memberlist's LAN timings.
+	Local bool
 
 	// Logger receives this package's logs; serf's and memberlist's own log
 	// lines are routed here at debug level. nil means slog.Default().
@@ -234,7 +235,7 @@ func serfConfig(ctx context.Context, cfg *Config, eventCh chan<- serf.Event) (*s
 	sc.RejoinAfterLeave = true
 	sc.SnapshotPath = ""
 
-	if cfg.Fast {
+	if cfg.Local {
 		sc.MemberlistConfig = memberlist.DefaultLocalConfig()
 		sc.ReapInterval = time.Second
 		sc.ReconnectInterval = time.Second

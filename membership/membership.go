@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +36,7 @@ type Membership struct {
 	cfg  Config
 	log  *slog.Logger
 	serf *serf.Serf
+	addr string // host:port Serf took, fixed at start
 
 	serfEvents chan serf.Event // serf → forward
 	events     chan Event      // forward → consumer; closed by forward
@@ -80,6 +83,9 @@ func New(cfg Config) (*Membership, error) {
 		return nil, fmt.Errorf("membership: start serf on %s: %w", cfg.BindAddr, err)
 	}
 	m.serf = s
+	if n := s.Memberlist().LocalNode(); n != nil { // before any tag update can race with the read
+		m.addr = net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+	}
 
 	m.goFunc(m.forward)
 	if len(cfg.Peers) > 0 {
@@ -110,6 +116,10 @@ func (m *Membership) Events() <-chan Event { return m.events }
 // LocalName returns this node's name.
 func (m *Membership) LocalName() string { return m.cfg.NodeName }
 
+// Addr is the host:port other nodes join this one at (the port Serf
+// took, when configured with port 0).
+func (m *Membership) Addr() string { return m.addr }
+
 // Members returns every member this node knows of, itself included, sorted
 // by name. Failed and left members stay listed until serf reaps them.
 func (m *Membership) Members() []Member {
@@ -129,12 +139,24 @@ func (m *Membership) SetTags(tags map[string]string) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	m.tagsMu.Lock()
-	defer m.tagsMu.Unlock()
-	if err := m.serf.SetTags(copyTags(tags)); err != nil {
-		return fmt.Errorf("membership: set tags of %s: %w", m.cfg.NodeName, err)
+	// Serf waits for the update's broadcast, up to its BroadcastTimeout
+	// (5 s), and a shutdown does not cut that wait short: the caller
+	// returns at shutdown, the update ends on its own within the timeout.
+	done := make(chan error, 1)
+	go func() {
+		m.tagsMu.Lock()
+		defer m.tagsMu.Unlock()
+		done <- m.serf.SetTags(copyTags(tags))
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("membership: set tags of %s: %w", m.cfg.NodeName, err)
+		}
+		return nil
+	case <-m.stopJoin:
+		return ErrClosed
 	}
-	return nil
 }
 
 // Leave leaves the cluster gracefully, so that the others see EventLeave

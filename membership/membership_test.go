@@ -122,7 +122,7 @@ func nodeConfig(log *slog.Logger, name, bind string, peers ...string) Config {
 	cfg.Peers = peers
 	cfg.Tags = tagsFor(name, "1")
 	cfg.RejoinInterval = 100 * time.Millisecond
-	cfg.Fast = true
+	cfg.Local = true
 	cfg.Logger = log
 	return cfg
 }

@@ -3,10 +3,14 @@
 // (per producer id, its epoch and last five batches' sequence ranges), which
 // is rebuilt from the log's batch headers on open.
 //
-// On a single node the high watermark is the log end offset, or, when acks
-// wait for fsync (the default), the durable offset: a consumer never reads a
-// batch a crash could still take back. Replication (a later layer) moves it
-// by the in-sync replicas' log end offsets instead.
+// Every partition is a replica of a replicated partition, whose role
+// (leader or follower, leader epoch, replicas, ISR) comes from the cluster
+// metadata through SetRole; a single-broker cluster is replication factor 1
+// with the broker as leader and sole ISR member, not a separate mode. A
+// leader's high watermark is the smallest log end offset over its ISR, its
+// own counted as its durable offset when acks wait for fsync (the default),
+// so a consumer never reads a batch a crash could still take back; a
+// follower's is what its leader last told it.
 //
 // The package never touches the network; errors are sentinels the protocol
 // layer maps to Kafka error codes.

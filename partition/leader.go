@@ -147,9 +147,6 @@ func (p *Partition) CheckReplica(currentEpoch int32) error {
 }
 
 func (p *Partition) check(currentEpoch int32, leader bool) error {
-	if !p.cfg.Replicated {
-		return nil
-	}
 	p.roleMu.Lock()
 	r := p.role
 	p.roleMu.Unlock()
@@ -169,9 +166,6 @@ func (p *Partition) check(currentEpoch int32, leader bool) error {
 // CheckMinISR fails acks=all produces while the ISR is below
 // min.insync.replicas.
 func (p *Partition) CheckMinISR() error {
-	if !p.cfg.Replicated {
-		return nil
-	}
 	now := time.Now()
 	p.roleMu.Lock()
 	n, min := 0, p.role.MinISR
@@ -275,9 +269,6 @@ func (p *Partition) LaggingISR(now time.Time, lagMax time.Duration) *ISRProposal
 // end among the ISR (its own counted as its durable offset when acks wait
 // for fsync). It never moves back.
 func (p *Partition) updateHighWatermark() {
-	if !p.cfg.Replicated {
-		return
-	}
 	end := p.log.LogEndOffset()
 	if p.cfg.SyncAcks {
 		end = min(end, p.log.DurableOffset())

@@ -19,14 +19,11 @@ type Config struct {
 	Partition int32
 	Dir       string
 	Log       storage.Config
-	// SyncAcks makes acks=1/all produces wait for fsync, and keeps the high
-	// watermark at the durable offset. Off, the page cache is trusted, as
-	// in Kafka.
+	// SyncAcks makes acks=1/all produces wait for fsync, and counts a
+	// leader's own log end as its durable offset for the high watermark.
+	// Off, the page cache is trusted, as in Kafka.
 	SyncAcks bool
-	// Replicated puts the high watermark in the hands of replication
-	// (SetHighWatermark) instead of following the local log.
-	Replicated bool
-	Logger     *slog.Logger
+	Logger   *slog.Logger
 }
 
 // Partition is one replica of one partition.
@@ -40,34 +37,50 @@ type Partition struct {
 	epochs    *epochCache
 
 	leaderEpoch atomic.Int32
-	hw          atomic.Int64 // replicated mode only
+	hw          atomic.Int64
 	savedHW     atomic.Int64 // the high watermark partition.state holds
 	hwChanged   notify.Notifier
 	roleState
 	notifyChange func() // the broker's change callback, nil when none
 }
 
+// ErrInvalidConfig means a Config failed Validate.
+var ErrInvalidConfig = errors.New("partition: invalid config")
+
+// Validate checks the settings (the log's too) and fills the loggers.
+func (c *Config) Validate() error {
+	switch {
+	case c.Topic == "" || c.Dir == "":
+		return fmt.Errorf("%w: topic and dir are required", ErrInvalidConfig)
+	case c.Partition < 0:
+		return fmt.Errorf("%w: partition %d", ErrInvalidConfig, c.Partition)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Log.Logger == nil {
+		c.Log.Logger = c.Logger
+	}
+	return c.Log.Validate()
+}
+
 // Open opens (or creates) the partition's log and rebuilds its producer
 // state from it.
 func Open(cfg Config) (*Partition, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Log.Logger == nil {
-		cfg.Log.Logger = cfg.Logger
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	var self atomic.Pointer[Partition]
 	notifyChange := cfg.Log.OnChange
-	if cfg.Replicated {
-		cfg.Log.OnChange = func() {
-			// A leader's high watermark follows its own end (or durable
-			// offset). Runs with the log's lock held.
-			if p := self.Load(); p != nil {
-				p.updateHighWatermark()
-			}
-			if notifyChange != nil {
-				notifyChange()
-			}
+	cfg.Log.OnChange = func() {
+		// A leader's high watermark follows its own end (or durable
+		// offset), bounded by its followers'. Runs with the log's lock
+		// held.
+		if p := self.Load(); p != nil {
+			p.updateHighWatermark()
+		}
+		if notifyChange != nil {
+			notifyChange()
 		}
 	}
 	l, err := storage.Open(cfg.Dir, cfg.Log)
@@ -86,11 +99,9 @@ func Open(cfg Config) (*Partition, error) {
 	}
 	p := &Partition{cfg: cfg, log: l, producers: map[int64]*producerState{}, logGen: l.Generation(), epochs: epochs, notifyChange: notifyChange}
 	p.leaderEpoch.Store(max(epochs.latest(), 0))
-	if cfg.Replicated {
-		hw := loadHighWatermark(cfg.Dir)
-		p.savedHW.Store(hw)
-		p.hw.Store(min(hw, l.LogEndOffset()))
-	}
+	hw := loadHighWatermark(cfg.Dir)
+	p.savedHW.Store(hw)
+	p.hw.Store(min(hw, l.LogEndOffset()))
 	self.Store(p)
 	if err := p.rebuildProducersLocked(); err != nil {
 		_ = l.Close()
@@ -110,13 +121,7 @@ func (p *Partition) Log() *storage.Log { return p.log }
 
 // HighWatermark returns the offset below which consumers may read.
 func (p *Partition) HighWatermark() int64 {
-	if p.cfg.Replicated {
-		return min(p.hw.Load(), p.log.LogEndOffset())
-	}
-	if p.cfg.SyncAcks {
-		return min(p.log.DurableOffset(), p.log.LogEndOffset())
-	}
-	return p.log.LogEndOffset()
+	return min(p.hw.Load(), p.log.LogEndOffset())
 }
 
 // LogStartOffset returns the first readable offset.
@@ -153,16 +158,14 @@ func (p *Partition) Append(b []byte) (Appended, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cfg.Replicated {
-		// Checked under mu, where SetRole publishes a role together with
-		// its epoch: a replica that stopped leading since the caller's
-		// CheckLeader takes nothing.
-		p.roleMu.Lock()
-		r := p.role
-		p.roleMu.Unlock()
-		if !r.Leader() {
-			return Appended{}, fmt.Errorf("%w: %s-%d is led by broker %d", ErrNotLeader, p.cfg.Topic, p.cfg.Partition, r.LeaderID)
-		}
+	// Checked under mu, where SetRole publishes a role together with its
+	// epoch: a replica that stopped leading since the caller's CheckLeader
+	// takes nothing.
+	p.roleMu.Lock()
+	r := p.role
+	p.roleMu.Unlock()
+	if !r.Leader() {
+		return Appended{}, fmt.Errorf("%w: %s-%d is led by broker %d", ErrNotLeader, p.cfg.Topic, p.cfg.Partition, r.LeaderID)
 	}
 	if gen := p.log.Generation(); gen != p.logGen {
 		// The log was cut (a failed fsync, a follower truncation): batches
@@ -192,17 +195,25 @@ func (p *Partition) Append(b []byte) (Appended, error) {
 }
 
 // WaitAck waits as acks asks: with SyncAcks, acks 1 and -1 wait for fsync;
-// when replicated, acks -1 also waits for the high watermark to pass the
-// batch (every in-sync replica has it).
+// acks -1 also waits for the high watermark to pass the batch (every
+// in-sync replica has it; a leader alone in its ISR needs only its own
+// copy, durable when SyncAcks is on).
 func (p *Partition) WaitAck(ctx context.Context, a Appended, acks int16) (ProduceResult, error) {
 	if p.cfg.SyncAcks {
 		if acks == 0 {
 			p.log.RequestFlush() // so the high watermark follows
-		} else if err := p.waitDurable(ctx, a.res); err != nil {
-			return ProduceResult{}, err
+		} else {
+			if err := p.waitDurable(ctx, a.res); err != nil {
+				return ProduceResult{}, err
+			}
+			// The log wakes durability waiters before its change callback
+			// moves the high watermark: move it here, so that a leader
+			// alone in its ISR has made an acks=1 batch readable when it
+			// answers.
+			p.updateHighWatermark()
 		}
 	}
-	if p.cfg.Replicated && acks == -1 {
+	if acks == -1 {
 		if err := p.waitHighWatermark(ctx, a.res); err != nil {
 			return ProduceResult{}, err
 		}
@@ -306,9 +317,6 @@ func (p *Partition) OffsetFor(ts int64) (int64, error) {
 // Kafka's replica.high.watermark.checkpoint.interval.ms), so a replica
 // killed without a clean close still knows, roughly, what was committed.
 func (p *Partition) CheckpointHighWatermark() error {
-	if !p.cfg.Replicated {
-		return nil
-	}
 	hw := p.hw.Load()
 	if hw == p.savedHW.Load() {
 		return nil

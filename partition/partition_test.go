@@ -30,6 +30,7 @@ func TestProducerStateFollowsTruncation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	leadAlone(t, p)
 	ctx := context.Background()
 	if _, err := p.Produce(ctx, idem(0, "a"), -1); err != nil {
 		t.Fatal(err)
@@ -57,12 +58,21 @@ func openReplica(t *testing.T) *Partition {
 	t.Helper()
 	lc := storage.DefaultConfig()
 	lc.Logger = slog.New(slog.DiscardHandler)
-	p, err := Open(Config{Topic: "t", Dir: t.TempDir(), Log: lc, Replicated: true, Logger: lc.Logger})
+	p, err := Open(Config{Topic: "t", Dir: t.TempDir(), Log: lc, Logger: lc.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
+}
+
+// leadAlone makes p (broker 1) the leader of a partition with one replica,
+// as a single-broker cluster has it: epoch 1, ISR {1}, min.insync.replicas 1.
+func leadAlone(t *testing.T, p *Partition) {
+	t.Helper()
+	if err := p.SetRole(Role{Self: 1, LeaderID: 1, Epoch: 1, Replicas: []int32{1}, ISR: []int32{1}, MinISR: 1}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func plain(v string) []byte {
@@ -172,7 +182,7 @@ func TestFollowerTruncatesAtDivergence(t *testing.T) {
 	a.Close()
 	lc := storage.DefaultConfig()
 	lc.Logger = slog.New(slog.DiscardHandler)
-	a2, err := Open(Config{Topic: "t", Dir: dir, Log: lc, Replicated: true, Logger: lc.Logger})
+	a2, err := Open(Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +196,7 @@ func TestHighWatermarkCheckpoint(t *testing.T) {
 	lc := storage.DefaultConfig()
 	lc.Logger = slog.New(slog.DiscardHandler)
 	dir := t.TempDir()
-	p, err := Open(Config{Topic: "t", Dir: dir, Log: lc, Replicated: true, Logger: lc.Logger})
+	p, err := Open(Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,12 +215,91 @@ func TestHighWatermarkCheckpoint(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	p, err = Open(Config{Topic: "t", Dir: dir, Log: lc, Replicated: true, Logger: lc.Logger})
+	p, err = Open(Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
 	if hw := p.HighWatermark(); hw != 2 {
 		t.Fatalf("high watermark after reopen %d, want 2", hw)
+	}
+}
+
+// A single-broker cluster is a leader alone in its ISR: its own copy
+// commits a batch, so acks=all is answered once the batch is in its log
+// (durable, with SyncAcks) and the high watermark has passed it, with no
+// follower to wait for. acks=1 leaves the batch readable too.
+func TestSoleLeaderAcknowledgesAndAdvancesHighWatermark(t *testing.T) {
+	for _, syncAcks := range []bool{true, false} {
+		for _, acks := range []int16{-1, 1} {
+			t.Run(fmt.Sprintf("SyncAcks=%v/acks=%d", syncAcks, acks), func(t *testing.T) {
+				lc := storage.DefaultConfig()
+				lc.Logger = slog.New(slog.DiscardHandler)
+				p, err := Open(Config{Topic: "t", Dir: t.TempDir(), Log: lc, SyncAcks: syncAcks, Logger: lc.Logger})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				leadAlone(t, p)
+				for i := range int64(3) {
+					a, err := p.Append(plain(fmt.Sprint(i)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					r, err := p.WaitAck(ctx, a, acks)
+					cancel()
+					if err != nil {
+						t.Fatalf("batch %d: WaitAck: %v", i, err)
+					}
+					if r.BaseOffset != i {
+						t.Fatalf("batch %d acknowledged at offset %d", i, r.BaseOffset)
+					}
+					if syncAcks && p.DurableOffset() <= i {
+						t.Fatalf("batch %d acknowledged at durable offset %d", i, p.DurableOffset())
+					}
+					if hw := p.HighWatermark(); hw != i+1 {
+						t.Fatalf("high watermark %d after batch %d was acknowledged, want %d", hw, i, i+1)
+					}
+				}
+			})
+		}
+	}
+}
+
+// A single-broker cluster restarted after a kill that left partition.state
+// behind its log has its high watermark back at the log end as soon as it
+// leads again: everything its own log holds is committed.
+func TestSoleLeaderHighWatermarkAfterRestart(t *testing.T) {
+	lc := storage.DefaultConfig()
+	lc.Logger = slog.New(slog.DiscardHandler)
+	cfg := Config{Topic: "t", Dir: t.TempDir(), Log: lc, SyncAcks: true, Logger: lc.Logger}
+	p, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leadAlone(t, p)
+	for i := range 3 {
+		if _, err := p.Produce(context.Background(), plain(fmt.Sprint(i)), -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := saveHighWatermark(cfg.Dir, 1); err != nil { // the last checkpoint before the kill
+		t.Fatal(err)
+	}
+	p, err = Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if hw := p.HighWatermark(); hw != 1 {
+		t.Fatalf("high watermark %d on open, want the checkpointed 1", hw)
+	}
+	leadAlone(t, p)
+	if hw := p.HighWatermark(); hw != 3 {
+		t.Fatalf("high watermark %d once leading alone again, want the log end 3", hw)
 	}
 }

@@ -79,7 +79,7 @@ func (p *Partition) TruncateTo(offset int64) error {
 	p.roleMu.Lock()
 	unclean := p.role.Unclean
 	p.roleMu.Unlock()
-	if hw := p.hw.Load(); p.cfg.Replicated && offset < hw && !unclean {
+	if hw := p.hw.Load(); offset < hw && !unclean {
 		return fmt.Errorf("%w: %s-%d to %d, high watermark %d", ErrBelowHighWatermark, p.cfg.Topic, p.cfg.Partition, offset, hw)
 	}
 	if err := p.log.TruncateTo(offset); err != nil {
@@ -112,9 +112,9 @@ func (p *Partition) ResetTo(offset int64) error {
 	return p.epochs.reset()
 }
 
-// SetHighWatermark raises the high watermark (replicated mode): the leader
-// to min LEO over the ISR, a follower to what the leader said. It never
-// lowers it; only truncation does.
+// SetHighWatermark raises the high watermark: the leader to min LEO over
+// the ISR, a follower to what the leader said. It never lowers it; only
+// truncation does.
 func (p *Partition) SetHighWatermark(hw int64) {
 	for {
 		old := p.hw.Load()

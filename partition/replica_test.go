@@ -109,9 +109,7 @@ func TestTruncateBelowHighWatermarkRefused(t *testing.T) {
 // replica killed and restarted still knows what was committed.
 func TestHighWatermarkCheckpointWithoutClose(t *testing.T) {
 	p := openReplica(t)
-	if err := p.SetRole(Role{Self: 1, LeaderID: 1, Epoch: 1, Replicas: []int32{1}, ISR: []int32{1}, MinISR: 1}); err != nil {
-		t.Fatal(err)
-	}
+	leadAlone(t, p)
 	for range 3 {
 		if _, err := p.Append(plain("x")); err != nil {
 			t.Fatal(err)
@@ -134,14 +132,12 @@ func TestOpenTrimsEpochCacheToLogEnd(t *testing.T) {
 	dir := t.TempDir()
 	lc := storage.DefaultConfig()
 	lc.Logger = slog.New(slog.DiscardHandler)
-	cfg := Config{Topic: "t", Dir: dir, Log: lc, Replicated: true, Logger: lc.Logger}
+	cfg := Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger}
 	p, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.SetRole(Role{Self: 1, LeaderID: 1, Epoch: 1, Replicas: []int32{1}, ISR: []int32{1}, MinISR: 1}); err != nil {
-		t.Fatal(err)
-	}
+	leadAlone(t, p)
 	for range 2 {
 		if _, err := p.Append(plain("x")); err != nil {
 			t.Fatal(err)

@@ -109,7 +109,7 @@ func handleProduce(c *conn, kreq kmsg.Request) (reply, error) {
 func partitionFor(c *conn, topic string, id int32, autoCreate bool) (*partition.Partition, error) {
 	p, err := c.s.backend.Partition(topic, id)
 	if errors.Is(err, ErrUnknownTopic) && autoCreate {
-		if _, err = c.s.backend.AutoCreate(context.Background(), topic); err == nil {
+		if _, err = autoCreateTopic(c.ctx, c, topic); err == nil {
 			p, err = c.s.backend.Partition(topic, id)
 		}
 	}

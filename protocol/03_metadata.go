@@ -8,6 +8,7 @@ package protocol
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -34,33 +35,61 @@ func handleMetadata(c *conn, kreq kmsg.Request) (reply, error) {
 		return reply{resp: resp}, nil
 	}
 	autoCreate := req.Version < 4 || req.AllowAutoTopicCreation
-	for _, rt := range req.Topics {
-		var (
-			t   TopicInfo
-			err error
-		)
-		switch {
-		case rt.Topic == nil:
-			t, err = topicByID(c.s.backend, rt.TopicID)
-		default:
-			t, err = c.s.backend.Topic(*rt.Topic)
-			if errors.Is(err, ErrUnknownTopic) && autoCreate {
-				t, err = c.s.backend.AutoCreate(context.Background(), *rt.Topic)
+	topics := func(ctx context.Context) {
+		for _, rt := range req.Topics {
+			var (
+				t   TopicInfo
+				err error
+			)
+			switch {
+			case rt.Topic == nil:
+				t, err = topicByID(c.s.backend, rt.TopicID)
+			default:
+				t, err = c.s.backend.Topic(*rt.Topic)
+				if errors.Is(err, ErrUnknownTopic) && autoCreate {
+					t, err = autoCreateTopic(ctx, c, *rt.Topic)
+				}
 			}
-		}
-		if err != nil {
-			mt := kmsg.NewMetadataResponseTopic()
-			mt.Topic, mt.TopicID = rt.Topic, rt.TopicID
-			mt.ErrorCode = errorCode(err)
-			if rt.Topic == nil && errors.Is(err, ErrUnknownTopic) {
-				mt.ErrorCode = kerr.UnknownTopicID.Code
+			if err != nil {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.Topic, mt.TopicID = rt.Topic, rt.TopicID
+				mt.ErrorCode = errorCode(err)
+				if rt.Topic == nil && errors.Is(err, ErrUnknownTopic) {
+					mt.ErrorCode = kerr.UnknownTopicID.Code
+				}
+				resp.Topics = append(resp.Topics, mt)
+				continue
 			}
-			resp.Topics = append(resp.Topics, mt)
-			continue
+			resp.Topics = append(resp.Topics, metadataTopic(t, nil))
 		}
-		resp.Topics = append(resp.Topics, metadataTopic(t, nil))
 	}
+	if autoCreate {
+		for _, rt := range req.Topics {
+			if rt.Topic == nil {
+				continue
+			}
+			if _, err := c.s.backend.Topic(*rt.Topic); errors.Is(err, ErrUnknownTopic) {
+				// Creating a topic waits for the controller: answered off
+				// the connection's reader, and cut short when the
+				// connection or the server closes.
+				return reply{later: func(ctx context.Context) kmsg.Response { topics(ctx); return resp }}, nil
+			}
+		}
+	}
+	topics(c.ctx)
 	return reply{resp: resp}, nil
+}
+
+// autoCreateTimeout bounds how long a request waits for a topic it
+// auto-creates.
+const autoCreateTimeout = 10 * time.Second
+
+// autoCreateTopic creates a topic on first use, within the connection's
+// life and autoCreateTimeout.
+func autoCreateTopic(ctx context.Context, c *conn, topic string) (TopicInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, autoCreateTimeout)
+	defer cancel()
+	return c.s.backend.AutoCreate(ctx, topic)
 }
 
 func topicByID(b Backend, id [16]byte) (TopicInfo, error) {

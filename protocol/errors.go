@@ -3,9 +3,12 @@ package protocol
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/mlog/mlog/cluster"
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/storage"
 	"github.com/mlog/mlog/storage/batch"
@@ -34,88 +37,134 @@ var (
 	// ErrReplicaNotAuthorized means a request claimed a replica id it
 	// cannot prove (CLUSTER_AUTHORIZATION_FAILED).
 	ErrReplicaNotAuthorized = errors.New("replica not authorized")
+	// ErrCoordinatorNotAvailable means the group coordinator cannot serve
+	// yet (the offsets topic is not created or has no leader).
+	ErrCoordinatorNotAvailable = errors.New("coordinator not available")
 )
 
-// errorCode maps a domain error to its Kafka error code: the one place where
-// mlog's errors meet Kafka's.
+// codes is the one table where mlog's errors meet Kafka's error codes,
+// read both ways: a handler's error becomes a code (errorCode), and a code
+// in a response from another broker becomes the error (ErrorForCode).
+// Order matters only where one error wraps another; the first sentinel
+// listed for a code is what ErrorForCode returns.
+var codes = []struct {
+	err  error
+	code *kerr.Error
+}{
+	{batch.ErrCorrupt, kerr.CorruptMessage},
+	{batch.ErrTruncated, kerr.CorruptMessage},
+	{batch.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat},
+	{batch.ErrInvalidRecordCount, kerr.InvalidRecord},
+	{batch.ErrControlBatch, kerr.InvalidRecord},
+	{batch.ErrInvalidSequence, kerr.InvalidRecord},
+	{storage.ErrBatchTooLarge, kerr.MessageTooLarge},
+	{storage.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+	{storage.ErrNotDurable, kerr.KafkaStorageError},
+	{storage.ErrLogFailed, kerr.KafkaStorageError},
+	{storage.ErrCorruptSegment, kerr.KafkaStorageError},
+	{ErrNotLeader, kerr.NotLeaderForPartition},
+	{storage.ErrClosed, kerr.NotLeaderForPartition},
+	{partition.ErrNotLeader, kerr.NotLeaderForPartition},
+	{partition.ErrTruncatedBeforeCommit, kerr.NotLeaderForPartition},
+	{partition.ErrFencedEpoch, kerr.FencedLeaderEpoch},
+	{partition.ErrUnknownEpoch, kerr.UnknownLeaderEpoch},
+	{ErrNotEnoughReplicas, kerr.NotEnoughReplicas},
+	{partition.ErrNotEnoughReplicas, kerr.NotEnoughReplicas},
+	{partition.ErrNotEnoughReplicasAfterAppend, kerr.NotEnoughReplicasAfterAppend},
+	{partition.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
+	{partition.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{ErrUnknownTopic, kerr.UnknownTopicOrPartition},
+	{ErrUnknownPartition, kerr.UnknownTopicOrPartition},
+	{cluster.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
+	{cluster.ErrUnknownPartition, kerr.UnknownTopicOrPartition},
+	{ErrTopicExists, kerr.TopicAlreadyExists},
+	{cluster.ErrTopicExists, kerr.TopicAlreadyExists},
+	{ErrInvalidTopic, kerr.InvalidTopicException},
+	{ErrInvalidPartitions, kerr.InvalidPartitions},
+	{cluster.ErrInvalidPartitionCount, kerr.InvalidPartitions},
+	{ErrInvalidReplication, kerr.InvalidReplicationFactor},
+	{cluster.ErrNotEnoughBrokers, kerr.InvalidReplicationFactor},
+	{ErrInvalidConfig, kerr.InvalidConfig},
+	{ErrNotController, kerr.NotController},
+	{cluster.ErrNotLeader, kerr.NotController},
+	{ErrInvalidRequest, kerr.InvalidRequest},
+	{ErrInvalidISR, kerr.InvalidRequest},
+	{cluster.ErrInvalidISR, kerr.InvalidRequest},
+	{ErrPolicyViolation, kerr.PolicyViolation},
+	{ErrBrokerNotAvailable, kerr.BrokerNotAvailable},
+	{ErrInvalidRequiredAcks, kerr.InvalidRequiredAcks},
+	{ErrLeaderNotAvailable, kerr.LeaderNotAvailable},
+	{ErrStaleISRChange, kerr.FencedLeaderEpoch},
+	{cluster.ErrStaleEpoch, kerr.FencedLeaderEpoch},
+	{ErrReplicaNotAuthorized, kerr.ClusterAuthorizationFailed},
+	{ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
+	{ErrUnsupportedFeature, kerr.UnsupportedVersion},
+	{context.DeadlineExceeded, kerr.RequestTimedOut},
+	{context.Canceled, kerr.NotLeaderForPartition}, // shutting down: clients retry elsewhere
+}
+
+// errorCode maps an error to its Kafka error code.
 func errorCode(err error) int16 {
-	var code *kerr.Error
-	switch {
-	case err == nil:
+	if err == nil {
 		return 0
-	case errors.As(err, &code):
-		return code.Code
-	case errors.Is(err, batch.ErrCorrupt), errors.Is(err, batch.ErrTruncated):
-		return kerr.CorruptMessage.Code
-	case errors.Is(err, batch.ErrUnsupportedMagic):
-		return kerr.UnsupportedForMessageFormat.Code
-	case errors.Is(err, batch.ErrInvalidRecordCount), errors.Is(err, batch.ErrControlBatch),
-		errors.Is(err, batch.ErrInvalidSequence):
-		return kerr.InvalidRecord.Code
-	case errors.Is(err, storage.ErrBatchTooLarge):
-		return kerr.MessageTooLarge.Code
-	case errors.Is(err, storage.ErrOffsetOutOfRange):
-		return kerr.OffsetOutOfRange.Code
-	case errors.Is(err, storage.ErrNotDurable), errors.Is(err, storage.ErrLogFailed),
-		errors.Is(err, storage.ErrCorruptSegment):
-		return kerr.KafkaStorageError.Code
-	case errors.Is(err, storage.ErrClosed), errors.Is(err, ErrNotLeader):
-		return kerr.NotLeaderForPartition.Code
-	case errors.Is(err, partition.ErrNotLeader), errors.Is(err, partition.ErrTruncatedBeforeCommit):
-		return kerr.NotLeaderForPartition.Code
-	case errors.Is(err, partition.ErrFencedEpoch):
-		return kerr.FencedLeaderEpoch.Code
-	case errors.Is(err, partition.ErrUnknownEpoch):
-		return kerr.UnknownLeaderEpoch.Code
-	case errors.Is(err, partition.ErrNotEnoughReplicas):
-		return kerr.NotEnoughReplicas.Code
-	case errors.Is(err, partition.ErrNotEnoughReplicasAfterAppend):
-		return kerr.NotEnoughReplicasAfterAppend.Code
-	case errors.Is(err, partition.ErrOutOfOrderSequence):
-		return kerr.OutOfOrderSequenceNumber.Code
-	case errors.Is(err, partition.ErrInvalidProducerEpoch):
-		return kerr.InvalidProducerEpoch.Code
-	case errors.Is(err, ErrUnknownTopic), errors.Is(err, ErrUnknownPartition):
-		return kerr.UnknownTopicOrPartition.Code
-	case errors.Is(err, ErrTopicExists):
-		return kerr.TopicAlreadyExists.Code
-	case errors.Is(err, ErrInvalidTopic):
-		return kerr.InvalidTopicException.Code
-	case errors.Is(err, ErrInvalidPartitions):
-		return kerr.InvalidPartitions.Code
-	case errors.Is(err, ErrInvalidReplication):
-		return kerr.InvalidReplicationFactor.Code
-	case errors.Is(err, ErrInvalidConfig):
-		return kerr.InvalidConfig.Code
-	case errors.Is(err, ErrNotController):
-		return kerr.NotController.Code
-	case errors.Is(err, ErrInvalidRequest):
-		return kerr.InvalidRequest.Code
-	case errors.Is(err, ErrPolicyViolation):
-		return kerr.PolicyViolation.Code
-	case errors.Is(err, ErrNotEnoughReplicas):
-		return kerr.NotEnoughReplicas.Code
-	case errors.Is(err, ErrBrokerNotAvailable):
-		return kerr.BrokerNotAvailable.Code
-	case errors.Is(err, ErrInvalidRequiredAcks):
-		return kerr.InvalidRequiredAcks.Code
-	case errors.Is(err, ErrLeaderNotAvailable):
-		return kerr.LeaderNotAvailable.Code
-	case errors.Is(err, ErrStaleISRChange):
-		return kerr.FencedLeaderEpoch.Code
-	case errors.Is(err, ErrInvalidISR):
-		return kerr.InvalidRequest.Code
-	case errors.Is(err, ErrReplicaNotAuthorized):
-		return kerr.ClusterAuthorizationFailed.Code
-	case errors.Is(err, ErrUnsupportedFeature):
-		return kerr.UnsupportedVersion.Code
-	case errors.Is(err, context.DeadlineExceeded):
-		return kerr.RequestTimedOut.Code
-	case errors.Is(err, context.Canceled):
-		return kerr.NotLeaderForPartition.Code // shutting down: clients retry elsewhere
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.code.Code
+		}
 	}
 	return kerr.UnknownServerError.Code
 }
+
+// ErrorForCode is the error a Kafka error code in a response stands for:
+// mlog's own sentinel where the table has one (so callers check one kind
+// of error, whether it happened here or on another broker), wrapping
+// kerr's error for the code; nil for 0.
+func ErrorForCode(code int16) error {
+	ke := kerr.ErrorForCode(code)
+	if ke == nil {
+		return nil
+	}
+	if own := sentinelFor(code); own != nil {
+		return fmt.Errorf("%w: %w", own, ke)
+	}
+	return ke
+}
+
+// Sentinel returns err wrapped in the protocol's sentinel for its Kafka
+// code (cluster.ErrTopicExists becomes also ErrTopicExists), so errors
+// from the controller are checked the same way whether it ran here or was
+// asked over the network.
+func Sentinel(err error) error {
+	if err == nil {
+		return nil
+	}
+	own := sentinelFor(errorCode(err))
+	if own == nil || errors.Is(err, own) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", own, err)
+}
+
+// sentinelFor is the first of the protocol's own errors the table maps
+// to code, or nil.
+func sentinelFor(code int16) error {
+	for _, c := range codes {
+		if c.code.Code == code && slices.Contains(ownErrors, c.err) {
+			return c.err
+		}
+	}
+	return nil
+}
+
+var ownErrors = []error{ErrUnknownTopic, ErrUnknownPartition, ErrTopicExists, ErrInvalidTopic, ErrInvalidPartitions,
+	ErrInvalidReplication, ErrInvalidConfig, ErrNotController, ErrUnsupportedFeature, ErrInvalidRequest, ErrPolicyViolation,
+	ErrNotEnoughReplicas, ErrNotLeader, ErrBrokerNotAvailable, ErrInvalidRequiredAcks, ErrStaleISRChange,
+	ErrLeaderNotAvailable, ErrInvalidISR, ErrReplicaNotAuthorized, ErrCoordinatorNotAvailable}
 
 // errorMessage is the text for responses that carry one.
 func errorMessage(err error) *string {

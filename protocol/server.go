@@ -28,10 +28,28 @@ type Config struct {
 	Metrics *metrics.Metrics
 }
 
-// DefaultConfig returns the defaults: Kafka's port 9094 in mlog's seed,
-// 100 MiB requests (Kafka's socket.request.max.bytes).
+// DefaultConfig returns the defaults: mlog's Kafka port 9094, 100 MiB
+// requests (Kafka's socket.request.max.bytes).
 func DefaultConfig() Config {
 	return Config{Addr: "127.0.0.1:9094", MaxRequestBytes: 100 << 20, MaxInFlight: 64, ShutdownGrace: 5 * time.Second}
+}
+
+// Validate checks the settings (ErrInvalidConfig) and fills the logger.
+func (c *Config) Validate() error {
+	switch _, _, err := net.SplitHostPort(c.Addr); {
+	case err != nil:
+		return fmt.Errorf("%w: listen address %q: %w", ErrInvalidConfig, c.Addr, err)
+	case c.MaxRequestBytes < 1024:
+		return fmt.Errorf("%w: max request bytes %d, want at least 1024", ErrInvalidConfig, c.MaxRequestBytes)
+	case c.MaxInFlight < 1:
+		return fmt.Errorf("%w: max in flight %d", ErrInvalidConfig, c.MaxInFlight)
+	case c.ShutdownGrace < 0:
+		return fmt.Errorf("%w: shutdown grace %v", ErrInvalidConfig, c.ShutdownGrace)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
 }
 
 // Server accepts Kafka connections and serves them from a Backend.
@@ -52,22 +70,13 @@ type Server struct {
 	wg     sync.WaitGroup
 }
 
-// NewServer returns a server; Start listens.
-func NewServer(cfg Config, b Backend) *Server {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.MaxRequestBytes <= 0 {
-		cfg.MaxRequestBytes = DefaultConfig().MaxRequestBytes
-	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = DefaultConfig().MaxInFlight
-	}
-	if cfg.ShutdownGrace <= 0 {
-		cfg.ShutdownGrace = DefaultConfig().ShutdownGrace
+// NewServer checks the config and returns a server; Start listens.
+func NewServer(cfg Config, b Backend) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, backend: b, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}}
+	return &Server{cfg: cfg, backend: b, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}}, nil
 }
 
 // Start listens on Config.Addr and serves in the background.

@@ -12,8 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/mlog/mlog/internal/brokerclient"
 	"github.com/mlog/mlog/partition"
-	"github.com/mlog/mlog/protocol"
 )
 
 // Key names a partition.
@@ -41,7 +41,7 @@ const partitionBackoff = time.Second
 type Fetcher struct {
 	self     int32
 	leader   int32
-	client   *protocol.Client
+	client   *brokerclient.Client
 	maxBytes int32
 	maxWait  time.Duration
 	log      *slog.Logger
@@ -60,7 +60,7 @@ type Fetcher struct {
 // identifies this broker's incarnation to the leader, which refuses
 // replica requests from any other.
 func NewFetcher(self, leader int32, addr, clientID string, maxBytes int32, logger *slog.Logger) *Fetcher {
-	f := &Fetcher{self: self, leader: leader, client: protocol.NewClient(addr, clientID),
+	f := &Fetcher{self: self, leader: leader, client: brokerclient.NewClient(addr, clientID),
 		maxBytes: maxBytes, maxWait: 500 * time.Millisecond, log: logger.With("leader", leader, "addr", addr),
 		parts: map[Key]*followed{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go f.run()

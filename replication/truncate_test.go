@@ -16,7 +16,7 @@ func open(t *testing.T) *partition.Partition {
 	t.Helper()
 	lc := storage.DefaultConfig()
 	lc.Logger = slog.New(slog.DiscardHandler)
-	p, err := partition.Open(partition.Config{Topic: "t", Dir: t.TempDir(), Log: lc, Replicated: true, Logger: lc.Logger})
+	p, err := partition.Open(partition.Config{Topic: "t", Dir: t.TempDir(), Log: lc, Logger: lc.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -12,17 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/broker/brokertest"
 	"github.com/mlog/mlog/internal/testutil"
 	"github.com/mlog/mlog/verify"
 )
 
 // The tests here run verify against real mlog brokers started in process
-// through the broker package's exported API: the path `mlog server` runs.
+// by brokertest: the path `mlog server` runs.
 
+// freeTCP is an address nothing listens on (for a moment).
 func freeTCP(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -31,102 +28,6 @@ func freeTCP(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// freeSerf finds a port free for both TCP and UDP, as Serf needs.
-func freeSerf(t *testing.T) string {
-	t.Helper()
-	for range 50 {
-		addr := freeTCP(t)
-		if pc, err := net.ListenPacket("udp", addr); err == nil {
-			pc.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port for serf")
-	return ""
-}
-
-// testCluster is n in-process brokers on loopback ports.
-type testCluster struct {
-	t       *testing.T
-	brokers []*broker.Broker
-	cfgs    []broker.Config
-}
-
-// startCluster starts n brokers forming one cluster and returns once every
-// broker sees n live brokers and a controller.
-func startCluster(t *testing.T, n int) *testCluster {
-	t.Helper()
-	tc := &testCluster{t: t, brokers: make([]*broker.Broker, n), cfgs: make([]broker.Config, n)}
-	serf := make([]string, n)
-	for i := range n {
-		serf[i] = freeSerf(t)
-	}
-	t.Cleanup(func() {
-		for i := n - 1; i >= 0; i-- {
-			if tc.brokers[i] != nil {
-				tc.brokers[i].Kill()
-			}
-		}
-	})
-	for i := range n {
-		cfg := broker.DefaultConfig()
-		cfg.NodeID = fmt.Sprintf("node-%d", i+1)
-		cfg.DataDir = t.TempDir()
-		cfg.ListenAddr = freeTCP(t)
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		var peers []string
-		for j := range n {
-			if j != i {
-				peers = append(peers, serf[j])
-			}
-		}
-		cfg.Cluster = &broker.ClusterConfig{SerfAddr: serf[i], RaftAddr: freeTCP(t), Peers: peers, Bootstrap: i == 0,
-			ReplicaLagMax: 2 * time.Second, Fast: true}
-		tc.cfgs[i] = cfg
-		tc.start(i)
-	}
-	tc.waitBrokers(n)
-	return tc
-}
-
-// start starts broker i (again) with its config and data dir.
-func (tc *testCluster) start(i int) {
-	tc.t.Helper()
-	b, err := broker.New(tc.cfgs[i])
-	if err == nil {
-		err = b.Start()
-	}
-	if err != nil {
-		tc.t.Fatalf("start broker %d: %v", i+1, err)
-	}
-	tc.brokers[i] = b
-}
-
-// waitBrokers waits until every running broker sees n live brokers and a
-// controller.
-func (tc *testCluster) waitBrokers(n int) {
-	tc.t.Helper()
-	testutil.Eventually(tc.t, fmt.Sprintf("%d live brokers and a controller", n), func() bool {
-		for _, b := range tc.brokers {
-			if b == nil {
-				continue
-			}
-			if ci := b.Cluster(); len(ci.Brokers) != n || ci.ControllerID < 0 {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-func (tc *testCluster) seeds() []string {
-	var out []string
-	for _, cfg := range tc.cfgs {
-		out = append(out, cfg.ListenAddr)
-	}
-	return out
 }
 
 // testLogger sends a run's logs to t.Log.
@@ -154,9 +55,9 @@ func TestRunCleanOnThreeNodeCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	tc := startCluster(t, 3)
+	c := brokertest.Start(t, 3)
 	cfg := verify.DefaultConfig()
-	cfg.Seeds = tc.seeds()
+	cfg.Seeds = c.Seeds()
 	cfg.Topic = "verify-clean"
 	cfg.Duration = 5 * time.Second
 	cfg.Rate = 400
@@ -210,13 +111,8 @@ func TestRunDetectsLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker")
 	}
-	seeds := startCluster(t, 1).seeds()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	c := brokertest.Start(t, 1)
+	seeds, adm := c.Seeds(), c.Admin()
 
 	cfg := verify.DefaultConfig()
 	cfg.Seeds = seeds
@@ -308,16 +204,12 @@ func TestRunSurvivesLeaderKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	tc := startCluster(t, 3)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(tc.seeds()...), kgo.MetadataMinAge(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	c := brokertest.Start(t, 3)
+	seeds := c.Seeds() // all three, the killed one included
+	adm := c.Admin()
 
 	cfg := verify.DefaultConfig()
-	cfg.Seeds = tc.seeds()
+	cfg.Seeds = seeds
 	cfg.Topic = "verify-kill"
 	cfg.Duration = 6 * time.Second
 	cfg.Rate = 300
@@ -337,9 +229,9 @@ func TestRunSurvivesLeaderKill(t *testing.T) {
 			ends, err := adm.ListEndOffsets(faultCtx, cfg.Topic)
 			if o, ok := ends.Lookup(cfg.Topic, 0); err == nil && ok && o.Err == nil && o.Offset >= 100 {
 				md, err := adm.Metadata(faultCtx, cfg.Topic)
-				if p, ok := md.Topics[cfg.Topic].Partitions[0]; err == nil && ok && p.Leader > 0 {
-					i := int(p.Leader) - 1 // node-N is broker id N
-					tc.brokers[i].Kill()
+				if p, ok := md.Topics[cfg.Topic].Partitions[0]; err == nil && ok && c.Index(p.Leader) >= 0 {
+					i := c.Index(p.Leader)
+					c.Kill(i)
 					killed <- i
 					return
 				}
@@ -356,8 +248,8 @@ func TestRunSurvivesLeaderKill(t *testing.T) {
 		select {
 		case i := <-killed:
 			t.Logf("restarting broker %d, killed during the workload", i+1)
-			tc.start(i)
-			tc.waitBrokers(3)
+			c.StartNode(i)
+			c.WaitBrokers(3)
 			return nil
 		default:
 			return errors.New("no leader was killed during the workload")

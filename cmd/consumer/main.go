@@ -1,4 +1,4 @@
-// Command consumer is `mlog consumer` under the seed's name.
+// Command consumer is `mlog consumer` as a binary of its own (the name the tutorial uses).
 package main
 
 import "github.com/mlog/mlog/cmd/internal/cli"

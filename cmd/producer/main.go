@@ -1,4 +1,4 @@
-// Command producer is `mlog producer` under the seed's name.
+// Command producer is `mlog producer` as a binary of its own (the name the tutorial uses).
 package main
 
 import "github.com/mlog/mlog/cmd/internal/cli"

@@ -1,4 +1,4 @@
-// Command server is `mlog server` under the seed's name.
+// Command server is `mlog server` as a binary of its own (the name the tutorial uses).
 package main
 
 import "github.com/mlog/mlog/cmd/internal/cli"

@@ -1,4 +1,4 @@
-// Command topic is `mlog topic` under the seed's name.
+// Command topic is `mlog topic` as a binary of its own (the name the tutorial uses).
 package main
 
 import "github.com/mlog/mlog/cmd/internal/cli"

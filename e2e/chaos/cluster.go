@@ -168,8 +168,8 @@ func (c *Cluster) args(n *Node) []string {
 	a := []string{"server", "--node-id", fmt.Sprintf("node-%d", n.ID),
 		"--bind-addr", n.SerfAddr(), "--raft-addr", n.RaftAddr(), "--rpc-port", strconv.Itoa(kafkaPort),
 		"--http-addr", net.JoinHostPort(n.IP, strconv.Itoa(httpPort)), "--data-dir", n.DataDir}
-	// Node 1 always passes --bootstrap, as the seed's scripts and Compose
-	// file do: restarted on a wiped disk it must rejoin its peers' cluster,
+	// Node 1 always passes --bootstrap, as mlog's local cluster scripts and
+	// Compose file do: restarted on a wiped disk it must rejoin its peers' cluster,
 	// not found a second one (issue 9, defect 6).
 	if n.ID == 1 {
 		a = append(a, "--bootstrap")

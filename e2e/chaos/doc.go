@@ -19,8 +19,8 @@
 // iptables DROP rules inside a node's own namespace, so the root namespace
 // still reaches a partitioned node as a client; Heal deletes exactly the
 // rules the harness added. Leader and Controller read each node's own
-// Metadata answer. Node 1 always runs with --bootstrap, as the seed's
-// scripts do: wiped and restarted, it must rejoin its peers' cluster.
+// Metadata answer. Node 1 always runs with --bootstrap, as mlog's local
+// cluster scripts do: wiped and restarted, it must rejoin its peers' cluster.
 //
 // A schedule run (RunSchedule) is: a fresh three-node cluster, verify in
 // the background for warm-up + the schedule's fault budget + a tail, the

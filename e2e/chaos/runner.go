@@ -20,7 +20,7 @@ type RunConfig struct {
 	// Partitions of the workload's topic (replication factor 3, min ISR 2).
 	Partitions int
 	// Warmup is how long the workload runs before the first fault, at
-	// least; the seed adds up to another Warmup.
+	// least; the run's random seed adds up to another Warmup.
 	Warmup time.Duration
 	// Tail is how long the workload keeps producing after the fault
 	// budget, so that records are written to the healed cluster too.

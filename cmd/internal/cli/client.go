@@ -12,7 +12,7 @@ import (
 )
 
 // leaderAddr returns host:port of the leader of topic's partition 0, as
-// the seed's tools print it.
+// mlog's producer and consumer print it.
 func leaderAddr(ctx context.Context, adm *kadm.Client, topic string) (string, error) {
 	md, err := adm.Metadata(ctx, topic)
 	if err != nil {

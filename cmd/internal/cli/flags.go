@@ -43,7 +43,7 @@ func applyEnv(fs *pflag.FlagSet) error {
 }
 
 // joinBoolValues turns `--flag true` / `--flag false` into `--flag=true`, so
-// the seed's Compose file (`"--bootstrap", "true"`) works with cobra's bool
+// Compose files written as `"--bootstrap", "true"` work with cobra's bool
 // flags, which otherwise take the next word as a stray argument.
 func joinBoolValues(args []string, boolFlags []string) []string {
 	out := make([]string, 0, len(args))

@@ -39,6 +39,15 @@ type serverFlags struct {
 	logFormat        string
 }
 
+const (
+	// httpAddrAuto is --http-addr's default: a port derived from the
+	// Kafka port.
+	httpAddrAuto = "auto"
+	// httpPortOffset puts the HTTP listener 550 above the Kafka port:
+	// 9644 for 9094, as Redpanda's admin port.
+	httpPortOffset = 550
+)
+
 // ServerCmd is `mlog server` (and the `server` binary).
 func ServerCmd() *cobra.Command {
 	f := &serverFlags{}
@@ -61,25 +70,26 @@ answered, logs are flushed and marked cleanly shut down.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServer(cmd.Context(), f) },
 	}
+	def := broker.DefaultConfig()
 	fl := cmd.Flags()
 	fl.IntVar(&f.rpcPort, "rpc-port", 9094, "Kafka protocol (client and replication) port")
-	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:9644", "HTTP listener for /metrics (Prometheus), /healthz and /readyz; empty for none")
-	fl.StringVar(&f.dataDir, "data-dir", "/tmp/mlog", "where to store log data")
-	fl.StringVar(&f.nodeID, "node-id", "node-1", "unique node identifier; its trailing number is the Kafka broker id")
-	fl.StringVar(&f.bindAddr, "bind-addr", "127.0.0.1:9092", "Serf gossip listen address; its host is also where the Kafka listener binds")
-	fl.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:9093", "Raft transport address")
+	fl.StringVar(&f.httpAddr, "http-addr", httpAddrAuto, "HTTP listener for /metrics (Prometheus), /healthz and /readyz; auto: the --bind-addr host on port --rpc-port+550 (127.0.0.1:9644 with the default ports), skipped with a warning if that port is taken; empty for none")
+	fl.StringVar(&f.dataDir, "data-dir", def.DataDir, "where to store log data")
+	fl.StringVar(&f.nodeID, "node-id", def.NodeID, "unique node identifier; its trailing number is the Kafka broker id")
+	fl.StringVar(&f.bindAddr, "bind-addr", def.Cluster.SerfAddr, "Serf gossip listen address; its host is also where the Kafka listener binds")
+	fl.StringVar(&f.raftAddr, "raft-addr", def.Cluster.RaftAddr, "Raft transport address")
 	fl.StringVar(&f.advertiseAddr, "advertise-addr", "", "host other nodes and clients use to reach this node (e.g. node1 in Docker)")
 	fl.BoolVar(&f.bootstrap, "bootstrap", false, "bootstrap a new Raft cluster, on ONE node only (`--bootstrap true` also works); a node with no --peer bootstraps itself")
 	fl.StringArrayVar(&f.peers, "peer", nil, "another node's Serf address to join, repeatable: --peer node-2=host:port (or host:port)")
 	fl.IntVar(&f.replBatchSize, "replication-batch-size", 5000, "max records per replication fetch (taken as records of ~1 KiB: it bounds a fetch's bytes)")
-	fl.IntVar(&f.raftVoters, "raft-voters", 3, "how many nodes become Raft voters; later ones join as non-voters")
+	fl.IntVar(&f.raftVoters, "raft-voters", def.Cluster.Voters, "how many nodes become Raft voters; later ones join as non-voters")
 	fl.StringVar(&f.rack, "rack", "", "this broker's rack (broker.rack): consumers naming the same client.rack read from replicas here (KIP-392)")
-	fl.DurationVar(&f.replicaLagMax, "replica-lag-max", 10*time.Second, "a follower not caught up for this long leaves the ISR (replica.lag.time.max.ms)")
-	fl.BoolVar(&f.autoCreateTopics, "auto-create-topics", true, "create a topic on its first produce or metadata request")
-	fl.Int32Var(&f.numPartitions, "num-partitions", 1, "partitions of auto-created topics")
+	fl.DurationVar(&f.replicaLagMax, "replica-lag-max", def.Cluster.ReplicaLagMax, "a follower not caught up for this long leaves the ISR (replica.lag.time.max.ms)")
+	fl.BoolVar(&f.autoCreateTopics, "auto-create-topics", def.AutoCreateTopics, "create a topic on its first produce or metadata request")
+	fl.Int32Var(&f.numPartitions, "num-partitions", def.DefaultPartitions, "partitions of auto-created topics")
 	fl.Int16Var(&f.offsetsRF, "offsets-replication-factor", 0, "replicas of __consumer_offsets, created once this many brokers are alive; 0 for min(3, this node and its peers)")
 	fl.StringVar(&f.fsync, "fsync", "always", "always: acks=1/all are answered after fsync (group commit); never: after the write, trusting the page cache as Kafka does")
-	fl.Int32Var(&f.maxRequestBytes, "max-request-bytes", 100<<20, "close connections that send bigger requests")
+	fl.Int32Var(&f.maxRequestBytes, "max-request-bytes", def.MaxRequestBytes, "close connections that send bigger requests")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return withEnv(cmd)
@@ -99,12 +109,19 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 	}
 	port := strconv.Itoa(f.rpcPort)
 	cfg.ListenAddr = net.JoinHostPort(host, port)
-	if f.httpAddr != "" {
+	if f.httpAddr != "" && f.httpAddr != httpAddrAuto {
 		if _, _, err := net.SplitHostPort(f.httpAddr); err != nil {
 			return cfg, fmt.Errorf("--http-addr %q: want host:port: %w", f.httpAddr, err)
 		}
 	}
 	cfg.HTTPAddr = f.httpAddr
+	if f.httpAddr == httpAddrAuto {
+		// Derived from the Kafka port, so nodes sharing a host with their
+		// own --rpc-port get their own; optional, so a port someone else
+		// holds never stops a broker that was not told to use it.
+		cfg.HTTPAddr = net.JoinHostPort(host, strconv.Itoa(f.rpcPort+httpPortOffset))
+		cfg.HTTPAddrOptional = true
+	}
 	switch adv := f.advertiseAddr; {
 	case adv != "":
 		if _, _, err := net.SplitHostPort(adv); err == nil {
@@ -124,7 +141,7 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 	var peers []string
 	for _, p := range f.peers {
 		if _, addr, ok := strings.Cut(p, "="); ok {
-			p = addr // the seed's name=host:port form
+			p = addr // the name=host:port form
 		}
 		if _, _, err := net.SplitHostPort(p); err != nil {
 			return cfg, fmt.Errorf("--peer %q: want name=host:port or host:port", p)
@@ -141,9 +158,10 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 			advHost = h
 		}
 	}
-	cfg.Cluster = &broker.ClusterConfig{SerfAddr: f.bindAddr, AdvertiseHost: advHost, Peers: peers, RaftAddr: f.raftAddr,
-		Bootstrap: f.bootstrap || len(peers) == 0, Voters: f.raftVoters, Rack: f.rack, ReplicaLagMax: f.replicaLagMax,
-		ReplicaFetchBytes: int32(min(f.replBatchSize, 1<<20) * 1024)}
+	cc := &cfg.Cluster
+	cc.SerfAddr, cc.AdvertiseHost, cc.Peers, cc.RaftAddr = f.bindAddr, advHost, peers, f.raftAddr
+	cc.Bootstrap, cc.Voters, cc.Rack, cc.ReplicaLagMax = f.bootstrap || len(peers) == 0, f.raftVoters, f.rack, f.replicaLagMax
+	cc.ReplicaFetchBytes = int32(min(f.replBatchSize, 1<<20) * 1024)
 	cfg.AutoCreateTopics, cfg.DefaultPartitions = f.autoCreateTopics, f.numPartitions
 	cfg.OffsetsReplicationFactor = f.offsetsRF
 	cfg.MaxRequestBytes = f.maxRequestBytes

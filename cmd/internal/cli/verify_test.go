@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,8 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/mlog/mlog/broker"
-	"github.com/mlog/mlog/internal/testutil"
+	"github.com/mlog/mlog/broker/brokertest"
 )
 
 // runCLI runs `mlog <args>` in process as Execute would, returning its
@@ -137,40 +135,11 @@ func TestVerifyBadFlagExitStatus(t *testing.T) {
 	}
 }
 
-// startBroker starts a one-node mlog cluster and returns its address.
-func startBroker(t *testing.T) string {
-	t.Helper()
-	var serf string
-	for range 50 {
-		addr := freeAddr(t)
-		if pc, err := net.ListenPacket("udp", addr); err == nil {
-			pc.Close()
-			serf = addr
-			break
-		}
-	}
-	cfg := broker.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.ListenAddr = freeAddr(t)
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	cfg.Cluster = &broker.ClusterConfig{SerfAddr: serf, RaftAddr: freeAddr(t), Bootstrap: true, Fast: true}
-	b, err := broker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	testutil.Eventually(t, "a controller", func() bool { return b.Cluster().ControllerID >= 0 })
-	return cfg.ListenAddr
-}
-
 func TestVerifyCommandJSONOnOneNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker")
 	}
-	addr := startBroker(t)
+	addr := brokertest.Start(t, 1).Seeds()[0]
 	stdout, stderr, err := runCLI(t, "verify", "--addrs", addr, "--topic", "cli-verify", "--replication-factor", "1",
 		"--partitions", "2", "--duration", "2s", "--rate", "200", "--json")
 	if err != nil {

@@ -1,4 +1,4 @@
-package protocol
+package brokerclient
 
 import (
 	"context"
@@ -10,11 +10,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// ErrClientClosed means the client was closed.
-var ErrClientClosed = errors.New("protocol: client closed")
+var (
+	// ErrClientClosed means the client was closed.
+	ErrClientClosed = errors.New("brokerclient: client closed")
+	// ErrMalformedResponse means a response could not be decoded.
+	ErrMalformedResponse = errors.New("brokerclient: malformed response")
+)
+
+// apiVersionsKey's response header is never flexible (KIP-511).
+const apiVersionsKey = 18
 
 // Client sends requests to one broker over one connection, one at a time:
 // the broker-to-broker path (follower fetches, requests forwarded to the
@@ -47,7 +55,7 @@ func (c *Client) Request(ctx context.Context, req kmsg.Request) (kmsg.Response, 
 		var d net.Dialer
 		nc, err := d.DialContext(ctx, "tcp", c.addr)
 		if err != nil {
-			return nil, fmt.Errorf("protocol: dial %s: %w", c.addr, err)
+			return nil, fmt.Errorf("brokerclient: dial %s: %w", c.addr, err)
 		}
 		c.nc = nc
 	}
@@ -93,29 +101,35 @@ func (c *Client) roundTrip(ctx context.Context, req kmsg.Request) (kmsg.Response
 	}
 	n := binary.BigEndian.Uint32(size[:])
 	if n < 4 || n > 1<<30 {
-		return nil, fmt.Errorf("%w: response size %d from %s", errMalformed, n, c.addr)
+		return nil, fmt.Errorf("%w: response size %d from %s", ErrMalformedResponse, n, c.addr)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(c.nc, body); err != nil {
 		return nil, c.ctxErr(ctx, err)
 	}
 	if got := int32(binary.BigEndian.Uint32(body)); got != c.corr {
-		return nil, fmt.Errorf("%w: correlation id %d, want %d", errMalformed, got, c.corr)
+		return nil, fmt.Errorf("%w: correlation id %d, want %d", ErrMalformedResponse, got, c.corr)
 	}
 	body = body[4:]
 	resp := req.ResponseKind()
 	resp.SetVersion(req.GetVersion())
 	if resp.IsFlexible() && req.Key() != apiVersionsKey {
 		if len(body) == 0 {
-			return nil, fmt.Errorf("%w: empty response", errMalformed)
+			return nil, fmt.Errorf("%w: empty response", ErrMalformedResponse)
 		}
-		var err error
-		if body, err = skipHeaderTags(body); err != nil {
-			return nil, err
+		// The response header's tagged fields: none are defined, skip them.
+		r := kbin.Reader{Src: body}
+		for n := r.Uvarint(); n > 0 && r.Ok(); n-- {
+			r.Uvarint()
+			r.Span(int(r.Uvarint()))
 		}
+		if !r.Ok() {
+			return nil, fmt.Errorf("%w: response header tags", ErrMalformedResponse)
+		}
+		body = r.Src
 	}
 	if err := resp.ReadFrom(body); err != nil {
-		return nil, fmt.Errorf("%w: %s response: %w", errMalformed, kmsg.NameForKey(req.Key()), err)
+		return nil, fmt.Errorf("%w: %s response: %w", ErrMalformedResponse, kmsg.NameForKey(req.Key()), err)
 	}
 	return resp, nil
 }
@@ -124,7 +138,7 @@ func (c *Client) ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return fmt.Errorf("protocol: %s: %w", c.addr, err)
+	return fmt.Errorf("brokerclient: %s: %w", c.addr, err)
 }
 
 // Close closes the connection; later requests fail.
