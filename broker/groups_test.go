@@ -18,7 +18,7 @@ import (
 )
 
 // A simple consumer commits offsets with a group id and no membership (the
-// seed's --id consumer) and fetches them back, also after a restart.
+// the --id consumer) and fetches them back, also after a restart.
 func TestSimpleCommitAndFetchOffsets(t *testing.T) {
 	c, b := startOne(t)
 	produceValues(t, client(t, b, kgo.AllowAutoTopicCreation()), "orders", values(10, "v"))
@@ -227,7 +227,7 @@ func TestGroupCoordinatorKilled(t *testing.T) {
 	}
 }
 
-// The seed's consumer commits after every record. __consumer_offsets is
+// mlog's consumer commits after every record. __consumer_offsets is
 // compacted, so its size stays bounded however long that goes on, and the
 // latest commit survives compaction and a restart.
 func TestOffsetsTopicStaysBounded(t *testing.T) {

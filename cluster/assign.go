@@ -58,7 +58,7 @@ func assign(st *State, n, rf int) ([]Partition, error) {
 			replicas[r]++
 		}
 		leaders[lead]++
-		// Epochs start at 1, as the seed's `topic list` shows them.
+		// Epochs start at 1, as `mlog topic list` shows them.
 		out = append(out, Partition{Replicas: reps, Leader: lead, LeaderEpoch: 1, ISR: slices.Clone(reps)})
 	}
 	return out, nil

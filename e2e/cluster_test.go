@@ -18,8 +18,8 @@ import (
 
 var leaderRE = regexp.MustCompile(`topic=orders leader=node-(\d+) epoch=(\d+)`)
 
-// The seed's walkthrough with real processes: three servers with the
-// seed's flags, an RF3 topic, `producer connect --acks 2` fed on stdin,
+// The tutorial's walkthrough with real processes: three servers with the
+// documented flags, an RF3 topic, `producer connect --acks 2` fed on stdin,
 // `consumer connect --id --from-beginning` on a follower, SIGKILL of the
 // leader while both run, and a consumer restarted on a third node that
 // resumes after its last commit. Every acknowledged record is read back
@@ -80,7 +80,7 @@ func TestThreeProcessClusterLeaderKill(t *testing.T) {
 		return true
 	})
 
-	// The seed's producer, acks=2, kept running across the failover: it is
+	// mlog's producer, acks=2, kept running across the failover: it is
 	// given every node so that it can reach the survivors.
 	prod := startProc(t, "producer", "connect", "--addrs", addrs(-1), "--topic", "orders", "--acks", "2")
 	prod.waitFor(t, `connected to topic "orders" leader at `)
@@ -89,7 +89,7 @@ func TestThreeProcessClusterLeaderKill(t *testing.T) {
 		prod.waitFor(t, fmt.Sprintf("offset=%d\n", i))
 	}
 
-	// The seed's consumer on a node that is not the leader: from the
+	// mlog's consumer on a node that is not the leader: from the
 	// beginning, committing under --id my-consumer, kept running across the
 	// failover.
 	li := leader - 1

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// The seed's Docker Compose cluster (infra/), run when a Docker engine
+// The Docker Compose cluster (infra/), run when a Docker engine
 // answers: up, a 3-replica topic, acks=all records, `docker kill` of the
 // leader's container, produce again, consume everything from another node,
 // down. The tools run inside the containers, where node1..3 resolve.

@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -54,7 +58,7 @@ func TestKcatEndToEnd(t *testing.T) {
 	}
 }
 
-// Every flag has an MLOG_ variable, and the seed's Compose form
+// Every flag has an MLOG_ variable, and the Compose file's form
 // `--bootstrap true` is accepted.
 func TestEnvVarsAndSeedFlags(t *testing.T) {
 	kc := kcat(t)
@@ -101,4 +105,31 @@ func TestKcatBalancedConsumer(t *testing.T) {
 	if got != "3 d\n" {
 		t.Fatalf("second group run read:\n%q (want only the new record)", got)
 	}
+}
+
+// A server whose Kafka port is taken prints that error and exits non-zero,
+// without a panic, and leaves nothing listening.
+func TestServerBusyPortExitsNonZero(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := busy.Addr().(*net.TCPAddr).Port
+	raft := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	out, err := runErr(bin(t, "mlog"), "server", "--data-dir", t.TempDir(), "--rpc-port", strconv.Itoa(port),
+		"--bind-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--raft-addr", raft, "--http-addr", "")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("exit: %v, want a non-zero status\n%s", err, out)
+	}
+	if !strings.Contains(out, "address already in use") || !strings.Contains(out, strconv.Itoa(port)) || strings.Contains(out, "panic") {
+		t.Fatalf("output does not name the busy port (or panics):\n%s", out)
+	}
+	// The Raft listener opened before the Kafka one was closed again.
+	ln, err := net.Listen("tcp", raft)
+	if err != nil {
+		t.Fatalf("raft address still held after the failed start: %v", err)
+	}
+	ln.Close()
 }

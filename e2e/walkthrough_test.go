@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// The seed's walkthrough (seed 000, steps 4-8) as a new user types it, on
-// the seed's ports: make local-cluster-start, make create-topic, make
+// The tutorial's walkthrough (steps 4-8) as a new user types it, on
+// the default ports: make local-cluster-start, make create-topic, make
 // list-topics, the stdin producer, a consumer on another node, resume by
 // --id, kill -9 of the leader and produce again, make local-cluster-stop,
 // which leaves no process behind.
@@ -23,7 +23,7 @@ func TestSeedWalkthroughLocalCluster(t *testing.T) {
 	for _, port := range []string{"9092", "9093", "9094", "9095", "9096", "9097", "9098", "9099", "9100", "9644", "9645", "9646"} {
 		ln, err := net.Listen("tcp", "127.0.0.1:"+port)
 		if err != nil {
-			t.Skipf("skipped: port %s is taken (a cluster already running?); the walkthrough uses the seed's ports", port)
+			t.Skipf("skipped: port %s is taken (a cluster already running?); the walkthrough uses the default ports", port)
 		}
 		ln.Close()
 	}
@@ -57,7 +57,7 @@ func TestSeedWalkthroughLocalCluster(t *testing.T) {
 		return out, err == nil
 	})
 	listRE := regexp.MustCompile(`topic=orders leader=node-(\d) epoch=\d+ replicas=node-\d\(isr=true,leo=0\),node-\d\(isr=true,leo=0\)\n`)
-	list := waitOutput(t, "make list-topics in the seed's format", 60*time.Second, func() (string, bool) {
+	list := waitOutput(t, "make list-topics in the documented format", 60*time.Second, func() (string, bool) {
 		out, _ := mk("list-topics")
 		return out, listRE.MatchString(out)
 	})
