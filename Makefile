@@ -115,3 +115,13 @@ CHAOS_SEED ?= 1
 chaos: build-mlog
 	MLOG_CHAOS=1 CHAOS_RUNS=$(CHAOS_RUNS) CHAOS_SEED=$(CHAOS_SEED) MLOG_CHAOS_BIN=$(CURDIR)/$(BIN)/mlog \
 		$(GO) test -count=1 -timeout 0 -v -run 'TestChaos$$' ./e2e/chaos/
+
+# mlog against NATS JetStream on this machine (bench/README.md): three-node
+# clusters of real processes on loopback, started and stopped by the
+# harness, the same workloads interleaved, medians and mlog/NATS ratios to
+# stdout and bench/results/latest.md. QUICK=1 for a run of seconds.
+.PHONY: bench-compare
+bench-compare: build-mlog
+	@command -v nats-server >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nats-server; }
+	cd bench && $(GO) run . -mlog $(CURDIR)/$(BIN)/mlog $(if $(filter 1 true yes,$(QUICK)),-quick) \
+		-command "make bench-compare$(if $(QUICK), QUICK=$(QUICK))"
