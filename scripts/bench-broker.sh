@@ -4,6 +4,8 @@
 # then `mlog perf produce` with acks=1 and acks=all for 100 B and 1 KiB
 # records, 1M each, consuming each topic back, and fio's buffered 1 MiB
 # sequential write on the same disk for reference. Needs fio, python3.
+# Values are mlog perf's random, incompressible bytes, sent uncompressed;
+# PERF_FLAGS adds perf flags (e.g. "--compression snappy").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s build-mlog
@@ -30,8 +32,8 @@ for size in 100 1024; do
 		topic="perf-$size-$acks"
 		sync
 		echo "# produce $N x $size B, acks=$acks (${SERVER_FLAGS:---fsync=always})"
-		./bin/mlog perf produce --brokers "$brokers" --topic "$topic" --num-records "$N" --record-size "$size" --acks "$acks" | tail -1
+		./bin/mlog perf produce --brokers "$brokers" --topic "$topic" --num-records "$N" --record-size "$size" --acks "$acks" ${PERF_FLAGS:-} | grep -E "records sent,|^bytes"
 		echo "# consume $topic"
-		./bin/mlog perf consume --brokers "$brokers" --topic "$topic" --num-records "$N" | tail -1
+		./bin/mlog perf consume --brokers "$brokers" --topic "$topic" --num-records "$N" | sed -n 2p
 	done
 done

@@ -31,9 +31,9 @@ for _ in $(seq 1 50); do
 done
 in_sync
 echo "# produce $N x 1 KiB, RF3, acks=all (fsync=always)"
-./bin/mlog perf produce --brokers 127.0.0.1:9094,127.0.0.1:9097,127.0.0.1:9100 --topic perf --num-records "$N" --record-size 1024 --acks all | tail -1
+./bin/mlog perf produce --brokers 127.0.0.1:9094,127.0.0.1:9097,127.0.0.1:9100 --topic perf --num-records "$N" --record-size 1024 --acks all ${PERF_FLAGS:-} | grep -E "records sent,|^bytes"
 echo "# consume them back from node-2"
-./bin/mlog perf consume --brokers 127.0.0.1:9097 --topic perf --num-records "$N" | tail -1
+./bin/mlog perf consume --brokers 127.0.0.1:9097 --topic perf --num-records "$N" | sed -n 2p
 ./bin/topic list
 
 for trial in $(seq 1 "$TRIALS"); do
