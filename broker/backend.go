@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mlog/mlog/cluster"
@@ -333,3 +336,21 @@ func (b *Broker) ControlledShutdown(ctx context.Context, id int32) error {
 
 // Changed returns a channel closed when any partition may have new data.
 func (b *Broker) Changed() <-chan struct{} { return b.changed.Wait() }
+
+// LogDir describes the data directory and every replica in it, sorted.
+func (b *Broker) LogDir() protocol.LogDirInfo {
+	ld := protocol.LogDirInfo{Dir: b.cfg.DataDir, TotalBytes: -1, UsableBytes: -1}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(b.cfg.DataDir, &fs); err == nil {
+		ld.TotalBytes = int64(fs.Blocks) * fs.Bsize
+		ld.UsableBytes = int64(fs.Bavail) * fs.Bsize
+	}
+	for k, p := range b.replicas() {
+		ld.Partitions = append(ld.Partitions, protocol.PartitionSize{Topic: k.Topic, Partition: k.Partition,
+			Size: p.Log().Size(), OffsetLag: max(0, p.HighWatermark()-p.LogEndOffset())})
+	}
+	slices.SortFunc(ld.Partitions, func(a, c protocol.PartitionSize) int {
+		return cmp.Or(strings.Compare(a.Topic, c.Topic), cmp.Compare(a.Partition, c.Partition))
+	})
+	return ld
+}

@@ -3,6 +3,8 @@ package broker_test
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -316,5 +318,59 @@ func TestFirstMetadataNamesAListedController(t *testing.T) {
 		// Restarted, it replays metadata that names its previous process.
 		c.Restart(0)
 		check(c.Brokers[0], "restarted")
+	}
+}
+
+// DescribeLogDirs reports the data directory, its volume, and each
+// replica's size as the files on disk hold it; a request naming
+// partitions gets only those.
+func TestDescribeLogDirsReportsSizes(t *testing.T) {
+	c, b := startOne(t)
+	c.CreateTopic("sized", 2, 1, nil)
+	cl := client(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := ctxT(t)
+	for i := range 100 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "sized", Partition: 1, Value: []byte(strings.Repeat("x", 1000) + strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dirs, err := admin(t, b).DescribeAllLogDirs(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onDisk int64
+	logs, _ := filepath.Glob(filepath.Join(c.Configs[0].DataDir, "sized-1", "*.log"))
+	for _, f := range logs {
+		if fi, err := os.Stat(f); err == nil {
+			onDisk += fi.Size()
+		}
+	}
+	seen := 0
+	dirs.Each(func(d kadm.DescribedLogDir) {
+		seen++
+		if d.Err != nil || d.Dir != c.Configs[0].DataDir || d.TotalBytes <= 0 || d.UsableBytes <= 0 || d.UsableBytes > d.TotalBytes {
+			t.Errorf("log dir %+v", d)
+		}
+		p1, ok := d.Topics.Lookup("sized", 1)
+		p0, ok0 := d.Topics.Lookup("sized", 0)
+		if !ok || !ok0 || p1.Size != onDisk || p1.Size < 100*1000 || p0.Size != 0 {
+			t.Errorf("sizes: partition 1 %d (files %d), partition 0 %d", p1.Size, onDisk, p0.Size)
+		}
+	})
+	if seen != 1 {
+		t.Fatalf("%d log dirs, want 1", seen)
+	}
+	// Only what is asked for.
+	req := kmsg.NewPtrDescribeLogDirsRequest()
+	rt := kmsg.NewDescribeLogDirsRequestTopic()
+	rt.Topic, rt.Partitions = "sized", []int32{0}
+	req.Topics = []kmsg.DescribeLogDirsRequestTopic{rt}
+	for v := int16(0); v <= 4; v++ {
+		req.Version = v
+		resp := dialRaw(t, b).send(req).(*kmsg.DescribeLogDirsResponse)
+		if len(resp.Dirs) != 1 || len(resp.Dirs[0].Topics) != 1 || len(resp.Dirs[0].Topics[0].Partitions) != 1 ||
+			resp.Dirs[0].Topics[0].Partitions[0].Partition != 0 {
+			t.Errorf("v%d filtered: %+v", v, resp.Dirs)
+		}
 	}
 }

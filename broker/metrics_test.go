@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -22,6 +23,10 @@ func TestMetricsEndpoint(t *testing.T) {
 		if code, body := httpGet(t, base+path); code != http.StatusOK {
 			t.Fatalf("%s: %d %s", path, code, body)
 		}
+	}
+	// Go's profiler is there for profiling a broker under load.
+	if code, body := httpGet(t, base+"/debug/pprof/heap?debug=1"); code != http.StatusOK || !strings.Contains(body, "heap profile") {
+		t.Fatalf("/debug/pprof/heap: %d %.200s", code, body)
 	}
 	produceValues(t, client(t, b, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(0)), "orders", values(10, "v"))
 	consumeAll(t, b, "orders", 10)

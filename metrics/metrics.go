@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -106,6 +107,14 @@ func Serve(addr string, m *Metrics, ready func() bool, log *slog.Logger) (*Serve
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	// Go's profiler, as every Go service exposes it: CPU, heap,
+	// allocation and goroutine profiles of a broker under load
+	// (go tool pprof http://host:9644/debug/pprof/profile?seconds=20).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)

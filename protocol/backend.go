@@ -31,6 +31,9 @@ type Backend interface {
 	BrokerConfigs() []ConfigEntry
 	// NewProducerID allocates an idempotent producer id.
 	NewProducerID(ctx context.Context) (id int64, epoch int16, err error)
+	// LogDir describes the data directory and the replicas in it
+	// (DescribeLogDirs).
+	LogDir() LogDirInfo
 	// Changed returns a channel closed when any partition's high watermark
 	// or log end may have moved: long-polling fetches wait on it.
 	Changed() <-chan struct{}
@@ -62,6 +65,23 @@ type Backend interface {
 	// Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups,
 	// ListGroups, DeleteGroups, OffsetDelete).
 	Group(ctx context.Context, clientID, clientHost string, req kmsg.Request) kmsg.Response
+}
+
+// LogDirInfo is the broker's log directory: its volume and the size of
+// each partition replica in it.
+type LogDirInfo struct {
+	Dir                     string
+	TotalBytes, UsableBytes int64 // of the volume; -1 when unknown
+	Partitions              []PartitionSize
+}
+
+// PartitionSize is one replica's size on disk, and how far its log end is
+// behind the high watermark it knows (Kafka's OffsetLag).
+type PartitionSize struct {
+	Topic     string
+	Partition int32
+	Size      int64
+	OffsetLag int64
 }
 
 // ISRChange is a partition leader's proposed ISR.
