@@ -135,16 +135,7 @@ func TestPerfBadFlagsFailWithOneLine(t *testing.T) {
 		{[]string{"consume", "--brokers", closed, "--timeout", "1s"}, "cluster unreachable at " + closed},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			stdout, _, err := runCLI(t, append([]string{"perf"}, tc.args...)...)
-			if err == nil {
-				t.Fatalf("no error; stdout %q", stdout)
-			}
-			if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, tc.want) {
-				t.Fatalf("error %q: want one line mentioning %q", msg, tc.want)
-			}
-			if stdout != "" {
-				t.Errorf("stdout %q on a bad flag", stdout)
-			}
+			expectOneLineError(t, append([]string{"perf"}, tc.args...), tc.want)
 		})
 	}
 }

@@ -32,6 +32,22 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	return out.String(), errOut.String(), err
 }
 
+// expectOneLineError runs the CLI with bad args: it must fail with one
+// line that mentions want, and print nothing on stdout.
+func expectOneLineError(t *testing.T, args []string, want string) {
+	t.Helper()
+	stdout, _, err := runCLI(t, args...)
+	if err == nil {
+		t.Fatalf("no error; stdout %q", stdout)
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, want) {
+		t.Fatalf("error %q: want one line mentioning %q", msg, want)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q on a bad flag", stdout)
+	}
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -65,16 +81,7 @@ func TestVerifyBadFlagsFailWithOneLine(t *testing.T) {
 		{[]string{"--addrs", closed, "--duration", "1s"}, "cluster unreachable at " + closed},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			stdout, _, err := runCLI(t, append([]string{"verify"}, tc.args...)...)
-			if err == nil {
-				t.Fatalf("no error; stdout %q", stdout)
-			}
-			if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, tc.want) {
-				t.Fatalf("error %q: want one line mentioning %q", msg, tc.want)
-			}
-			if stdout != "" {
-				t.Errorf("stdout %q on a bad flag", stdout)
-			}
+			expectOneLineError(t, append([]string{"verify"}, tc.args...), tc.want)
 		})
 	}
 }
