@@ -15,7 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-const apiVersionsKey = 18
+const (
+	produceKey     = 0
+	apiVersionsKey = 18
+)
 
 // conn is one client connection: a reader that decodes and dispatches in
 // order, a writer that answers in the same order.
@@ -31,7 +34,18 @@ type conn struct {
 	cancel context.CancelFunc
 
 	clientID string // of the request being dispatched (reader goroutine only)
+	// rbuf is the last Produce request's frame, read into again: produce
+	// handlers append the batches to the log before dispatch returns and
+	// keep no slice of them, so a producer's connection reads every request
+	// into one buffer instead of allocating (and zeroing) a new one each
+	// time. Frames of other requests are never reused: their decoded
+	// byte fields (group metadata, assignments) live on after dispatch.
+	rbuf []byte
 }
+
+// maxReusedFrame bounds the frame buffer a connection keeps between
+// requests.
+const maxReusedFrame = 8 << 20
 
 // pendingReply is one request's answer, ready when done is closed.
 type pendingReply struct {
@@ -71,7 +85,8 @@ func (c *conn) readLoop() {
 			c.log.Warn("closing connection: bad request size", "size", n, "max", c.s.cfg.MaxRequestBytes)
 			return
 		}
-		buf, err := readFrame(c.nc, int(n))
+		buf, err := readFrame(c.nc, int(n), c.rbuf)
+		c.rbuf = nil
 		if err != nil {
 			if !isTimeout(err) {
 				c.log.Warn("closing connection: request cut short", "size", n, "err", err)
@@ -82,6 +97,9 @@ func (c *conn) readLoop() {
 			c.log.Warn("closing connection", "err", err)
 			return
 		}
+		if len(buf) >= 2 && binary.BigEndian.Uint16(buf) == produceKey && cap(buf) <= maxReusedFrame {
+			c.rbuf = buf[:0]
+		}
 	}
 }
 
@@ -91,8 +109,11 @@ const frameChunk = 64 << 10
 // readFrame reads an n-byte request body, growing its buffer as bytes
 // arrive (at most twice what was received, plus one chunk), so a peer that
 // declares a huge frame and sends nothing holds no memory for it.
-func readFrame(r io.Reader, n int) ([]byte, error) {
-	buf := make([]byte, 0, min(n, frameChunk))
+func readFrame(r io.Reader, n int, reuse []byte) ([]byte, error) {
+	buf := reuse[:0]
+	if cap(buf) < min(n, frameChunk) {
+		buf = make([]byte, 0, min(n, frameChunk))
+	}
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, min(n-len(buf), max(cap(buf), frameChunk)))

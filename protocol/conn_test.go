@@ -15,7 +15,7 @@ func TestReadFrameAllocatesAsBytesArrive(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, err := readFrame(r, declared)
+	_, err := readFrame(r, declared, nil)
 	runtime.ReadMemStats(&after)
 	if err != io.ErrUnexpectedEOF {
 		t.Fatalf("short frame: %v, want unexpected EOF", err)
@@ -24,7 +24,7 @@ func TestReadFrameAllocatesAsBytesArrive(t *testing.T) {
 		t.Fatalf("reading 1000 bytes of a %d-byte frame allocated %d bytes", declared, grew)
 	}
 	full := bytes.Repeat([]byte("abc"), 300_000)
-	got, err := readFrame(iotestHalfReader{bytes.NewReader(full)}, len(full))
+	got, err := readFrame(iotestHalfReader{bytes.NewReader(full)}, len(full), nil)
 	if err != nil || !bytes.Equal(got, full) {
 		t.Fatalf("whole frame read back wrong: %v (%d bytes)", err, len(got))
 	}
@@ -34,3 +34,28 @@ func TestReadFrameAllocatesAsBytesArrive(t *testing.T) {
 type iotestHalfReader struct{ r io.Reader }
 
 func (h iotestHalfReader) Read(p []byte) (int, error) { return h.r.Read(p[:min(len(p), 7<<10)]) }
+
+// A frame read into a reused buffer big enough for it allocates nothing
+// and holds exactly the new bytes; a smaller one is grown.
+func TestReadFrameReusesBuffer(t *testing.T) {
+	first := bytes.Repeat([]byte("a"), 200_000)
+	buf, err := readFrame(iotestHalfReader{bytes.NewReader(first)}, len(first), nil)
+	if err != nil || !bytes.Equal(buf, first) {
+		t.Fatalf("first frame: %v", err)
+	}
+	second := bytes.Repeat([]byte("b"), 150_000)
+	allocs := testing.AllocsPerRun(10, func() {
+		got, err := readFrame(bytes.NewReader(second), len(second), buf[:0])
+		if err != nil || !bytes.Equal(got, second) || &got[0] != &buf[0] {
+			t.Fatalf("reused frame: %v, same buffer %v", err, len(got) > 0 && &got[0] == &buf[0])
+		}
+	})
+	if allocs > 1 { // the bytes.Reader
+		t.Fatalf("reading into a reused buffer: %v allocations", allocs)
+	}
+	third := bytes.Repeat([]byte("c"), 300_000)
+	got, err := readFrame(bytes.NewReader(third), len(third), buf[:0])
+	if err != nil || !bytes.Equal(got, third) {
+		t.Fatalf("frame bigger than the reused buffer: %v", err)
+	}
+}
