@@ -20,8 +20,9 @@ type Config struct {
 	// IndexIntervalBytes is how many log bytes lie between offset index
 	// entries (index.interval.bytes).
 	IndexIntervalBytes int64
-	// MaxIndexBytes is the preallocated size of each index file; a full index
-	// rolls the segment (segment.index.bytes).
+	// MaxIndexBytes bounds each index file (segment.index.bytes); a full
+	// index rolls the segment. A file is preallocated only to what a full
+	// segment can need (indexBytes), not to this bound.
 	MaxIndexBytes int64
 	// RetentionMs deletes segments whose newest timestamp is older than this;
 	// negative keeps them forever (retention.ms).
@@ -92,4 +93,19 @@ func (c *Config) Validate() error {
 		c.Now = time.Now
 	}
 	return nil
+}
+
+// indexBytes is how big an index of entrySize entries is preallocated:
+// room for one entry per IndexIntervalBytes of a full segment, plus the
+// time index's closing entry, within MaxIndexBytes. Preallocation takes
+// real disk blocks (a full disk must not fault an mmap store), so sizing
+// it to the segment instead of segment.index.bytes (10 MiB) keeps a broker
+// with many partitions from spending gigabytes on empty index space.
+func (c *Config) indexBytes(entrySize int) int64 {
+	e := int64(entrySize)
+	if c.IndexIntervalBytes <= 0 {
+		return c.MaxIndexBytes // an entry per batch: no bound from the interval
+	}
+	need := (c.SegmentBytes/c.IndexIntervalBytes + 2) * e
+	return min(c.MaxIndexBytes, max(need, 4*e))
 }

@@ -483,3 +483,39 @@ func TestRegionAfterSegmentDeletedStillReads(t *testing.T) {
 		t.Fatalf("held region unreadable after its segment was deleted: %v", err)
 	}
 }
+
+// An active segment's indexes are preallocated to what a full segment can
+// need (one entry per index.interval.bytes), not to segment.index.bytes:
+// a broker with thousands of partitions would otherwise hold gigabytes of
+// allocated, empty index. Filling segments still rolls them on size, with
+// every record readable.
+func TestIndexPreallocationFollowsSegmentSize(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t)
+	cfg.SegmentBytes, cfg.IndexIntervalBytes, cfg.MaxIndexBytes = 256<<10, 4096, 10<<20
+	l := openLog(t, dir, cfg)
+	wantOff := (cfg.SegmentBytes/cfg.IndexIntervalBytes + 2) * offsetEntrySize
+	wantTim := (cfg.SegmentBytes/cfg.IndexIntervalBytes + 2) * timeEntrySize
+	if sz := fileSize(t, filepath.Join(dir, segmentName(0)+indexSuffix)); sz != wantOff {
+		t.Fatalf("offset index preallocated to %d bytes, want %d", sz, wantOff)
+	}
+	if sz := fileSize(t, filepath.Join(dir, segmentName(0)+timeIndexSuffix)); sz != wantTim {
+		t.Fatalf("time index preallocated to %d bytes, want %d", sz, wantTim)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	var es []entry
+	for range 300 { // ~1.2 MB of small batches: several full segments
+		es = append(es, appendRandom(t, l, r, 4, 1000, 1000))
+	}
+	segs := l.segments()
+	if len(segs) < 4 {
+		t.Fatalf("%d segments, want the log to roll on size", len(segs))
+	}
+	for _, s := range segs[:len(segs)-1] {
+		if sz := s.size.Load(); sz < cfg.SegmentBytes-8<<10 {
+			t.Errorf("segment %d rolled at %d bytes, well before segment.bytes %d (index full too soon?)", s.base, sz, cfg.SegmentBytes)
+		}
+	}
+	checkContent(t, l, es)
+	l.Close()
+}

@@ -126,11 +126,11 @@ func openSegment(cfg *Config, dir string, base int64) (*segment, error) {
 }
 
 func (s *segment) openIndexes(mode indexMode) (*segIndexes, error) {
-	off, _, err := openIndexFile(s.cfg.FS, s.path+indexSuffix, offsetEntrySize, s.cfg.MaxIndexBytes, mode)
+	off, _, err := openIndexFile(s.cfg.FS, s.path+indexSuffix, offsetEntrySize, s.cfg.indexBytes(offsetEntrySize), mode)
 	if err != nil {
 		return nil, err
 	}
-	tim, _, err := openIndexFile(s.cfg.FS, s.path+timeIndexSuffix, timeEntrySize, s.cfg.MaxIndexBytes, mode)
+	tim, _, err := openIndexFile(s.cfg.FS, s.path+timeIndexSuffix, timeEntrySize, s.cfg.indexBytes(timeEntrySize), mode)
 	if err != nil {
 		off.closeRaw()
 		return nil, err
@@ -141,8 +141,8 @@ func (s *segment) openIndexes(mode indexMode) (*segIndexes, error) {
 // loadIndexes maps existing index files, checks them against the log and
 // rebuilds them from the log when they are missing or inconsistent.
 func (s *segment) loadIndexes(mode indexMode) (*segIndexes, error) {
-	off, offN, err1 := openIndexFile(s.cfg.FS, s.path+indexSuffix, offsetEntrySize, s.cfg.MaxIndexBytes, mode)
-	tim, timN, err2 := openIndexFile(s.cfg.FS, s.path+timeIndexSuffix, timeEntrySize, s.cfg.MaxIndexBytes, mode)
+	off, offN, err1 := openIndexFile(s.cfg.FS, s.path+indexSuffix, offsetEntrySize, s.cfg.indexBytes(offsetEntrySize), mode)
+	tim, timN, err2 := openIndexFile(s.cfg.FS, s.path+timeIndexSuffix, timeEntrySize, s.cfg.indexBytes(timeEntrySize), mode)
 	if err1 == nil && err2 == nil && offN >= 0 && timN >= 0 {
 		ix := &segIndexes{off: offsetIndex{off}, tim: timeIndex{tim}}
 		ix.off.n.Store(offN)
