@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -518,4 +519,32 @@ func TestIndexPreallocationFollowsSegmentSize(t *testing.T) {
 	}
 	checkContent(t, l, es)
 	l.Close()
+}
+
+// A quiet log reserves little disk ahead of its end: the blocks a segment
+// allocates ahead grow with what it holds, from 1 MiB to 64 MiB.
+func TestReserveAheadGrowsWithSegment(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t)
+	cfg.SegmentBytes = 1 << 30
+	l := openLog(t, dir, cfg)
+	defer l.Close()
+	r := rand.New(rand.NewPCG(5, 6))
+	appendRandom(t, l, r, 2, 1000, 1000)
+	allocated := func() int64 {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(dir, segmentName(0)+logSuffix), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Blocks * 512
+	}
+	if a := allocated(); a > reserveMin+(64<<10) {
+		t.Fatalf("a 2 KB log holds %d allocated bytes, want at most about %d", a, reserveMin)
+	}
+	for l.segments()[0].size.Load() < 8<<20 {
+		appendRandom(t, l, r, 16, 1000, 1000)
+	}
+	if a, size := allocated(), l.segments()[0].size.Load(); a < size || a > 2*size+reserveMin {
+		t.Fatalf("an %d-byte log holds %d allocated bytes, want between its size and about twice it", size, a)
+	}
 }
