@@ -94,8 +94,18 @@ func (s *natsSystem) Close() {
 	wg.Wait()
 }
 
-func (s *natsSystem) connect(url string) (*nats.Conn, error) {
-	return nats.Connect(url, nats.Name("mlog-bench"), nats.MaxReconnects(-1))
+// connect opens a connection to url and a JetStream context on it.
+func (s *natsSystem) connect(url string, opts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, nats.Name("mlog-bench"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc, opts...)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 // CreateLog creates a file-storage stream with one subject of the same
@@ -104,15 +114,11 @@ func (s *natsSystem) connect(url string) (*nats.Conn, error) {
 // resources" until JetStream's meta group knows every server; that is
 // retried until ctx ends.
 func (s *natsSystem) CreateLog(ctx context.Context, name string) error {
-	nc, err := s.connect(s.all[0])
+	nc, js, err := s.connect(s.all[0])
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	cfg := jetstream.StreamConfig{
 		Name:     name,
 		Subjects: []string{name},
@@ -173,15 +179,11 @@ func (s *natsSystem) leaderURL(name string) string {
 }
 
 func (s *natsSystem) DeleteLog(ctx context.Context, name string) error {
-	nc, err := s.connect(s.leaderURL(name))
+	nc, js, err := s.connect(s.leaderURL(name))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	return js.DeleteStream(ctx, name)
 }
 
@@ -190,11 +192,7 @@ func (s *natsSystem) DeleteLog(ctx context.Context, name string) error {
 // for it gets sequence k for its k-th message, which is how an ack is
 // matched to its send.
 func (s *natsSystem) NewProducer(ctx context.Context, name string, onAck func(seq int, err error)) (producer, error) {
-	nc, err := s.connect(s.leaderURL(name))
-	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc,
+	nc, js, err := s.connect(s.leaderURL(name),
 		jetstream.WithPublishAsyncMaxPending(s.maxPending),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, _ *nats.Msg, ack *jetstream.PubAck) {
 			onAck(int(ack.Sequence)-1, nil)
@@ -204,7 +202,6 @@ func (s *natsSystem) NewProducer(ctx context.Context, name string, onAck func(se
 		}),
 	)
 	if err != nil {
-		nc.Close()
 		return nil, err
 	}
 	// A publish blocked on a full window waits for acks rather than
@@ -232,13 +229,8 @@ func (p *natsProducer) Close() { p.nc.Close() }
 // NewConsumer reads the stream from its start with an ordered consumer
 // (ephemeral, no acks, flow-controlled pulls of nats.go's default size).
 func (s *natsSystem) NewConsumer(ctx context.Context, name string, onRecord func([]byte)) (consumer, error) {
-	nc, err := s.connect(s.leaderURL(name))
+	nc, js, err := s.connect(s.leaderURL(name))
 	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
 		return nil, err
 	}
 	cons, err := js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{})
