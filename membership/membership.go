@@ -142,11 +142,12 @@ func (m *Membership) SetTags(tags map[string]string) error {
 	// Serf waits for the update's broadcast, up to its BroadcastTimeout
 	// (5 s), and a shutdown does not cut that wait short: the caller
 	// returns at shutdown, the update ends on its own within the timeout.
+	t := copyTags(tags) // now: the caller may change tags once we return
 	done := make(chan error, 1)
 	go func() {
 		m.tagsMu.Lock()
 		defer m.tagsMu.Unlock()
-		done <- m.serf.SetTags(copyTags(tags))
+		done <- m.serf.SetTags(t)
 	}()
 	select {
 	case err := <-done:
