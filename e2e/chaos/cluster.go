@@ -212,9 +212,8 @@ func (c *Cluster) startLocked(n *Node) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// If the test process dies without its cleanup (a -timeout panic), the
 	// kernel kills the servers; the next run deletes the namespaces.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Env = append(os.Environ(), "MLOG_LOG_LEVEL=info")
-	if err := cmd.Start(); err != nil {
+	if err := startChild(cmd); err != nil {
 		return fmt.Errorf("chaos: start node %d: %w", n.ID, err)
 	}
 	done := make(chan struct{})

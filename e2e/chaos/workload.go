@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mlog/mlog/verify"
@@ -69,8 +68,7 @@ func StartWorkload(ctx context.Context, bin string, addrs []string, w Workload) 
 	r.cmd = exec.CommandContext(ctx, bin, w.args(addrs)...)
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
 	r.cmd.WaitDelay = 5 * time.Second
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := r.cmd.Start(); err != nil {
+	if err := startChild(r.cmd); err != nil {
 		return nil, fmt.Errorf("chaos: start verify: %w", err)
 	}
 	go func() { r.err = r.cmd.Wait(); close(r.done) }()
