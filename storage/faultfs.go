@@ -2,6 +2,7 @@ package storage
 
 import (
 	"os"
+	"strings"
 	"sync"
 )
 
@@ -15,6 +16,7 @@ type FaultFS struct {
 	writeErr   error
 	writeShort int // bytes a failing write still writes before it fails
 	syncErr    error
+	syncSuffix string // syncErr applies only to files named with it ("" for any)
 	truncErr   error
 	held       chan struct{} // syncs wait while set (HoldSyncs)
 }
@@ -36,10 +38,14 @@ func (f *FaultFS) FailNextWrite(err error, short int) {
 }
 
 // FailNextSync makes the next Sync on any file return err.
-func (f *FaultFS) FailNextSync(err error) {
+func (f *FaultFS) FailNextSync(err error) { f.FailNextSyncOf("", err) }
+
+// FailNextSyncOf makes the next Sync of a file whose name ends with suffix
+// return err; syncs of other files (a background flush) go through.
+func (f *FaultFS) FailNextSyncOf(suffix string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.syncErr = err
+	f.syncErr, f.syncSuffix = err, suffix
 }
 
 // HoldSyncs makes every Sync wait until ReleaseSyncs: a disk that holds the
@@ -114,7 +120,15 @@ func (ff *faultFile) Sync() error {
 	if held != nil {
 		<-held
 	}
-	if err := ff.fs.take(&ff.fs.syncErr); err != nil {
+	ff.fs.mu.Lock()
+	err := ff.fs.syncErr
+	if err != nil && strings.HasSuffix(ff.Name(), ff.fs.syncSuffix) {
+		ff.fs.syncErr = nil
+	} else {
+		err = nil
+	}
+	ff.fs.mu.Unlock()
+	if err != nil {
 		return &os.PathError{Op: "sync", Path: ff.Name(), Err: err}
 	}
 	return ff.File.Sync()
