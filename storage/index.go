@@ -17,6 +17,12 @@ const (
 // errIndexFull means the preallocated index has no room: the segment rolls.
 var errIndexFull = errors.New("storage: index full")
 
+// initialIndexAlloc is how much of a writable index's capacity gets disk
+// blocks when it opens; the rest is allocated as entries need it, doubling.
+// A broker with 10,000 mostly idle partitions then holds 10,000 × 16 KiB of
+// index blocks instead of 10,000 × its full capacity.
+const initialIndexAlloc = 8 << 10
+
 // indexFile is a memory-mapped array of fixed-size entries. One appender adds
 // entries; readers see the first n entries, n published atomically after the
 // bytes are stored, so they never read a half-written entry.
@@ -27,6 +33,10 @@ type indexFile struct {
 	data      []byte // mapping; len(data) is the capacity in bytes
 	n         atomic.Int64
 	writable  bool
+	// alloc is how many bytes of the file have disk blocks (its size while
+	// writable, a whole number of entries): stores go only below it, so a
+	// full disk fails a fallocate, never an mmap store. Writer only.
+	alloc int64
 }
 
 type indexMode int
@@ -37,8 +47,9 @@ const (
 	indexFresh                     // emptied, then preallocated
 )
 
-// openIndexFile maps path. A writable index is preallocated to maxBytes; a
-// read-only one is mapped at its file size. entries reports how many whole
+// openIndexFile maps path. A writable index is mapped at maxBytes, of which
+// only a first part is preallocated (room grows it); a read-only one is
+// mapped at its file size. entries reports how many whole
 // entries the file held before preallocation, -1 when not a whole number.
 func openIndexFile(fsys FS, path string, entrySize int, maxBytes int64, mode indexMode) (*indexFile, int64, error) {
 	writable := mode != indexReadOnly
@@ -66,7 +77,9 @@ func openIndexFile(fsys FS, path string, entrySize int, maxBytes int64, mode ind
 		if size > mapLen {
 			mapLen = size - size%int64(entrySize)
 		}
-		if err := preallocate(f, mapLen); err != nil {
+		ix.alloc = min(mapLen, max(size, initialIndexAlloc))
+		ix.alloc -= ix.alloc % int64(entrySize)
+		if err := preallocate(f, ix.alloc); err != nil {
 			_ = f.Close()
 			return nil, 0, fmt.Errorf("storage: preallocate %s: %w", path, err)
 		}
@@ -95,7 +108,7 @@ func (ix *indexFile) entry(i int64) []byte {
 // add stores one entry and then publishes it. Caller is the only writer.
 func (ix *indexFile) add(fill func(b []byte)) error {
 	n := ix.n.Load()
-	if (n+1)*int64(ix.entrySize) > int64(len(ix.data)) || !ix.writable {
+	if !ix.room(1) {
 		return errIndexFull
 	}
 	fill(ix.entry(n))
@@ -103,9 +116,26 @@ func (ix *indexFile) add(fill func(b []byte)) error {
 	return nil
 }
 
-// room reports whether k more entries fit.
+// room reports whether k more entries fit, allocating more of the file
+// (double what it has, up to the capacity) when they fit the mapping but
+// not the blocks allocated so far. A failed allocation (a full disk) means
+// no room: the entry is skipped or the segment rolls, and the roll's own
+// allocation reports the error.
 func (ix *indexFile) room(k int64) bool {
-	return ix.writable && (ix.n.Load()+k)*int64(ix.entrySize) <= int64(len(ix.data))
+	need := (ix.n.Load() + k) * int64(ix.entrySize)
+	if !ix.writable || need > int64(len(ix.data)) {
+		return false
+	}
+	if need <= ix.alloc {
+		return true
+	}
+	grown := min(int64(len(ix.data)), max(need, 2*ix.alloc))
+	grown -= grown % int64(ix.entrySize)
+	if err := preallocate(ix.f, grown); err != nil {
+		return false
+	}
+	ix.alloc = grown
+	return true
 }
 
 // truncateEntries drops entries from n on.

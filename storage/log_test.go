@@ -485,31 +485,52 @@ func TestRegionAfterSegmentDeletedStillReads(t *testing.T) {
 	}
 }
 
-// An active segment's indexes are preallocated to what a full segment can
-// need (one entry per index.interval.bytes), not to segment.index.bytes:
+// An active segment's indexes are mapped at what a full segment can need
+// (one entry per index.interval.bytes, not segment.index.bytes) and get
+// disk blocks only as entries arrive, from initialIndexAlloc up, doubling:
 // a broker with thousands of partitions would otherwise hold gigabytes of
-// allocated, empty index. Filling segments still rolls them on size, with
-// every record readable.
-func TestIndexPreallocationFollowsSegmentSize(t *testing.T) {
+// allocated, empty index. The blocks are really allocated (a full disk must
+// fail a fallocate, not an mmap store). Filling segments still rolls them
+// on size, with every record readable.
+func TestIndexAllocationGrowsWithEntries(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t)
-	cfg.SegmentBytes, cfg.IndexIntervalBytes, cfg.MaxIndexBytes = 256<<10, 4096, 10<<20
+	cfg.SegmentBytes, cfg.IndexIntervalBytes, cfg.MaxIndexBytes = 1<<20, 64, 10<<20
 	l := openLog(t, dir, cfg)
-	wantOff := (cfg.SegmentBytes/cfg.IndexIntervalBytes + 2) * offsetEntrySize
-	wantTim := (cfg.SegmentBytes/cfg.IndexIntervalBytes + 2) * timeEntrySize
-	if sz := fileSize(t, filepath.Join(dir, segmentName(0)+indexSuffix)); sz != wantOff {
-		t.Fatalf("offset index preallocated to %d bytes, want %d", sz, wantOff)
+	offPath := filepath.Join(dir, segmentName(0)+indexSuffix)
+	timPath := filepath.Join(dir, segmentName(0)+timeIndexSuffix)
+	if sz := fileSize(t, offPath); sz != initialIndexAlloc {
+		t.Fatalf("fresh offset index holds %d bytes, want %d", sz, initialIndexAlloc)
 	}
-	if sz := fileSize(t, filepath.Join(dir, segmentName(0)+timeIndexSuffix)); sz != wantTim {
-		t.Fatalf("time index preallocated to %d bytes, want %d", sz, wantTim)
+	if sz, want := fileSize(t, timPath), int64(initialIndexAlloc-initialIndexAlloc%timeEntrySize); sz != want {
+		t.Fatalf("fresh time index holds %d bytes, want %d", sz, want)
 	}
+	capOff := cfg.indexBytes(offsetEntrySize)
 	r := rand.New(rand.NewPCG(3, 4))
 	var es []entry
-	for range 300 { // ~1.2 MB of small batches: several full segments
+	for len(l.segments()) == 1 && l.segments()[0].ix.Load().off.entries()*offsetEntrySize <= 3*initialIndexAlloc {
+		es = append(es, appendRandom(t, l, r, 1, 100, 200))
+	}
+	if len(l.segments()) != 1 {
+		t.Fatal("rolled before the index outgrew its first allocation")
+	}
+	n := l.segments()[0].ix.Load().off.entries() * offsetEntrySize
+	sz := fileSize(t, offPath)
+	if sz < n || sz > 2*n || sz > capOff {
+		t.Fatalf("offset index with %d bytes of entries holds %d bytes, want between them and twice them, within %d", n, sz, capOff)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(offPath, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks*512 < sz {
+		t.Fatalf("offset index of %d bytes has %d bytes of blocks: grown sparse, an mmap store could fault on a full disk", sz, st.Blocks*512)
+	}
+	for range 700 { // several full segments
 		es = append(es, appendRandom(t, l, r, 4, 1000, 1000))
 	}
 	segs := l.segments()
-	if len(segs) < 4 {
+	if len(segs) < 3 {
 		t.Fatalf("%d segments, want the log to roll on size", len(segs))
 	}
 	for _, s := range segs[:len(segs)-1] {
@@ -517,6 +538,9 @@ func TestIndexPreallocationFollowsSegmentSize(t *testing.T) {
 			t.Errorf("segment %d rolled at %d bytes, well before segment.bytes %d (index full too soon?)", s.base, sz, cfg.SegmentBytes)
 		}
 	}
+	checkContent(t, l, es)
+	l.Close()
+	l = openLog(t, dir, cfg)
 	checkContent(t, l, es)
 	l.Close()
 }

@@ -129,8 +129,8 @@ func TestRegressionLazyRebuildClobbersNewSegment(t *testing.T) {
 	}
 	old.release()
 	sz := fileSize(t, filepath.Join(dir, segmentName(0)+indexSuffix))
-	if sz != cfg.MaxIndexBytes {
-		t.Errorf("active segment's preallocated index is now %d bytes (stores past it SIGBUS)", sz)
+	if want := min(cfg.indexBytes(offsetEntrySize), initialIndexAlloc); sz != want {
+		t.Errorf("active segment's preallocated index is now %d bytes, want %d (stores past it SIGBUS)", sz, want)
 	}
 	for range 2000 { // index entries go past the trimmed size
 		appendRandom(t, l, r, 2, 100, 1000)
