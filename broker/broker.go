@@ -19,6 +19,7 @@ import (
 	"github.com/mlog/mlog/metrics"
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/protocol"
+	"github.com/mlog/mlog/storage"
 )
 
 // Broker is one running node: always a cluster member (a broker started
@@ -30,6 +31,7 @@ type Broker struct {
 	nodeID    int32
 
 	changed notify.Notifier
+	syncer  *storage.Syncer // one per broker: its partitions share fsyncs
 	metrics *metrics.Metrics
 	groups  *group.Coordinator
 	cl      *clusterParts
@@ -70,7 +72,7 @@ func New(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), clusterID: clusterID, metrics: metrics.New(),
+	b := &Broker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), clusterID: clusterID, metrics: metrics.New(), syncer: storage.NewSyncer(),
 		nodeID: KafkaNodeID(cfg.NodeID)}
 	gcfg := group.DefaultConfig()
 	gcfg.Logger, gcfg.InitialRebalanceDelay = b.log, cfg.GroupInitialRebalanceDelay
@@ -98,6 +100,7 @@ func (b *Broker) openReplica(topic string, id int32, configs map[string]string) 
 	}
 	lc.Logger = b.log.With("topic", topic, "partition", id)
 	lc.OnChange = b.changed.Broadcast
+	lc.Syncer = b.syncer
 	return partition.Open(partition.Config{Topic: topic, Partition: id, Dir: b.partitionDir(topic, id),
 		Log: lc, SyncAcks: b.cfg.SyncAcks, Logger: lc.Logger})
 }

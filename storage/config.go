@@ -43,6 +43,9 @@ type Config struct {
 
 	// FS is the filesystem seam; OSFS when nil.
 	FS FS
+	// Syncer, when set, is shared by the logs of one broker so their
+	// fsyncs are combined (see Syncer); nil fsyncs each file on its own.
+	Syncer *Syncer
 	// Logger receives recovery and fault reports; slog.Default when nil.
 	Logger *slog.Logger
 	// OnChange, when set, is called after the log end offset or the durable

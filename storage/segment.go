@@ -480,7 +480,7 @@ func (s *segment) truncateTo(offset int64) (int64, error) {
 
 // sync makes the log file durable, and the indexes with it when withIndexes.
 func (s *segment) sync(withIndexes bool) error {
-	err := s.log.Sync()
+	err := s.cfg.Syncer.Sync(s.log) // the file's own fsync without a Syncer
 	if withIndexes && err == nil {
 		if ix := s.ix.Load(); ix != nil {
 			err = errors.Join(ix.off.sync(), ix.tim.sync())
