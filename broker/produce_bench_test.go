@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"crypto/rand"
+	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -18,8 +19,16 @@ import (
 //
 //	go test -run x -bench ProduceRequests -benchmem -benchtime 500x ./broker/
 func BenchmarkProduceRequests(b *testing.B) {
+	for _, parts := range []int32{1, 16} {
+		// One ~1 MB batch per partition: 1 MB frames, and 16 MB frames
+		// like a producer's request spread over many partitions.
+		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) { benchProduceRequests(b, parts) })
+	}
+}
+
+func benchProduceRequests(b *testing.B, parts int32) {
 	c, br := startOne(b, func(_ int, cfg *broker.Config) { cfg.SyncAcks = false })
-	c.CreateTopic("bench", 1, 1, nil)
+	c.CreateTopic("bench", parts, 1, nil)
 	vals := make([][]byte, 1000) // just under message.max.bytes (1 MiB)
 	for i := range vals {
 		vals[i] = make([]byte, 1024)
@@ -29,11 +38,17 @@ func BenchmarkProduceRequests(b *testing.B) {
 	conn := dialRaw(b, br)
 	req := kmsg.NewPtrProduceRequest()
 	req.Version, req.Acks, req.TimeoutMillis = 9, 1, 5000
-	b.SetBytes(int64(len(records)))
+	b.SetBytes(int64(len(records)) * int64(parts))
 	for b.Loop() {
-		req.Topics = []kmsg.ProduceRequestTopic{{Topic: "bench", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: records}}}}
-		if code := conn.send(req).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
-			b.Fatalf("produce: error %d", code)
+		t := kmsg.ProduceRequestTopic{Topic: "bench"}
+		for p := range parts {
+			t.Partitions = append(t.Partitions, kmsg.ProduceRequestTopicPartition{Partition: p, Records: records})
+		}
+		req.Topics = []kmsg.ProduceRequestTopic{t}
+		for _, sp := range conn.send(req).(*kmsg.ProduceResponse).Topics[0].Partitions {
+			if sp.ErrorCode != 0 {
+				b.Fatalf("produce: error %d", sp.ErrorCode)
+			}
 		}
 	}
 }

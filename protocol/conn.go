@@ -44,8 +44,13 @@ type conn struct {
 }
 
 // maxReusedFrame bounds the frame buffer a connection keeps between
-// requests.
-const maxReusedFrame = 8 << 20
+// requests. A producer writing to many partitions sends frames of several
+// MB (each partition's batch up to 1 MB): at the earlier 8 MiB bound a
+// profile of 16 producers over 1,000 partitions spent 41% of the broker's
+// CPU growing fresh buffers, and BenchmarkProduceRequests/partitions=16
+// (16 MB frames) runs 1.6x faster with them kept. The cost is memory: an
+// idle producer connection holds its largest frame, up to this bound.
+const maxReusedFrame = 32 << 20
 
 // pendingReply is one request's answer, ready when done is closed.
 type pendingReply struct {
