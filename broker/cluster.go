@@ -320,24 +320,68 @@ func (b *Broker) reconcile() {
 	cl.reconcileMu.Lock()
 	defer cl.reconcileMu.Unlock()
 
-	// Open what is assigned here and not open yet, without holding mu.
+	// Open what is assigned here and not open yet, without holding mu, a
+	// few at a time: creating a partition's files waits on the journal
+	// commits of its fsyncs, which concurrent opens share.
 	have := b.replicas()
+	var toOpen []partKey
+	for _, name := range st.TopicNames() {
+		for i, pa := range st.Topics[name].Partitions {
+			k := partKey{Topic: name, Partition: int32(i)}
+			if have[k] == nil && slices.Contains(pa.Replicas, b.nodeID) {
+				toOpen = append(toOpen, k)
+			}
+		}
+	}
+	openedList := make([]*partition.Partition, len(toOpen))
+	parallel(len(toOpen), func(i int) {
+		k := toOpen[i]
+		p, err := b.openReplica(k.Topic, k.Partition, st.Topics[k.Topic].Configs)
+		if err != nil {
+			b.log.Error("open replica", "topic", k.Topic, "partition", k.Partition, "err", err)
+			return
+		}
+		openedList[i] = p
+	})
 	opened := map[partKey]*partition.Partition{}
+	for i, p := range openedList {
+		if p != nil {
+			opened[toOpen[i]] = p
+		}
+	}
+
+	// Give every replica its role, also outside mu and a few at a time: a
+	// new leader's epoch is fsynced to its leader-epoch-checkpoint.
+	type roleChange struct {
+		k        partKey
+		p        *partition.Partition
+		old, new partition.Role
+		err      error
+	}
+	var changes []*roleChange
 	for _, name := range st.TopicNames() {
 		t := st.Topics[name]
 		for i, pa := range t.Partitions {
 			k := partKey{Topic: name, Partition: int32(i)}
-			if have[k] != nil || !slices.Contains(pa.Replicas, b.nodeID) {
+			p := opened[k]
+			if p == nil {
+				p = have[k]
+			}
+			if p == nil || !slices.Contains(pa.Replicas, b.nodeID) {
 				continue
 			}
-			p, err := b.openReplica(name, int32(i), t.Configs)
-			if err != nil {
-				b.log.Error("open replica", "topic", name, "partition", i, "err", err)
-				continue
-			}
-			opened[k] = p
+			changes = append(changes, &roleChange{k: k, p: p, new: partition.Role{Self: b.nodeID, LeaderID: pa.Leader, Epoch: pa.LeaderEpoch,
+				PartitionEpoch: pa.PartitionEpoch, Replicas: pa.Replicas, ISR: pa.ISR, MinISR: minISR(t, len(pa.Replicas)),
+				LagMax: cl.cfg.ReplicaLagMax, Unclean: t.Configs["unclean.leader.election.enable"] == "true"}})
 		}
 	}
+	parallel(len(changes), func(i int) {
+		c := changes[i]
+		c.old = c.p.Role()
+		if c.err = c.p.SetRole(c.new); c.err != nil {
+			b.log.Error("set replica role", "topic", c.k.Topic, "partition", c.k.Partition, "err", c.err)
+		}
+	})
 
 	cl.mu.Lock()
 	if cl.closing {
@@ -349,34 +393,24 @@ func (b *Broker) reconcile() {
 	}
 	maps.Copy(cl.parts, opened)
 	want := map[partKey]bool{}
-	for _, name := range st.TopicNames() {
-		t := st.Topics[name]
-		for i, pa := range t.Partitions {
-			k := partKey{Topic: name, Partition: int32(i)}
-			p := cl.parts[k]
-			if p == nil || !slices.Contains(pa.Replicas, b.nodeID) {
-				continue
-			}
-			want[k] = true
-			role := partition.Role{Self: b.nodeID, LeaderID: pa.Leader, Epoch: pa.LeaderEpoch, PartitionEpoch: pa.PartitionEpoch,
-				Replicas: pa.Replicas, ISR: pa.ISR, MinISR: minISR(t, len(pa.Replicas)), LagMax: cl.cfg.ReplicaLagMax,
-				Unclean: t.Configs["unclean.leader.election.enable"] == "true"}
-			old := p.Role()
-			if err := p.SetRole(role); err != nil {
-				b.log.Error("set replica role", "topic", name, "partition", i, "err", err)
-				continue
-			}
-			if old.Leader() && role.Leader() && old.Epoch == role.Epoch {
-				// The ISR of a partition led here changed, whoever
-				// proposed it (this leader, or the controller fencing a
-				// dead broker): Kafka's IsrShrinks / IsrExpands.
-				b.metrics.ISRChanged(len(old.ISR), len(role.ISR))
-			}
-			if name == group.OffsetsTopic {
-				b.electOffsets(int32(i), p, p.Role().Leader())
-			}
-			b.followLocked(k, p, role, st)
+	for _, c := range changes {
+		if cl.parts[c.k] != c.p {
+			continue // not this reconcile's to manage (cannot happen: reconcileMu)
 		}
+		want[c.k] = true
+		if c.err != nil {
+			continue
+		}
+		if c.old.Leader() && c.new.Leader() && c.old.Epoch == c.new.Epoch {
+			// The ISR of a partition led here changed, whoever
+			// proposed it (this leader, or the controller fencing a
+			// dead broker): Kafka's IsrShrinks / IsrExpands.
+			b.metrics.ISRChanged(len(c.old.ISR), len(c.new.ISR))
+		}
+		if c.k.Topic == group.OffsetsTopic {
+			b.electOffsets(c.k.Partition, c.p, c.p.Role().Leader())
+		}
+		b.followLocked(c.k, c.p, c.new, st)
 	}
 	removed := map[partKey]*partition.Partition{}
 	for k, p := range cl.parts {
@@ -406,6 +440,29 @@ func (b *Broker) reconcile() {
 	}
 	cl.reconciled.Store(st)
 	b.changed.Broadcast()
+}
+
+// reconcileParallelism bounds the replicas opened, or given their roles,
+// at once.
+const reconcileParallelism = 16
+
+// parallel runs work(0..n-1) on up to reconcileParallelism goroutines and
+// returns when all are done.
+func parallel(n int, work func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(n, reconcileParallelism) {
+		wg.Go(func() {
+			for i := range next {
+				work(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }
 
 // removePartitionDir deletes a deleted topic's replica: renamed first, so

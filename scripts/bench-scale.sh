@@ -7,7 +7,8 @@
 # RSS, the most records waiting for the ISR (sum over leaders of LEO minus
 # high watermark, sampled every second: replication lag), disk used, and how
 # long the topic took to create. Every server is stopped after its row; a
-# watchdog stops the run if the disk falls below MIN_FREE_GB.
+# watchdog stops the run if the disk falls below MIN_FREE_GB. SERVER_FLAGS
+# adds server flags (e.g. "--fsync never").
 #
 #   ./scripts/bench-scale.sh                                   # 1 node, 1..10,000 partitions, 1 and 16 producers
 #   NODES=3 PARTITIONS="1 100 1000" ./scripts/bench-scale.sh    # RF3 on three local nodes
@@ -83,6 +84,8 @@ for P in $PARTITIONS; do
 			args=(server --node-id "node-$i" --data-dir "$run/data-$i" --bind-addr "127.0.0.1:$((19091 + 10 * i))"
 				--raft-addr "127.0.0.1:$((19092 + 10 * i))" --rpc-port $((19093 + 10 * i)) --http-addr "127.0.0.1:$((19644 + i))")
 			[ "$i" = 1 ] && args+=(--bootstrap)
+			# shellcheck disable=SC2206
+			args+=(${SERVER_FLAGS:-})
 			for j in $(seq 1 "$NODES"); do
 				[ "$j" != "$i" ] && args+=(--peer "node-$j=127.0.0.1:$((19091 + 10 * j))")
 			done
@@ -114,7 +117,7 @@ for P in $PARTITIONS; do
 		wait "$perf" || { cat "$run/perf.out" >&2; exit 1; }
 		c1=$(cpu_ticks "${pids[@]}")
 		rss=$(peak_rss_mib "${pids[@]}")
-		disk=$(du -sk "$run" | awk '{printf "%.1f", $1/1024/1024}')
+		disk=$(du -sk "$run" 2>/dev/null | awk '{printf "%.1f", $1/1024/1024}')
 		stop_all
 		python3 - "$run/perf.out" "$c0" "$c1" "$hz" "$N" "$SIZE" "$P" "$prod" "$rss" "$maxwait" "$disk" "$t0" "$t1" <<'EOF'
 import re, sys
