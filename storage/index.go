@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sort"
 	"sync/atomic"
+	"syscall"
 )
 
 const (
@@ -26,8 +28,17 @@ const initialIndexAlloc = 8 << 10
 // indexFile is a memory-mapped array of fixed-size entries. One appender adds
 // entries; readers see the first n entries, n published atomically after the
 // bytes are stored, so they never read a half-written entry.
+//
+// It keeps no file descriptor once mapped: every partition replica would
+// otherwise hold three (its log and two indexes), and a broker with 10,000
+// partitions would need over 30,000 under a hard limit that is often
+// 20,000 and cannot always be raised. The rare operations that need one
+// (growing the allocation, trimming, fsync) open the path again and check
+// it still names the mapped file, since a reset or a rebuild may have put a
+// new file there.
 type indexFile struct {
-	f         File
+	fsys      FS
+	id        fileID // the file mapped; reopen checks a path still names it
 	path      string
 	entrySize int
 	data      []byte // mapping; len(data) is the capacity in bytes
@@ -64,13 +75,17 @@ func openIndexFile(fsys FS, path string, entrySize int, maxBytes int64, mode ind
 	if err != nil {
 		return nil, 0, err
 	}
+	defer f.Close() // the mapping outlives it
 	fi, err := f.Stat()
 	if err != nil {
-		_ = f.Close()
 		return nil, 0, err
 	}
+	id, err := identify(fi)
+	if err != nil {
+		return nil, 0, fmt.Errorf("storage: %s: %w", path, err)
+	}
 	size := fi.Size()
-	ix := &indexFile{f: f, path: path, entrySize: entrySize, writable: writable}
+	ix := &indexFile{fsys: fsys, id: id, path: path, entrySize: entrySize, writable: writable}
 	mapLen := size
 	if writable {
 		mapLen = maxBytes - maxBytes%int64(entrySize)
@@ -80,14 +95,12 @@ func openIndexFile(fsys FS, path string, entrySize int, maxBytes int64, mode ind
 		ix.alloc = min(mapLen, max(size, initialIndexAlloc))
 		ix.alloc -= ix.alloc % int64(entrySize)
 		if err := preallocate(f, ix.alloc); err != nil {
-			_ = f.Close()
 			return nil, 0, fmt.Errorf("storage: preallocate %s: %w", path, err)
 		}
 	}
 	if mapLen > 0 {
 		ix.data, err = mmap(f, int(mapLen), writable)
 		if err != nil {
-			_ = f.Close()
 			return nil, 0, fmt.Errorf("storage: mmap %s: %w", path, err)
 		}
 	}
@@ -131,7 +144,13 @@ func (ix *indexFile) room(k int64) bool {
 	}
 	grown := min(int64(len(ix.data)), max(need, 2*ix.alloc))
 	grown -= grown % int64(ix.entrySize)
-	if err := preallocate(ix.f, grown); err != nil {
+	f, err := ix.reopen(os.O_RDWR)
+	if f == nil || err != nil {
+		return false
+	}
+	err = preallocate(f, grown)
+	_ = f.Close()
+	if err != nil {
 		return false
 	}
 	ix.alloc = grown
@@ -161,10 +180,56 @@ func (ix *indexFile) trim() error {
 		return nil
 	}
 	ix.writable = false
-	return ix.f.Truncate(ix.n.Load() * int64(ix.entrySize))
+	f, err := ix.reopen(os.O_RDWR)
+	if f == nil || err != nil {
+		return err // nil when the file is gone or replaced: nothing to trim
+	}
+	return errors.Join(f.Truncate(ix.n.Load()*int64(ix.entrySize)), f.Close())
 }
 
-func (ix *indexFile) sync() error { return ix.f.Sync() }
+// sync fsyncs the index file (nothing when it is gone or replaced: its
+// entries no longer matter).
+func (ix *indexFile) sync() error {
+	f, err := ix.reopen(os.O_RDONLY)
+	if f == nil || err != nil {
+		return err
+	}
+	return errors.Join(f.Sync(), f.Close())
+}
+
+// fileID names a file independently of its path.
+type fileID struct{ dev, ino uint64 }
+
+func identify(fi os.FileInfo) (fileID, error) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, errors.New("no device and inode in file info")
+	}
+	return fileID{dev: uint64(st.Dev), ino: st.Ino}, nil
+}
+
+// reopen opens the index's path again, returning nil (and no error) when
+// the path no longer names the mapped file: deleted, or a new file put in
+// its place by a reset or rebuild, which an operation on this index must
+// not touch.
+func (ix *indexFile) reopen(flag int) (File, error) {
+	f, err := ix.fsys.OpenFile(ix.path, flag, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		var id fileID
+		if id, err = identify(fi); err == nil && id == ix.id {
+			return f, nil
+		}
+	}
+	_ = f.Close()
+	return nil, err
+}
 
 // close trims a writable index and unmaps it.
 func (ix *indexFile) close() error {
@@ -173,7 +238,7 @@ func (ix *indexFile) close() error {
 		err = errors.Join(err, munmap(ix.data))
 		ix.data = nil
 	}
-	return errors.Join(err, ix.f.Close())
+	return err
 }
 
 // closeRaw unmaps without trimming, as a crashed process would leave it.
@@ -182,7 +247,6 @@ func (ix *indexFile) closeRaw() {
 		_ = munmap(ix.data)
 		ix.data = nil
 	}
-	_ = ix.f.Close()
 }
 
 // offsetIndex maps a batch's offset, relative to the segment base, to the

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -570,5 +571,74 @@ func TestReserveAheadGrowsWithSegment(t *testing.T) {
 	}
 	if a, size := allocated(), l.segments()[0].size.Load(); a < size || a > 2*size+reserveMin {
 		t.Fatalf("an %d-byte log holds %d allocated bytes, want between its size and about twice it", size, a)
+	}
+}
+
+// openFDsIn counts this process's descriptors open on files in dir.
+func openFDsIn(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && filepath.Dir(target) == dir {
+			n++
+		}
+	}
+	return n
+}
+
+// A log holds one descriptor per segment (its .log): indexes are mapped
+// and their descriptors closed, so a broker's partition count is not
+// bounded by a third of the open-file limit. The indexes still grow,
+// trim and sync through their path.
+func TestIndexesHoldNoDescriptors(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t)
+	cfg.SegmentBytes, cfg.IndexIntervalBytes = 64<<10, 64
+	l := openLog(t, dir, cfg)
+	r := rand.New(rand.NewPCG(9, 9))
+	var es []entry
+	for len(l.segments()) < 3 {
+		es = append(es, appendRandom(t, l, r, 2, 100, 500))
+	}
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, segs := openFDsIn(t, dir), len(l.segments()); n != segs {
+		t.Fatalf("%d descriptors open in the log's dir for %d segments, want one each", n, segs)
+	}
+	l.Close()
+	l = openLog(t, dir, cfg)
+	defer l.Close()
+	checkContent(t, l, es)
+}
+
+// An index's trim reopens its path only if the path still names the
+// mapped file: one put in its place (a reset, a rebuild) is left alone.
+func TestIndexTrimLeavesAReplacedFileAlone(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.index")
+	ix, _, err := openIndexFile(OSFS{}, path, offsetEntrySize, 64<<10, indexFresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.add(func(b []byte) { copy(b, "12345678") }); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.close(); err != nil {
+		t.Fatal(err)
+	}
+	if sz := fileSize(t, path); sz != 4096 {
+		t.Fatalf("the file now at the index's path was trimmed to %d bytes", sz)
 	}
 }
