@@ -186,6 +186,7 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		return err
 	}
 	cfg.Logger = logger
+	raiseOpenFileLimit(logger)
 	b, err := broker.New(cfg)
 	if err != nil {
 		return err
