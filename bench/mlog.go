@@ -167,14 +167,19 @@ func (s *mlogSystem) DeleteLog(ctx context.Context, name string) error {
 // NewProducer is kgo with its defaults (acks=all, idempotent, 10 ms
 // linger, 1 MB batches, 50 000 buffered records, one
 // produce request in flight per broker) except that batches are
-// not compressed.
-func (s *mlogSystem) NewProducer(ctx context.Context, name string, onAck func(seq int, err error)) (producer, error) {
-	cl, err := kgo.NewClient(
+// not compressed; lowLatency takes the linger away (Kafka's linger.ms=0,
+// its default before 4.0), which is how a producer is set up for latency.
+func (s *mlogSystem) NewProducer(ctx context.Context, name string, lowLatency bool, onAck func(seq int, err error)) (producer, error) {
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(s.seeds...),
 		kgo.DefaultProduceTopic(name),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-	)
+	}
+	if lowLatency {
+		opts = append(opts, kgo.ProducerLinger(0))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -190,8 +190,9 @@ func (s *natsSystem) DeleteLog(ctx context.Context, name string) error {
 // NewProducer publishes with PublishAsync, at most s.maxPending acks
 // outstanding. A single publisher on one connection to a stream created
 // for it gets sequence k for its k-th message, which is how an ack is
-// matched to its send.
-func (s *natsSystem) NewProducer(ctx context.Context, name string, onAck func(seq int, err error)) (producer, error) {
+// matched to its send. A publish goes out at once (there is no linger), so
+// lowLatency changes nothing.
+func (s *natsSystem) NewProducer(ctx context.Context, name string, _ bool, onAck func(seq int, err error)) (producer, error) {
 	nc, js, err := s.connect(s.leaderURL(name),
 		jetstream.WithPublishAsyncMaxPending(s.maxPending),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, _ *nats.Msg, ack *jetstream.PubAck) {

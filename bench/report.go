@@ -100,7 +100,7 @@ func report(c config, res *results) (string, error) {
 	w("Settings: mlog `--fsync always` (the default: acks are sent after fsync) unless the row says otherwise, topic with 1 partition, RF = nodes, min.insync.replicas 2 (1 on one node), kgo defaults (acks=all, idempotent, 10 ms linger) with compression off. ")
 	w("NATS: nats-server with JetStream file storage, stream R = nodes, PublishAsync with %d acks outstanding, an ordered consumer; nats-server syncs its files on an interval, not before each ack. ", c.natsMaxPending)
 	w("Both clients connect to the partition or stream leader.\n\n")
-	w("Ack latency is from Send to ack with the producer kept full, so it is mostly time queued in the client: kgo buffers up to 50 000 records, PublishAsync stops at %d outstanding. The end-to-end rows compare latency at the same fixed load.\n\n", c.natsMaxPending)
+	w("Ack latency is from Send to ack with the producer kept full, so it is mostly time queued in the client: kgo buffers up to 50 000 records, PublishAsync stops at %d outstanding. The end-to-end rows compare latency at the same fixed load, with kgo's linger set to 0 there (a producer set up for latency; NATS publishes at once).\n\n", c.natsMaxPending)
 	w("### Every run\n\n| figure | mlog | NATS |\n| --- | --- | --- |\n")
 	for _, r := range rows(c) {
 		mk := r.mlogKey

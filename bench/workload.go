@@ -25,8 +25,10 @@ type system interface {
 	CreateLog(ctx context.Context, name string) error
 	DeleteLog(ctx context.Context, name string) error
 	// NewProducer returns a pipelined producer; onAck(seq, err) is called
-	// once per Send, seq counting Sends from 0, from one goroutine.
-	NewProducer(ctx context.Context, name string, onAck func(seq int, err error)) (producer, error)
+	// once per Send, seq counting Sends from 0, from one goroutine. With
+	// lowLatency it is set up as users set a producer up for latency at a
+	// modest rate rather than for throughput (kgo: no linger).
+	NewProducer(ctx context.Context, name string, lowLatency bool, onAck func(seq int, err error)) (producer, error)
 	// NewConsumer reads the log from its start, calling onRecord with each
 	// value in order from one goroutine until Close.
 	NewConsumer(ctx context.Context, name string, onRecord func([]byte)) (consumer, error)
@@ -97,7 +99,7 @@ func runProduce(ctx context.Context, sys system, name string, pool [][]byte, clk
 			close(all)
 		}
 	}
-	p, err := sys.NewProducer(ctx, name, onAck)
+	p, err := sys.NewProducer(ctx, name, false, onAck)
 	if err != nil {
 		return produceResult{}, err
 	}
@@ -250,7 +252,7 @@ func runE2E(ctx context.Context, sys system, name string, pool [][]byte, rate in
 	defer closeConsumer()
 
 	var sendErr atomic.Pointer[error]
-	p, err := sys.NewProducer(ctx, name, func(_ int, err error) {
+	p, err := sys.NewProducer(ctx, name, true, func(_ int, err error) {
 		if err != nil {
 			sendErr.CompareAndSwap(nil, &err)
 		}
