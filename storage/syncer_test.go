@@ -7,7 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/mlog/mlog/internal/testutil"
 )
 
 // recordingGroup is a syncGroup whose syncs are counted, and whose first
@@ -43,17 +44,6 @@ func tempFiles(t *testing.T, n int) []*os.File {
 	return fs
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // Callers that arrive while a sync runs are not covered by it (it may
 // have started before their writes): they wait for the next round, which
 // makes all of them durable with one syncfs.
@@ -69,7 +59,7 @@ func TestSyncerCombinesWaitersIntoOneRound(t *testing.T) {
 		}
 		returned.Add(1)
 	})
-	waitFor(t, "the first round to start", func() bool { return files.Load() == 1 })
+	testutil.Eventually(t, "the first round to start", func() bool { return files.Load() == 1 })
 	for _, f := range fs[1:] {
 		wg.Go(func() {
 			if err := g.sync(f); err != nil {
@@ -78,7 +68,7 @@ func TestSyncerCombinesWaitersIntoOneRound(t *testing.T) {
 			returned.Add(1)
 		})
 	}
-	waitFor(t, "ten callers to queue behind the running round", func() bool {
+	testutil.Eventually(t, "ten callers to queue behind the running round", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		return len(g.pending) == 10
@@ -102,7 +92,7 @@ func TestSyncerReportsAFailedRoundToItsCallers(t *testing.T) {
 	fs := tempFiles(t, 4)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = g.sync(fs[0]) })
-	waitFor(t, "the first round to start", func() bool {
+	testutil.Eventually(t, "the first round to start", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		return g.running
@@ -111,7 +101,7 @@ func TestSyncerReportsAFailedRoundToItsCallers(t *testing.T) {
 	for i, f := range fs[1:] {
 		wg.Go(func() { errs[i] = g.sync(f) })
 	}
-	waitFor(t, "three callers to queue", func() bool {
+	testutil.Eventually(t, "three callers to queue", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		return len(g.pending) == 3
