@@ -5,13 +5,17 @@
 # `mlog perf produce` of N random 1 KiB values (acks=all, no compression),
 # and one line: records/s, ack p99, the servers' CPU-seconds per GB and peak
 # RSS, the most records waiting for the ISR (sum over leaders of LEO minus
-# high watermark, sampled every second: replication lag), disk used, and how
-# long the topic took to create. Every server is stopped after its row; a
+# high watermark, sampled every second: replication lag), disk used, how
+# long the topic took to create, the consume rate of everything back, and
+# after a clean stop and restart how long until every record is readable
+# again. Every server is stopped after its row; a
 # watchdog stops the run if the disk falls below MIN_FREE_GB. SERVER_FLAGS
-# adds server flags (e.g. "--fsync never").
+# adds server flags (e.g. "--fsync never"); RESTART_READ reads that many
+# records after the restart instead of all (1: time until it serves).
 #
 #   ./scripts/bench-scale.sh                                   # 1 node, 1..10,000 partitions, 1 and 16 producers
 #   NODES=3 PARTITIONS="1 100 1000" ./scripts/bench-scale.sh    # RF3 on three local nodes
+#   PARTITIONS=1 PRODUCERS=1 N=10485760 RESTART_READ=1 ./scripts/bench-scale.sh   # a 10 GiB log: ready time
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -z "${MLOG_BIN:-}" ] && make -s build-mlog
@@ -71,34 +75,40 @@ uncommitted() { # sum of LEO - HW over the partitions each server leads
 	echo "$s"
 }
 
+# start_nodes starts NODES servers with their data in $1, sets brokers,
+# and waits until each answers /readyz.
+start_nodes() {
+	brokers=
+	for i in $(seq 1 "$NODES"); do
+		args=(server --node-id "node-$i" --data-dir "$1/data-$i" --bind-addr "127.0.0.1:$((19091 + 10 * i))"
+			--raft-addr "127.0.0.1:$((19092 + 10 * i))" --rpc-port $((19093 + 10 * i)) --http-addr "127.0.0.1:$((19644 + i))")
+		[ "$i" = 1 ] && args+=(--bootstrap)
+		# shellcheck disable=SC2206
+		args+=(${SERVER_FLAGS:-})
+		for j in $(seq 1 "$NODES"); do
+			[ "$j" != "$i" ] && args+=(--peer "node-$j=127.0.0.1:$((19091 + 10 * j))")
+		done
+		"$bin" "${args[@]}" >>"$1/server-$i.log" 2>&1 &
+		pids+=($!)
+		brokers+="${brokers:+,}127.0.0.1:$((19093 + 10 * i))"
+	done
+	for i in $(seq 1 "$NODES"); do
+		for _ in $(seq 1 600); do
+			curl -sf "http://127.0.0.1:$((19644 + i))/readyz" >/dev/null && break
+			sleep 0.1
+		done
+	done
+}
+
 hz=$(getconf CLK_TCK)
 rf=$NODES
-printf "| partitions | producers | records/s | MB/s | ack p99 ms | CPU-s per GB | peak RSS MiB | max records waiting for ISR | disk GB | create s |\n"
-printf "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+printf "| partitions | producers | records/s | MB/s | ack p99 ms | CPU-s per GB | peak RSS MiB | max records waiting for ISR | disk GB | create s | consume MB/s | restart to all readable s |\n"
+printf "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
 for P in $PARTITIONS; do
 	for prod in $PRODUCERS; do
 		run="$root/p$P-$prod"
 		mkdir -p "$run"
-		brokers=
-		for i in $(seq 1 "$NODES"); do
-			args=(server --node-id "node-$i" --data-dir "$run/data-$i" --bind-addr "127.0.0.1:$((19091 + 10 * i))"
-				--raft-addr "127.0.0.1:$((19092 + 10 * i))" --rpc-port $((19093 + 10 * i)) --http-addr "127.0.0.1:$((19644 + i))")
-			[ "$i" = 1 ] && args+=(--bootstrap)
-			# shellcheck disable=SC2206
-			args+=(${SERVER_FLAGS:-})
-			for j in $(seq 1 "$NODES"); do
-				[ "$j" != "$i" ] && args+=(--peer "node-$j=127.0.0.1:$((19091 + 10 * j))")
-			done
-			"$bin" "${args[@]}" >"$run/server-$i.log" 2>&1 &
-			pids+=($!)
-			brokers+="${brokers:+,}127.0.0.1:$((19093 + 10 * i))"
-		done
-		for i in $(seq 1 "$NODES"); do
-			for _ in $(seq 1 300); do
-				curl -sf "http://127.0.0.1:$((19644 + i))/readyz" >/dev/null && break
-				sleep 0.1
-			done
-		done
+		start_nodes "$run"
 		t0=$(date +%s.%N)
 		"$bin" topic create --addrs "$brokers" --topic scale --partitions "$P" --replicas "$rf" --timeout 5m >/dev/null
 		# Every partition led: what perf waits for too; timed here on its own.
@@ -118,17 +128,26 @@ for P in $PARTITIONS; do
 		c1=$(cpu_ticks "${pids[@]}")
 		rss=$(peak_rss_mib "${pids[@]}")
 		disk=$(du -sk "$run" 2>/dev/null | awk '{printf "%.1f", $1/1024/1024}')
+		total=$((N + 1))
+		"$bin" perf consume --brokers "$brokers" --topic scale --num-records "$total" --timeout 10m >"$run/consume.out" 2>&1
+		stop_all # SIGTERM: a clean stop
+		t2=$(date +%s.%N)
+		start_nodes "$run"
+		"$bin" perf consume --brokers "$brokers" --topic scale --num-records "${RESTART_READ:-$total}" --timeout 10m >/dev/null 2>&1
+		t3=$(date +%s.%N)
 		stop_all
-		python3 - "$run/perf.out" "$c0" "$c1" "$hz" "$N" "$SIZE" "$P" "$prod" "$rss" "$maxwait" "$disk" "$t0" "$t1" <<'EOF'
+		python3 - "$run/perf.out" "$c0" "$c1" "$hz" "$N" "$SIZE" "$P" "$prod" "$rss" "$maxwait" "$disk" "$t0" "$t1" "$run/consume.out" "$t2" "$t3" <<'EOF'
 import re, sys
-out, c0, c1, hz, n, size, p, prod, rss, maxwait, disk, t0, t1 = sys.argv[1:]
+out, c0, c1, hz, n, size, p, prod, rss, maxwait, disk, t0, t1, cons, t2, t3 = sys.argv[1:]
+cline = [l for l in open(cons) if re.match(r"\d{4}-", l)][-1].split(", ")
+consume_mbs = float(cline[3])
 final = [l for l in open(out) if "records sent," in l][-1]
 rps = float(re.search(r"([\d.]+) records/sec", final).group(1))
 mbs = float(re.search(r"\(([\d.]+) MB/sec\)", final).group(1))
 p99 = re.search(r"([\d.]+) ms 99th", final).group(1)
 gb = int(n) * int(size) / 1e9
 cpu = (int(c1) - int(c0)) / int(hz)
-print(f"| {int(p):,} | {prod} | {rps:,.0f} | {mbs:,.1f} | {p99} | {cpu / gb:.1f} | {rss} | {int(maxwait):,} | {disk} | {float(t1) - float(t0):.1f} |")
+print(f"| {int(p):,} | {prod} | {rps:,.0f} | {mbs:,.1f} | {p99} | {cpu / gb:.1f} | {rss} | {int(maxwait):,} | {disk} | {float(t1) - float(t0):.1f} | {consume_mbs:,.1f} | {float(t3) - float(t2):.1f} |")
 EOF
 		rm -rf "$run"
 	done
