@@ -10,10 +10,10 @@ import (
 )
 
 // wantOpenFiles is the open-file limit a server asks for. Every partition
-// replica keeps its active segment's log and two index files open, so a
-// broker with 10,000 partitions needs over 30,000 descriptors, beyond the
-// usual hard limit; Kafka's documentation asks operators for 100,000 or
-// more.
+// replica keeps one file open per log segment (indexes are mapped and keep
+// none) and every client a socket, so a broker with tens of thousands of
+// partitions needs more than the usual hard limit; Kafka's documentation
+// asks operators for 100,000 or more.
 const wantOpenFiles = 1 << 20
 
 // raiseOpenFileLimit lifts RLIMIT_NOFILE toward wantOpenFiles (within the
@@ -42,8 +42,8 @@ func raiseOpenFileLimit(log *slog.Logger) {
 			lim.Cur = lim.Max
 		}
 	}
-	log.Info("open-file limit", "limit", lim.Cur, "partitions_it_allows", lim.Cur/3)
+	log.Info("open-file limit", "limit", lim.Cur)
 	if lim.Cur < 30_000 {
-		log.Warn("open-file limit is low for many partitions (3 files each): raise it (ulimit -n, LimitNOFILE=) to host more", "limit", lim.Cur)
+		log.Warn("open-file limit is low for many partitions (one file per log segment each): raise it (ulimit -n, LimitNOFILE=) to host more", "limit", lim.Cur)
 	}
 }
