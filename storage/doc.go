@@ -32,10 +32,11 @@
 //
 // One entry after every index.interval.bytes of log (the entry names the batch
 // that crossed the interval). Entries ascend strictly in both fields. The
-// active segment's file is preallocated (fallocate, so a full disk fails the
-// preallocation rather than a store through the mapping) to what a full
-// segment can need — (segment.bytes / index.interval.bytes + 2) entries,
-// within segment.index.bytes — and memory-mapped; the unused tail is zeros. On roll and close the file is
+// active segment's file is memory-mapped at what a full segment can need —
+// (segment.bytes / index.interval.bytes + 2) entries, within
+// segment.index.bytes — and gets disk blocks as entries arrive (fallocate,
+// 8 KiB first, doubling, so a full disk fails an allocation rather than a
+// store through the mapping); the unused tail is zeros. On roll and close the file is
 // cut to entries*8. Lookup of offset o: binary search for the last entry whose
 // relative offset <= o - base, then walk batch headers from its position to
 // the first batch whose last offset >= o.
