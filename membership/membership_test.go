@@ -324,6 +324,12 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("Leave is graceful", func(t *testing.T) {
+		// A leave is gossiped best effort: it reaches node-1 when the two
+		// see each other alive as it goes out (not still probing node-3's
+		// failure, which the previous subtest has just settled).
+		waitFor(t, wait, "node-1 and node-2 to see each other alive", func() bool {
+			return n1.sees("node-2", StatusAlive, nil) && n2.sees("node-1", StatusAlive, nil)
+		})
 		if err := n2.m.Leave(); err != nil {
 			t.Fatalf("Leave: %v", err)
 		}
