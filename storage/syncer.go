@@ -20,10 +20,13 @@ import (
 //
 // syncfs reports a write-back error of any file on the filesystem (Linux
 // 5.8 and later), so after a failed round every log in it treats its data
-// as not durable, as after a failed fsync; a later round started after the
-// failure reports it again to logs that had not seen it only if it
-// happened again. Files that are not *os.File (FaultFS in tests) are
-// fsynced on their own, so fault injection still applies.
+// as not durable, as after a failed fsync. The kernel reports such an error
+// once per open file, and a round syncs through one caller's file, so
+// later rounds led by files opened before the error may report it again:
+// their logs also cut back what is not yet acknowledged, which is safe and
+// ends once each open file has reported it. Files that are not *os.File
+// (FaultFS in tests) are fsynced on their own, so fault injection still
+// applies.
 type Syncer struct {
 	mu     sync.Mutex
 	groups map[uint64]*syncGroup // by device: syncfs covers one filesystem
