@@ -393,10 +393,7 @@ func (b *Broker) reconcile() {
 	}
 	maps.Copy(cl.parts, opened)
 	want := map[partKey]bool{}
-	for _, c := range changes {
-		if cl.parts[c.k] != c.p {
-			continue // not this reconcile's to manage (cannot happen: reconcileMu)
-		}
+	for _, c := range changes { // cl.parts holds each c.p: only reconciles (reconcileMu) change it
 		want[c.k] = true
 		if c.err != nil {
 			continue
