@@ -69,8 +69,8 @@ peak_rss_mib() { # largest VmHWM of the given pids
 uncommitted() { # sum of LEO - HW over the partitions each server leads
 	local s=0 v
 	for i in $(seq 1 "$NODES"); do
-		v=$(curl -s "http://127.0.0.1:$((19644 + i))/metrics" | awk '/^mlog_partition_uncommitted_records/ {s+=$2} END {print s+0}')
-		s=$(python3 -c "print(int($s + $v))")
+		v=$(curl -s "http://127.0.0.1:$((19644 + i))/metrics" | awk '/^mlog_partition_uncommitted_records/ {s+=$2} END {printf "%d", s}')
+		s=$((s + v))
 	done
 	echo "$s"
 }
@@ -102,8 +102,10 @@ start_nodes() {
 
 hz=$(getconf CLK_TCK)
 rf=$NODES
-printf "| partitions | producers | records/s | MB/s | ack p99 ms | CPU-s per GB | peak RSS MiB | max records waiting for ISR | disk GB | create s | consume MB/s | restart to all readable s |\n"
-printf "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+# The last column compares a row with the first row of its producer count
+# in this run (this machine's speed swings between runs, not within one).
+printf "| partitions | producers | records/s | MB/s | ack p99 ms | CPU-s per GB | peak RSS MiB | max records waiting for ISR | disk GB | create s | consume MB/s | restart to all readable s | records/s, CPU per GB vs the first row of its producer count |\n"
+printf "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
 for P in $PARTITIONS; do
 	for prod in $PRODUCERS; do
 		run="$root/p$P-$prod"
@@ -136,9 +138,9 @@ for P in $PARTITIONS; do
 		"$bin" perf consume --brokers "$brokers" --topic scale --num-records "${RESTART_READ:-$total}" --timeout 10m >/dev/null 2>&1
 		t3=$(date +%s.%N)
 		stop_all
-		python3 - "$run/perf.out" "$c0" "$c1" "$hz" "$N" "$SIZE" "$P" "$prod" "$rss" "$maxwait" "$disk" "$t0" "$t1" "$run/consume.out" "$t2" "$t3" <<'EOF'
-import re, sys
-out, c0, c1, hz, n, size, p, prod, rss, maxwait, disk, t0, t1, cons, t2, t3 = sys.argv[1:]
+		python3 - "$run/perf.out" "$c0" "$c1" "$hz" "$N" "$SIZE" "$P" "$prod" "$rss" "$maxwait" "$disk" "$t0" "$t1" "$run/consume.out" "$t2" "$t3" "$root/first-$prod" <<'EOF'
+import os, re, sys
+out, c0, c1, hz, n, size, p, prod, rss, maxwait, disk, t0, t1, cons, t2, t3, first = sys.argv[1:]
 cline = [l for l in open(cons) if re.match(r"\d{4}-", l)][-1].split(", ")
 consume_mbs = float(cline[3])
 final = [l for l in open(out) if "records sent," in l][-1]
@@ -147,7 +149,10 @@ mbs = float(re.search(r"\(([\d.]+) MB/sec\)", final).group(1))
 p99 = re.search(r"([\d.]+) ms 99th", final).group(1)
 gb = int(n) * int(size) / 1e9
 cpu = (int(c1) - int(c0)) / int(hz)
-print(f"| {int(p):,} | {prod} | {rps:,.0f} | {mbs:,.1f} | {p99} | {cpu / gb:.1f} | {rss} | {int(maxwait):,} | {disk} | {float(t1) - float(t0):.1f} | {consume_mbs:,.1f} | {float(t3) - float(t2):.1f} |")
+if not os.path.exists(first):
+    open(first, "w").write(f"{rps} {cpu / gb}")
+rps0, cpu0 = map(float, open(first).read().split())
+print(f"| {int(p):,} | {prod} | {rps:,.0f} | {mbs:,.1f} | {p99} | {cpu / gb:.1f} | {rss} | {int(maxwait):,} | {disk} | {float(t1) - float(t0):.1f} | {consume_mbs:,.1f} | {float(t3) - float(t2):.1f} | {rps / rps0:.2f} / {cpu / gb / cpu0:.2f} |")
 EOF
 		rm -rf "$run"
 	done
