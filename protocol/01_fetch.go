@@ -1,13 +1,12 @@
 package protocol
 
 // Fetch v4-v12 (v4 is the first with v2 record batches, which librdkafka
-// needs). A long poll: the reply waits up to MaxWaitMillis for MinBytes,
+// needs), with fetch sessions (fetch_session.go). A long poll: the reply waits up to MaxWaitMillis for MinBytes,
 // woken by the backend's change notification, never by a timer loop.
 // MaxBytes bounds the response and PartitionMaxBytes each partition, except
 // that the first batch of the first partition with data always goes whole
-// (as Kafka does, so a batch bigger than the limits is never stuck). No
-// fetch sessions: the session id is always 0, so clients send full
-// requests. Records are sent from the segment files (fetch_write.go).
+// (as Kafka does, so a batch bigger than the limits is never stuck).
+// Records are sent from the segment files (fetch_write.go).
 //
 // A follower's fetch (ReplicaID >= 0) must come from that broker's current
 // incarnation (Backend.AuthorizeReplica); it reads up to the log end, moves
@@ -35,14 +34,21 @@ func handleFetch(c *conn, kreq kmsg.Request) (reply, error) {
 	if req.ReplicaID >= 0 {
 		replicaErr = c.s.backend.AuthorizeReplica(req.ReplicaID, c.clientID)
 	}
+	sf := c.resolveSession(req)
+	if sf.errorCode != 0 {
+		return reply{fetch: func(context.Context) *fetchReply {
+			return &fetchReply{version: req.Version, replica: req.ReplicaID >= 0, errorCode: sf.errorCode}
+		}}, nil
+	}
 	return reply{fetch: func(ctx context.Context) *fetchReply {
 		deadline := time.Now().Add(wait)
-		recorded := map[[2]any]bool{} // a follower's progress counts once per request
+		recorded := map[topicPartition]bool{} // a follower's progress counts once per request
 		for {
 			changed := c.s.backend.Changed() // before reading: no lost wakeup
-			fr := collectFetch(c, req, replicaErr, recorded)
+			fr := collectFetch(c, req, sf.topics, replicaErr, recorded)
 			left := time.Until(deadline)
 			if fr.size() >= int64(req.MinBytes) || fr.partitionErrors || left <= 0 || ctx.Err() != nil {
+				sf.finish(fr)
 				return fr
 			}
 			fr.release()
@@ -57,15 +63,16 @@ func handleFetch(c *conn, kreq kmsg.Request) (reply, error) {
 	}}, nil
 }
 
-// collectFetch reads every requested partition once.
-func collectFetch(c *conn, req *kmsg.FetchRequest, replicaErr error, recorded map[[2]any]bool) *fetchReply {
+// collectFetch reads every requested partition once: those the request
+// names, or with a session all of the session's.
+func collectFetch(c *conn, req *kmsg.FetchRequest, topics []kmsg.FetchRequestTopic, replicaErr error, recorded map[topicPartition]bool) *fetchReply {
 	fr := &fetchReply{version: req.Version, replica: req.ReplicaID >= 0}
 	budget := int64(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 {
 		budget = 1<<31 - 1
 	}
 	first := true
-	for _, rt := range req.Topics {
+	for _, rt := range topics {
 		ft := fetchTopic{name: rt.Topic}
 		for _, rp := range rt.Partitions {
 			fp := fetchPartition{id: rp.Partition, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1}
@@ -114,11 +121,11 @@ func collectFetch(c *conn, req *kmsg.FetchRequest, replicaErr error, recorded ma
 					continue
 				}
 			}
-			if err == nil && replica && !recorded[[2]any{rt.Topic, rp.Partition}] {
+			if err == nil && replica && !recorded[topicPartition{rt.Topic, rp.Partition}] {
 				// A follower's fetch offset is its log end: the leader's
 				// ISR and high watermark move on it.
 				c.s.backend.ReplicaFetched(rt.Topic, rp.Partition, req.ReplicaID, rp.FetchOffset)
-				recorded[[2]any{rt.Topic, rp.Partition}] = true
+				recorded[topicPartition{rt.Topic, rp.Partition}] = true
 			}
 			if err == nil {
 				fp.highWatermark = p.HighWatermark()

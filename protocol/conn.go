@@ -41,6 +41,9 @@ type conn struct {
 	// time. Frames of other requests are never reused: their decoded
 	// byte fields (group metadata, assignments) live on after dispatch.
 	rbuf []byte
+	// sessions are the fetch sessions this connection opened (reader
+	// goroutine only).
+	sessions fetchSessions
 }
 
 // maxReusedFrame bounds the frame buffer a connection keeps between
@@ -77,6 +80,7 @@ func (c *conn) readLoop() {
 	defer c.s.wg.Done()
 	defer close(c.pending)
 	defer c.cancel() // no more requests: waiting replies answer now
+	defer c.sessions.closeAll()
 	var size [4]byte
 	for {
 		if _, err := io.ReadFull(c.nc, size[:]); err != nil {

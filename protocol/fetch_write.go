@@ -19,6 +19,7 @@ type fetchReply struct {
 	version         int16
 	replica         bool // a follower's fetch: not counted as bytes out
 	errorCode       int16
+	sessionID       int32 // v7+: the fetch session the reply belongs to, 0 for none
 	topics          []fetchTopic
 	partitionErrors bool // a partition failed: answer without waiting
 }
@@ -83,7 +84,7 @@ func (f *fetchReply) encode(buf []byte, correlationID int32) frame {
 	b = be.AppendUint32(b, 0) // throttle ms (v1+)
 	if v >= 7 {
 		b = be.AppendUint16(b, uint16(f.errorCode))
-		b = be.AppendUint32(b, 0) // session id: no fetch sessions
+		b = be.AppendUint32(b, uint32(f.sessionID))
 	}
 	b = appendArrayLen(b, len(f.topics), flex)
 	fr := frame{}

@@ -36,7 +36,7 @@ func TestFetchFramingMatchesKmsg(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fr := &fetchReply{version: v, topics: []fetchTopic{
+		fr := &fetchReply{version: v, sessionID: 1234567, topics: []fetchTopic{
 			{name: "orders", partitions: []fetchPartition{
 				{id: 0, highWatermark: 6, lastStableOffset: 6, logStartOffset: 0, records: reg},
 				{id: 1, errorCode: 1, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1},
@@ -67,6 +67,9 @@ func TestFetchFramingMatchesKmsg(t *testing.T) {
 
 		resp := kmsg.NewPtrFetchResponse()
 		resp.Version = v
+		if v >= 7 {
+			resp.SessionID = 1234567
+		}
 		part := func(id int32, code int16, hw, lso, lss int64, recs []byte) kmsg.FetchResponseTopicPartition {
 			p := kmsg.NewFetchResponseTopicPartition()
 			p.Partition, p.ErrorCode, p.HighWatermark, p.LastStableOffset, p.LogStartOffset = id, code, hw, lso, lss

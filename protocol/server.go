@@ -62,6 +62,9 @@ type Server struct {
 	cancel context.CancelFunc
 
 	inFlight atomic.Int64 // requests read and not yet answered
+	// fetchSessions are open on all connections; incrementalFetches
+	// counts requests served from one (fetch_session.go).
+	fetchSessions, incrementalFetches atomic.Int64
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -149,13 +152,17 @@ func (s *Server) forget(c *conn) {
 type Stats struct {
 	Connections int
 	InFlight    int64 // requests read and not yet answered
+	// FetchSessions are open now; IncrementalFetches counts the Fetch
+	// requests served from a session since start.
+	FetchSessions, IncrementalFetches int64
 }
 
 // Stats returns the current connection and in-flight request counts.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Connections: len(s.conns), InFlight: s.inFlight.Load()}
+	return Stats{Connections: len(s.conns), InFlight: s.inFlight.Load(),
+		FetchSessions: s.fetchSessions.Load(), IncrementalFetches: s.incrementalFetches.Load()}
 }
 
 // Close stops accepting, stops reading new requests, answers those in

@@ -6,7 +6,10 @@
 // ended (OffsetForLeaderEpoch) and truncates exactly there (KIP-101,
 // KIP-279), never blindly to the high watermark. Fetched batches are
 // appended as the leader wrote them; the high watermark comes from the
-// leader's response.
+// leader's response. Each fetcher keeps a fetch session with its leader
+// (KIP-227, session.go): after the first round a request names only the
+// partitions whose position moved, and the reply only partitions with
+// something new.
 //
 // Leader-side tracking (followers' log ends, ISR, high watermark) lives with
 // the replica in package partition; the broker forwards ISR proposals to

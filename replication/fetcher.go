@@ -49,6 +49,10 @@ type Fetcher struct {
 	paused atomic.Bool // tests hold replication back to build divergent logs
 	parked atomic.Bool // paused, with no fetch in flight
 
+	// sess is the fetch session with the leader (KIP-227); only the
+	// fetcher's goroutine touches it.
+	sess session
+
 	mu    sync.Mutex
 	parts map[Key]*followed
 	wake  chan struct{}
@@ -218,24 +222,11 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) (time.Dura
 			}
 		}
 	}
-	req := kmsg.NewPtrFetchRequest()
-	req.Version = 12
-	req.ReplicaID = f.self
-	req.MaxWaitMillis = int32(f.maxWait.Milliseconds())
-	req.MinBytes = 1
-	req.MaxBytes = f.maxBytes
-	req.SessionEpoch = -1
-	byTopic := map[string]int{}
+	want := map[Key]kmsg.FetchRequestTopicPartition{}
 	asked := map[Key]sent{}
 	for k, fp := range parts {
 		if fp.truncate || now.Before(fp.retryAt) {
 			continue
-		}
-		i, ok := byTopic[k.Topic]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[k.Topic] = i
-			req.Topics = append(req.Topics, kmsg.FetchRequestTopic{Topic: k.Topic})
 		}
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = k.Partition
@@ -244,25 +235,37 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) (time.Dura
 		rp.LastFetchedEpoch = fp.p.LatestEpoch()
 		rp.LogStartOffset = fp.p.LogStartOffset()
 		rp.PartitionMaxBytes = f.maxBytes
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		want[k] = rp
 		asked[k] = sent{fp: fp, fetchOffset: rp.FetchOffset}
 	}
-	if len(req.Topics) == 0 {
+	if len(want) == 0 {
 		if next.IsZero() {
 			return 0, nil // only truncations this round: fetch next round
 		}
 		return time.Until(next), nil
 	}
+	req := f.sess.request(want)
+	req.ReplicaID = f.self
+	req.MaxWaitMillis = int32(f.maxWait.Milliseconds())
+	req.MinBytes = 1
+	req.MaxBytes = f.maxBytes
 	rctx, cancel := context.WithTimeout(ctx, f.maxWait+10*time.Second)
 	defer cancel()
 	kresp, err := f.client.Request(rctx, req)
 	if err != nil {
+		f.sess.failed()
 		return 0, err
 	}
 	resp := kresp.(*kmsg.FetchResponse)
 	if resp.ErrorCode != 0 {
-		return 0, kerr.ErrorForCode(resp.ErrorCode)
+		err := kerr.ErrorForCode(resp.ErrorCode)
+		if f.sess.rejected(err) {
+			return 0, nil // the leader lost our session: a full fetch opens another at once
+		}
+		f.sess.failed()
+		return 0, err
 	}
+	f.sess.answered(req, resp.SessionID, want)
 	var appended []*partition.Partition
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
