@@ -6,6 +6,10 @@
 // commands (register brokers, add Raft voters, move partition leadership
 // to the first live ISR member with epoch + 1).
 //
+// A node that is the only voter of its Raft configuration (a one-node
+// cluster starting or restarting) stands for election at once instead of
+// waiting out a heartbeat timeout for a leader that cannot exist.
+//
 // Commands are typed and versioned JSON records; an unknown type or version
 // is an error on every node alike, so the FSM stays deterministic. Snapshots
 // are the whole state as JSON.

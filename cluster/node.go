@@ -56,13 +56,16 @@ const DefaultVoters = 3
 
 // Node is one member of the metadata Raft group.
 type Node struct {
-	cfg       Config
-	fsm       *FSM
-	hadState  bool // Raft state on disk when opened
-	raft      *raft.Raft
-	transport *raft.NetworkTransport
-	store     *raftboltdb.BoltStore
-	log       *slog.Logger
+	cfg      Config
+	fsm      *FSM
+	hadState bool // Raft state on disk when opened
+	// leaseTimeout is Raft's leader lease timeout, which it does not
+	// let the heartbeat timeout go below.
+	leaseTimeout time.Duration
+	raft         *raft.Raft
+	transport    *raft.NetworkTransport
+	store        *raftboltdb.BoltStore
+	log          *slog.Logger
 }
 
 // DefaultConfig returns the defaults; NodeName, BindAddr and Dir must
@@ -167,7 +170,50 @@ func Open(cfg Config, fsm *FSM) (*Node, error) {
 		_ = transport.Close()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
-	return &Node{cfg: cfg, fsm: fsm, hadState: has, raft: r, transport: transport, store: store, log: cfg.Logger}, nil
+	n := &Node{cfg: cfg, fsm: fsm, hadState: has, leaseTimeout: rc.LeaderLeaseTimeout, raft: r, transport: transport, store: store, log: cfg.Logger}
+	n.electIfAlone()
+	return n, nil
+}
+
+// electIfAlone starts an election at once when this node is the only voter
+// of its configuration: a one-node cluster starting, bootstrapped or
+// restarted. Raft's follower would first wait out a heartbeat timeout
+// (1-2 s by default) for a leader that cannot exist, and no other voter
+// can split a lone voter's vote (etcd fast-forwards its election ticks in
+// the same case). Raft has no call for it, but lowering the heartbeat
+// timeout makes a follower re-arm its timer at once, and a follower that
+// has never heard from a leader then stands for election; the timeout is
+// set back right after (the re-armed timer reads it when it fires, and the
+// timeout passed since no contact either way). The lowest value Raft
+// accepts is the leader lease timeout.
+func (n *Node) electIfAlone() {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	voters, self := 0, false
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+			self = self || s.ID == raft.ServerID(n.cfg.NodeName)
+		}
+	}
+	if voters != 1 || !self {
+		return
+	}
+	normal := n.raft.ReloadableConfig()
+	fast := normal
+	fast.HeartbeatTimeout = n.leaseTimeout
+	if fast.HeartbeatTimeout >= normal.HeartbeatTimeout {
+		return
+	}
+	if err := n.raft.ReloadConfig(fast); err != nil {
+		n.log.Warn("raft: could not hasten the election of a lone voter", "err", err)
+		return
+	}
+	if err := n.raft.ReloadConfig(normal); err != nil {
+		n.log.Error("raft: could not restore the heartbeat timeout", "timeout", normal.HeartbeatTimeout, "err", err)
+	}
 }
 
 // Addr is the Raft address other nodes dial.
@@ -188,6 +234,7 @@ func (n *Node) Bootstrap() error {
 	if err := n.raft.BootstrapCluster(conf).Error(); err != nil {
 		return fmt.Errorf("cluster: bootstrap: %w", err)
 	}
+	n.electIfAlone()
 	return nil
 }
 

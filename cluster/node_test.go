@@ -190,3 +190,31 @@ func stopNodes(nodes []*testNode) {
 		tn.stop()
 	}
 }
+
+// A lone voter elects itself at once, bootstrapping or restarting, instead
+// of waiting out a heartbeat timeout for a leader that cannot exist: with a
+// one-minute timeout it leads within Eventually's 10 s, both times, and
+// the timeout is the configured one afterwards.
+func TestLoneVoterElectsAtOnce(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	open := func(bootstrap bool) *Node {
+		t.Helper()
+		n, err := Open(Config{NodeName: "solo", BindAddr: addr, Dir: dir, Bootstrap: bootstrap, Voters: DefaultVoters,
+			ElectionTimeout: time.Minute, Logger: slog.New(slog.DiscardHandler)}, NewFSM())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := open(true)
+	testutil.Eventually(t, "the bootstrapped voter leading", n.IsLeader)
+	if err := n.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	n = open(false)
+	defer n.Shutdown()
+	testutil.Eventually(t, "the restarted voter leading", n.IsLeader)
+	if got := n.raft.ReloadableConfig().HeartbeatTimeout; got != time.Minute {
+		t.Fatalf("heartbeat timeout %v after the election, want the configured 1m", got)
+	}
+}
