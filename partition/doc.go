@@ -1,7 +1,9 @@
 // Package partition owns one replica of one partition: its storage.Log, the
 // high watermark consumers may read up to, and the idempotent-producer state
 // (per producer id, its epoch and last five batches' sequence ranges), which
-// is rebuilt from the log's batch headers on open.
+// a clean close saves to producer.snapshot and open restores from it, or,
+// when the log no longer ends where the snapshot says, rebuilds from the
+// log's batch headers.
 //
 // Every partition is a replica of a replicated partition, whose role
 // (leader or follower, leader epoch, replicas, ISR) comes from the cluster

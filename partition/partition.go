@@ -32,6 +32,7 @@ type Partition struct {
 	log *storage.Log
 
 	mu        sync.Mutex // producer state and epochs; serialises writes
+	closed    bool       // Close ran (under mu): the snapshot is written once
 	producers map[int64]*producerState
 	logGen    uint64 // the log's truncation generation the state matches
 	epochs    *epochCache
@@ -64,8 +65,9 @@ func (c *Config) Validate() error {
 	return c.Log.Validate()
 }
 
-// Open opens (or creates) the partition's log and rebuilds its producer
-// state from it.
+// Open opens (or creates) the partition's log and restores its producer
+// state: from the snapshot of a clean close (snapshot.go), else by
+// replaying the log's batch headers.
 func Open(cfg Config) (*Partition, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -103,6 +105,9 @@ func Open(cfg Config) (*Partition, error) {
 	p.savedHW.Store(hw)
 	p.hw.Store(min(hw, l.LogEndOffset()))
 	self.Store(p)
+	if p.loadProducerSnapshot() {
+		return p, nil
+	}
 	if err := p.rebuildProducersLocked(); err != nil {
 		_ = l.Close()
 		return nil, fmt.Errorf("partition %s-%d: rebuild producer state: %w", cfg.Topic, cfg.Partition, err)
@@ -330,5 +335,15 @@ func (p *Partition) CheckpointHighWatermark() error {
 
 // Close checkpoints the high watermark and closes the log.
 func (p *Partition) Close() error {
+	p.mu.Lock()
+	var snap error
+	if !p.closed {
+		p.closed = true
+		snap = p.saveProducerSnapshot()
+	}
+	p.mu.Unlock()
+	if snap != nil {
+		p.cfg.Logger.Warn("producer snapshot not written; the next open replays the log", "err", snap)
+	}
 	return errors.Join(p.CheckpointHighWatermark(), p.log.Close())
 }
