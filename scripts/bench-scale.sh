@@ -10,8 +10,10 @@
 # after a clean stop and restart how long until every record is readable
 # again. Every server is stopped after its row; a
 # watchdog stops the run if the disk falls below MIN_FREE_GB. SERVER_FLAGS
-# adds server flags (e.g. "--fsync never"); RESTART_READ reads that many
-# records after the restart instead of all (1: time until it serves).
+# adds server flags (e.g. "--fsync never"); RESTART_READ=1 measures instead
+# of the full read after the restart how long until every partition serves a
+# fetch of its first records (bench/firstread: raw requests every 10 ms, so
+# that no consumer's retry backoff is measured).
 #
 #   ./scripts/bench-scale.sh                                   # 1 node, 1..10,000 partitions, 1 and 16 producers
 #   NODES=3 PARTITIONS="1 100 1000" ./scripts/bench-scale.sh    # RF3 on three local nodes
@@ -19,6 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -z "${MLOG_BIN:-}" ] && make -s build-mlog
+[ "${RESTART_READ:-}" = 1 ] && (cd bench && go build -o ../bin/firstread ./firstread)
 bin=${MLOG_BIN:-./bin/mlog}
 NODES=${NODES:-1}
 PARTITIONS=${PARTITIONS:-"1 10 100 1000 10000"}
@@ -76,7 +79,7 @@ uncommitted() { # sum of LEO - HW over the partitions each server leads
 }
 
 # start_nodes starts NODES servers with their data in $1, sets brokers,
-# and waits until each answers /readyz.
+# and waits until each answers /readyz (unless $2 is "nowait").
 start_nodes() {
 	brokers=
 	for i in $(seq 1 "$NODES"); do
@@ -92,6 +95,7 @@ start_nodes() {
 		pids+=($!)
 		brokers+="${brokers:+,}127.0.0.1:$((19093 + 10 * i))"
 	done
+	[ "${2:-}" = nowait ] && return
 	for i in $(seq 1 "$NODES"); do
 		for _ in $(seq 1 600); do
 			curl -sf "http://127.0.0.1:$((19644 + i))/readyz" >/dev/null && break
@@ -134,9 +138,14 @@ for P in $PARTITIONS; do
 		"$bin" perf consume --brokers "$brokers" --topic scale --num-records "$total" --timeout 10m >"$run/consume.out" 2>&1
 		stop_all # SIGTERM: a clean stop
 		t2=$(date +%s.%N)
-		start_nodes "$run"
-		"$bin" perf consume --brokers "$brokers" --topic scale --num-records "${RESTART_READ:-$total}" --timeout 10m >/dev/null 2>&1
-		t3=$(date +%s.%N)
+		if [ "${RESTART_READ:-}" = 1 ]; then
+			start_nodes "$run" nowait
+			t3=$(python3 -c "print($t2 + $(./bin/firstread -brokers "$brokers" -topic scale -since "$t2"))")
+		else
+			start_nodes "$run"
+			"$bin" perf consume --brokers "$brokers" --topic scale --num-records "$total" --timeout 10m >/dev/null 2>&1
+			t3=$(date +%s.%N)
+		fi
 		stop_all
 		python3 - "$run/perf.out" "$c0" "$c1" "$hz" "$N" "$SIZE" "$P" "$prod" "$rss" "$maxwait" "$disk" "$t0" "$t1" "$run/consume.out" "$t2" "$t3" "$root/first-$prod" <<'EOF'
 import os, re, sys
