@@ -33,6 +33,9 @@ type followed struct {
 	retryAt time.Time
 }
 
+// keptReplyBytes bounds the reply buffer a fetcher keeps between rounds.
+const keptReplyBytes = 64 << 20
+
 // partitionBackoff is how long a failed partition waits, as Kafka's
 // replica.fetch.backoff.ms.
 const partitionBackoff = time.Second
@@ -67,6 +70,9 @@ func NewFetcher(self, leader int32, addr, clientID string, maxBytes int32, logge
 	f := &Fetcher{self: self, leader: leader, client: brokerclient.NewClient(addr, clientID),
 		maxBytes: maxBytes, maxWait: 500 * time.Millisecond, log: logger.With("leader", leader, "addr", addr),
 		parts: map[Key]*followed{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	// A reply is applied (its batches written to the logs) before the next
+	// request, and nothing of it is kept: one buffer serves every reply.
+	f.client.KeepBuffer(keptReplyBytes)
 	go f.run()
 	return f
 }

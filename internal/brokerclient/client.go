@@ -36,6 +36,21 @@ type Client struct {
 	nc     net.Conn
 	corr   int32
 	closed bool
+	// keep bounds the buffer responses are read into and kept for the next
+	// one (KeepBuffer); 0 allocates each response anew.
+	keep int
+	buf  []byte
+}
+
+// KeepBuffer makes the client read every response of up to max bytes into
+// one buffer it keeps, instead of allocating (and zeroing) a new one each
+// time: a follower replicating 1 GB would otherwise allocate 1 GB. A
+// response, and every byte slice decoded from it, is then valid only until
+// the next request; the caller must copy what it keeps.
+func (c *Client) KeepBuffer(max int) {
+	c.mu.Lock()
+	c.keep = max
+	c.mu.Unlock()
 }
 
 // NewClient returns a client for addr; it dials on first use.
@@ -103,7 +118,16 @@ func (c *Client) roundTrip(ctx context.Context, req kmsg.Request) (kmsg.Response
 	if n < 4 || n > 1<<30 {
 		return nil, fmt.Errorf("%w: response size %d from %s", ErrMalformedResponse, n, c.addr)
 	}
-	body := make([]byte, n)
+	var body []byte
+	switch {
+	case cap(c.buf) >= int(n):
+		body = c.buf[:n]
+	case int(n) <= c.keep:
+		c.buf = make([]byte, n)
+		body = c.buf
+	default:
+		body = make([]byte, n)
+	}
 	if _, err := io.ReadFull(c.nc, body); err != nil {
 		return nil, c.ctxErr(ctx, err)
 	}

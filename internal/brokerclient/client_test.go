@@ -1,7 +1,11 @@
 package brokerclient
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -57,5 +61,111 @@ func TestClientCancelWhileWaiting(t *testing.T) {
 		if err := <-done; err == nil {
 			t.Fatalf("request %d succeeded against a broker that never answers", i)
 		}
+	}
+}
+
+// answerFetches serves Fetch v12 on ln, each response carrying records.
+func answerFetches(t testing.TB, ln net.Listener, records []byte) {
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				for {
+					var size [4]byte
+					if _, err := io.ReadFull(c, size[:]); err != nil {
+						return
+					}
+					req := make([]byte, binary.BigEndian.Uint32(size[:]))
+					if _, err := io.ReadFull(c, req); err != nil {
+						return
+					}
+					resp := kmsg.NewPtrFetchResponse()
+					resp.Version = 12
+					p := kmsg.NewFetchResponseTopicPartition()
+					p.RecordBatches = records
+					resp.Topics = []kmsg.FetchResponseTopic{{Topic: "t", Partitions: []kmsg.FetchResponseTopicPartition{p}}}
+					b := binary.BigEndian.AppendUint32(nil, 0)
+					b = append(b, req[4:8]...) // correlation id
+					b = append(b, 0)           // header tags
+					b = resp.AppendTo(b)
+					binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+					if _, err := c.Write(b); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+}
+
+func fetchRecords(t testing.TB, cl *Client) []byte {
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(12)
+	resp, err := cl.Request(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches
+}
+
+// With KeepBuffer, responses up to the bound are read into one buffer the
+// client keeps (a response's bytes alias the last one's); bigger ones, and
+// every response without it, get their own.
+func TestKeepBuffer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := bytes.Repeat([]byte("r"), 64<<10)
+	answerFetches(t, ln, records)
+	for _, tc := range []struct {
+		keep  int
+		share bool
+	}{{0, false}, {1 << 20, true}, {1 << 10, false}} {
+		cl := NewClient(ln.Addr().String(), "test")
+		cl.KeepBuffer(tc.keep)
+		a := fetchRecords(t, cl)
+		b := fetchRecords(t, cl)
+		cl.Close()
+		if !bytes.Equal(a, records) || !bytes.Equal(b, records) {
+			t.Fatalf("keep %d: records garbled", tc.keep)
+		}
+		if shared := &a[0] == &b[0]; shared != tc.share {
+			t.Fatalf("keep %d: second response shares the first's buffer: %v, want %v", tc.keep, shared, tc.share)
+		}
+	}
+}
+
+// BenchmarkFetchResponse reads 1 MiB fetch responses with and without a
+// kept buffer (what a follower does every round).
+//
+//	go test -run x -bench FetchResponse -benchmem ./internal/brokerclient/
+func BenchmarkFetchResponse(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	answerFetches(b, ln, bytes.Repeat([]byte("r"), 1<<20))
+	for _, keep := range []int{0, 4 << 20} {
+		b.Run(fmt.Sprintf("keep=%d", keep), func(b *testing.B) {
+			cl := NewClient(ln.Addr().String(), "bench")
+			defer cl.Close()
+			cl.KeepBuffer(keep)
+			b.SetBytes(1 << 20)
+			b.ReportAllocs()
+			for b.Loop() {
+				fetchRecords(b, cl)
+			}
+		})
 	}
 }
