@@ -94,7 +94,9 @@ func (c *conn) readLoop() {
 			c.log.Warn("closing connection: bad request size", "size", n, "max", c.s.cfg.MaxRequestBytes)
 			return
 		}
-		buf, err := readFrame(c.nc, int(n), c.rbuf)
+		reuse, whole := c.frameBuffer(int(n))
+		buf, err := readFrame(c.nc, int(n), reuse)
+		c.s.frameBytes.Add(-whole)
 		c.rbuf = nil
 		if err != nil {
 			if !isTimeout(err) {
@@ -110,6 +112,30 @@ func (c *conn) readLoop() {
 			c.rbuf = buf[:0]
 		}
 	}
+}
+
+// frameBudget bounds the bytes of frames being read that were allocated
+// whole when their size arrived, over all connections; past it frames grow
+// as their bytes arrive (readFrame). Kafka allocates every frame whole; the
+// bound keeps peers that announce big frames and send them slowly (or
+// never) from holding more than this between them.
+const frameBudget = 256 << 20
+
+// frameBuffer is the buffer to read an n-byte frame into: the kept one if
+// it is big enough, else while frameBudget allows a new one of n bytes
+// (whole is then what the caller gives back to the budget once read), else
+// none and readFrame grows one as bytes arrive.
+func (c *conn) frameBuffer(n int) (buf []byte, whole int64) {
+	if n <= cap(c.rbuf) || n <= frameChunk {
+		return c.rbuf, 0
+	}
+	if c.s.frameBytes.Add(int64(n)) > frameBudget {
+		c.s.frameBytes.Add(-int64(n))
+		return c.rbuf, 0
+	}
+	// One allocation of the whole frame instead of growing to it (each
+	// doubling copies and zeroes what it has).
+	return make([]byte, 0, n), int64(n)
 }
 
 // frameChunk is the most readFrame allocates ahead of the bytes received.

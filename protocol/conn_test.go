@@ -59,3 +59,24 @@ func TestReadFrameReusesBuffer(t *testing.T) {
 		t.Fatalf("frame bigger than the reused buffer: %v", err)
 	}
 }
+
+// A frame bigger than the kept buffer is allocated whole while the
+// server's budget for frames being read allows, and grows as its bytes
+// arrive once it does not: peers announcing big frames and sending nothing
+// hold at most the budget between them.
+func TestFrameBufferBudget(t *testing.T) {
+	s := &Server{}
+	c := &conn{s: s, rbuf: make([]byte, 0, 4<<20)}
+	if buf, whole := c.frameBuffer(2 << 20); whole != 0 || cap(buf) != 4<<20 {
+		t.Fatalf("a frame the kept buffer holds: cap %d, whole %d", cap(buf), whole)
+	}
+	n := 8 << 20
+	buf, whole := c.frameBuffer(n)
+	if whole != int64(n) || cap(buf) != n || s.frameBytes.Load() != int64(n) {
+		t.Fatalf("a bigger frame within the budget: cap %d, whole %d, budget used %d", cap(buf), whole, s.frameBytes.Load())
+	}
+	s.frameBytes.Store(frameBudget - int64(n) + 1)
+	if buf, whole := c.frameBuffer(n); whole != 0 || cap(buf) != 4<<20 || s.frameBytes.Load() != frameBudget-int64(n)+1 {
+		t.Fatalf("a frame past the budget: cap %d, whole %d, budget used %d", cap(buf), whole, s.frameBytes.Load())
+	}
+}

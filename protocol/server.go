@@ -65,6 +65,9 @@ type Server struct {
 	// fetchSessions are open on all connections; incrementalFetches
 	// counts requests served from one (fetch_session.go).
 	fetchSessions, incrementalFetches atomic.Int64
+	// frameBytes are the bytes of frames being read that were allocated
+	// whole (conn.go, frameBudget).
+	frameBytes atomic.Int64
 
 	mu     sync.Mutex
 	ln     net.Listener
