@@ -26,6 +26,7 @@ type config struct {
 	e2eRate          int
 	natsMaxPending   int
 	e2eDur           time.Duration
+	fsyncs           int
 	seed             uint64
 	timeout          time.Duration
 	out              string
@@ -44,12 +45,13 @@ func main() {
 	flag.DurationVar(&c.e2eDur, "e2e-duration", 10*time.Second, "length of the end-to-end latency run")
 	flag.IntVar(&c.natsMaxPending, "nats-max-pending", 256, "PublishAsync acks outstanding (jetstream.WithPublishAsyncMaxPending)")
 	flag.Uint64Var(&c.seed, "seed", 1, "seed of the payload PRNG")
+	flag.IntVar(&c.fsyncs, "fsyncs", 2000, "4 KiB write + fdatasync rounds per run of the disk latency figure")
 	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "deadline for everything; servers are killed when it passes")
 	flag.StringVar(&c.out, "out", "results/latest.md", "where the Markdown report is written as well as stdout")
 	flag.StringVar(&c.command, "command", "", "the command line to print in the report (default: this one)")
 	flag.Parse()
 	if c.quick {
-		c.runs, c.n1k, c.n100, c.e2eDur, c.timeout = 1, 5_000, 20_000, 2*time.Second, 3*time.Minute
+		c.runs, c.n1k, c.n100, c.e2eDur, c.timeout, c.fsyncs = 1, 5_000, 20_000, 2*time.Second, 3*time.Minute, 200
 	}
 	if c.command == "" {
 		c.command = strings.Join(os.Args, " ")
@@ -61,7 +63,7 @@ func main() {
 }
 
 func run(c config) (err error) {
-	if c.runs < 1 || c.natsMaxPending < 1 || c.n1k < 1 || c.n100 < 1 || c.e2eRate < 1 || c.e2eDur <= 0 {
+	if c.runs < 1 || c.natsMaxPending < 1 || c.n1k < 1 || c.n100 < 1 || c.e2eRate < 1 || c.e2eDur <= 0 || c.fsyncs < 1 {
 		return errors.New("runs, record counts, rate and duration must be positive")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -105,11 +107,24 @@ func run(c config) (err error) {
 		return fmt.Errorf("NATS cluster: %w", err)
 	}
 	systems = append(systems, &started{n3, n3.procs})
+	// mlog once more with --fsync never, for the end-to-end latency
+	// without the disk's fsync in it (the disk row says what that costs).
+	m3n, err := startMlog(ctx, "mlog3-nofsync", c.mlogBin, dir, 3, "--fsync", "never")
+	if err != nil {
+		return fmt.Errorf("mlog cluster --fsync never: %w", err)
+	}
+	systems = append(systems, &started{m3n, m3n.procs})
 	for r := 1; r <= c.runs; r++ {
 		for _, s := range []system{m3, n3} {
 			if err := clusterRun(ctx, c, clk, res, s, r, pool1k, pool100); err != nil {
 				return fmt.Errorf("%s run %d: %w", s.Name(), r, err)
 			}
+		}
+		if err := e2eRun(ctx, c, res, m3n, "e2e-nofsync", r, pool1k); err != nil {
+			return fmt.Errorf("mlog --fsync never run %d: %w", r, err)
+		}
+		if err := diskRun(dir, res, c.fsyncs); err != nil {
+			return fmt.Errorf("disk run %d: %w", r, err)
 		}
 	}
 	for _, s := range systems {
@@ -184,19 +199,25 @@ func clusterRun(ctx context.Context, c config, clk float64, res *results, s syst
 			return err
 		}
 	}
-	name := fmt.Sprintf("bench-e2e-r%d", r)
+	return e2eRun(ctx, c, res, s, "e2e", r, pool1k)
+}
+
+// e2eRun measures end-to-end latency at the fixed rate on a fresh log and
+// records p50 and p99 under prefix.
+func e2eRun(ctx context.Context, c config, res *results, s system, prefix string, r int, pool [][]byte) error {
+	name := fmt.Sprintf("bench-%s-r%d", prefix, r)
 	sctx, cancel := stepContext(ctx)
 	defer cancel()
 	if err := s.CreateLog(sctx, name); err != nil {
 		return err
 	}
-	logf("%s run %d: end-to-end at %d rec/s for %v", s.Name(), r, c.e2eRate, c.e2eDur)
-	e, err := runE2E(sctx, s, name, pool1k, c.e2eRate, c.e2eDur)
+	logf("%s run %d: end-to-end (%s) at %d rec/s for %v", s.Name(), r, prefix, c.e2eRate, c.e2eDur)
+	e, err := runE2E(sctx, s, name, pool, c.e2eRate, c.e2eDur)
 	if err != nil {
 		return fmt.Errorf("end-to-end: %w", err)
 	}
-	res.add("e2e-p50", s.Name(), percentile(e.latencies, 0.50))
-	res.add("e2e-p99", s.Name(), percentile(e.latencies, 0.99))
+	res.add(prefix+"-p50", s.Name(), percentile(e.latencies, 0.50))
+	res.add(prefix+"-p99", s.Name(), percentile(e.latencies, 0.99))
 	logf("  p50 %.2f ms, p99 %.2f ms (%d records at %.0f rec/s)", percentile(e.latencies, 0.5), percentile(e.latencies, 0.99), len(e.latencies), e.rate)
 	if err := s.DeleteLog(sctx, name); err != nil {
 		return err

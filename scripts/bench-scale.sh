@@ -161,7 +161,7 @@ cpu = (int(c1) - int(c0)) / int(hz)
 if not os.path.exists(first):
     open(first, "w").write(f"{rps} {cpu / gb}")
 rps0, cpu0 = map(float, open(first).read().split())
-print(f"| {int(p):,} | {prod} | {rps:,.0f} | {mbs:,.1f} | {p99} | {cpu / gb:.1f} | {rss} | {int(maxwait):,} | {disk} | {float(t1) - float(t0):.1f} | {consume_mbs:,.1f} | {float(t3) - float(t2):.1f} | {rps / rps0:.2f} / {cpu / gb / cpu0:.2f} |")
+print(f"| {int(p):,} | {prod} | {rps:,.0f} | {mbs:,.1f} | {p99} | {cpu / gb:.1f} | {rss} | {int(maxwait):,} | {disk} | {float(t1) - float(t0):.1f} | {consume_mbs:,.1f} | {float(t3) - float(t2):.2f} | {rps / rps0:.2f} / {cpu / gb / cpu0:.2f} |")
 EOF
 		rm -rf "$run"
 	done
