@@ -18,32 +18,13 @@ import (
 // the client's connection field after Request had cleared it (a nil
 // dereference under load, a data race under -race).
 func TestClientCancelWhileWaiting(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
 	got := make(chan struct{}, 1)
-	go func() { // a broker that hangs up on every request
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				buf := make([]byte, 4096)
-				if _, err := c.Read(buf); err == nil {
-					got <- struct{}{}
-				}
-			}()
+	ln := serve(t, func(c net.Conn) { // a broker that hangs up on every request
+		buf := make([]byte, 4096)
+		if _, err := c.Read(buf); err == nil {
+			got <- struct{}{}
 		}
-	}()
+	})
 
 	cl := NewClient(ln.Addr().String(), "test")
 	defer cl.Close()
@@ -64,48 +45,57 @@ func TestClientCancelWhileWaiting(t *testing.T) {
 	}
 }
 
-// answerFetches serves Fetch v12 on ln, each response carrying records.
-func answerFetches(t testing.TB, ln net.Listener, records []byte) {
+// serve accepts connections on a loopback port until the test ends and
+// runs handle on each (closing it after).
+func serve(t testing.TB, handle func(net.Conn)) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				defer c.Close()
-				for {
-					var size [4]byte
-					if _, err := io.ReadFull(c, size[:]); err != nil {
-						return
-					}
-					req := make([]byte, binary.BigEndian.Uint32(size[:]))
-					if _, err := io.ReadFull(c, req); err != nil {
-						return
-					}
-					resp := kmsg.NewPtrFetchResponse()
-					resp.Version = 12
-					p := kmsg.NewFetchResponseTopicPartition()
-					p.RecordBatches = records
-					resp.Topics = []kmsg.FetchResponseTopic{{Topic: "t", Partitions: []kmsg.FetchResponseTopicPartition{p}}}
-					b := binary.BigEndian.AppendUint32(nil, 0)
-					b = append(b, req[4:8]...) // correlation id
-					b = append(b, 0)           // header tags
-					b = resp.AppendTo(b)
-					binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-					if _, err := c.Write(b); err != nil {
-						return
-					}
-				}
-			}()
+				handle(c)
+			})
 		}
-	}()
+	})
+	return ln
+}
+
+// answerFetches serves Fetch v12, each response carrying records.
+func answerFetches(t testing.TB, records []byte) net.Listener {
+	return serve(t, func(c net.Conn) {
+		for {
+			var size [4]byte
+			if _, err := io.ReadFull(c, size[:]); err != nil {
+				return
+			}
+			req := make([]byte, binary.BigEndian.Uint32(size[:]))
+			if _, err := io.ReadFull(c, req); err != nil {
+				return
+			}
+			resp := kmsg.NewPtrFetchResponse()
+			resp.Version = 12
+			p := kmsg.NewFetchResponseTopicPartition()
+			p.RecordBatches = records
+			resp.Topics = []kmsg.FetchResponseTopic{{Topic: "t", Partitions: []kmsg.FetchResponseTopicPartition{p}}}
+			b := binary.BigEndian.AppendUint32(nil, 0)
+			b = append(b, req[4:8]...) // correlation id
+			b = append(b, 0)           // header tags
+			b = resp.AppendTo(b)
+			binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+			if _, err := c.Write(b); err != nil {
+				return
+			}
+		}
+	})
 }
 
 func fetchRecords(t testing.TB, cl *Client) []byte {
@@ -122,12 +112,8 @@ func fetchRecords(t testing.TB, cl *Client) []byte {
 // client keeps (a response's bytes alias the last one's); bigger ones, and
 // every response without it, get their own.
 func TestKeepBuffer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	records := bytes.Repeat([]byte("r"), 64<<10)
-	answerFetches(t, ln, records)
+	ln := answerFetches(t, records)
 	for _, tc := range []struct {
 		keep  int
 		share bool
@@ -151,11 +137,7 @@ func TestKeepBuffer(t *testing.T) {
 //
 //	go test -run x -bench FetchResponse -benchmem ./internal/brokerclient/
 func BenchmarkFetchResponse(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	answerFetches(b, ln, bytes.Repeat([]byte("r"), 1<<20))
+	ln := answerFetches(b, bytes.Repeat([]byte("r"), 1<<20))
 	for _, keep := range []int{0, 4 << 20} {
 		b.Run(fmt.Sprintf("keep=%d", keep), func(b *testing.B) {
 			cl := NewClient(ln.Addr().String(), "bench")
