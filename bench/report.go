@@ -18,6 +18,8 @@ type results struct {
 	// disk50 and disk99 are each run's 4 KiB write + fdatasync latency
 	// percentiles (ms), the machine's limit for fsync-before-ack.
 	disk50, disk99 []float64
+	// diskMBps is each run's 1 MiB write + fdatasync rate (10^6 B/s).
+	diskMBps []float64
 }
 
 func newResults() *results { return &results{vals: map[string]map[string][]float64{}} }
@@ -80,6 +82,8 @@ func report(c config, res *results) (string, error) {
 	w("- Versions: mlog %s; %s; clients franz-go %s, nats.go %s\n", gitCommit(), natsVersion(c.natsBin), depVersion("github.com/twmb/franz-go"), depVersion("github.com/nats-io/nats.go"))
 	w("- Disk: a 4 KiB write + fdatasync in the data directory takes p50 %.2f ms, p99 %.2f ms (medians over the runs of %d rounds each, measured between them): the floor under any latency of a system that fsyncs before it acks\n",
 		median(res.disk50), median(res.disk99), c.fsyncs)
+	w("- Disk: 1 MiB writes, each followed by fdatasync, go at %.1f MB/s (median over the runs): every replica of a three-node cluster on this one disk writes each record and fsyncs it, so 3 × a produce's MB/s is what they ask of it\n",
+		median(res.diskMBps))
 	w("- Runs: %d per system per workload, interleaved (mlog run 1, NATS run 1, mlog run 2, …); each figure is the median of the runs\n", c.runs)
 	w("- Records: produce %d × 1 KiB and %d × 100 B (random bytes from a seeded ChaCha8 stream, no compression), each read back in full; end-to-end %d rec/s × %v of 1 KiB; single node %d × 1 KiB\n\n",
 		c.n1k, c.n100, c.e2eRate, c.e2eDur, c.n1k)
