@@ -157,6 +157,7 @@ func (b *Broker) goTracked(fn func()) {
 func (b *Broker) startListener() (func(bool) error, error) {
 	pc := protocol.DefaultConfig()
 	pc.Addr, pc.MaxRequestBytes, pc.ShutdownGrace, pc.Logger, pc.Metrics = b.cfg.ListenAddr, b.cfg.MaxRequestBytes, b.cfg.ShutdownGrace, b.log, b.metrics
+	pc.TLS = b.cfg.TLS
 	s, err := protocol.NewServer(pc, b)
 	if err != nil {
 		return nil, err

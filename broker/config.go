@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,6 +67,13 @@ type Config struct {
 	SyncAcks bool
 	// MaxRequestBytes closes connections sending bigger frames.
 	MaxRequestBytes int32
+	// TLS, when set, makes the Kafka listener speak TLS; with ClientAuth
+	// set, clients (other brokers too) must present certificates.
+	TLS *tls.Config
+	// PeerTLS, when set, is how this broker connects to the others' Kafka
+	// listeners (replication, forwarding to the controller): the CAs it
+	// trusts and the certificate it presents. Set whenever TLS is.
+	PeerTLS *tls.Config
 	// ShutdownGrace is how long Close lets responses in flight be written
 	// to clients that are slow to read them.
 	ShutdownGrace time.Duration
@@ -194,6 +202,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return fmt.Errorf("%w: listen address %q: %w", ErrInvalidConfig, c.ListenAddr, err)
+	}
+	if c.TLS != nil && c.PeerTLS == nil {
+		return fmt.Errorf("%w: the listener speaks TLS but no TLS is set for reaching the other brokers", ErrInvalidConfig)
 	}
 	if c.AdvertisedAddr != "" {
 		if _, _, err := splitHostPort(c.AdvertisedAddr); err != nil {

@@ -31,7 +31,9 @@ type Cluster struct {
 	T       testing.TB
 	Brokers []*broker.Broker
 	Configs []broker.Config
-	started []bool
+	// ClientOpts go into every client Client makes (TLS, for one).
+	ClientOpts []kgo.Opt
+	started    []bool
 }
 
 // Logger writes a broker's logs to the test log at info level.
@@ -207,7 +209,8 @@ func (c *Cluster) Seeds() []string {
 // when the test ends.
 func (c *Cluster) Client(opts ...kgo.Opt) *kgo.Client {
 	c.T.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Seeds()...), kgo.MetadataMinAge(100 * time.Millisecond)}, opts...)...)
+	base := []kgo.Opt{kgo.SeedBrokers(c.Seeds()...), kgo.MetadataMinAge(100 * time.Millisecond)}
+	cl, err := kgo.NewClient(append(append(base, c.ClientOpts...), opts...)...)
 	if err != nil {
 		c.T.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package brokerclient
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ const apiVersionsKey = 18
 type Client struct {
 	addr     string
 	clientID string
+	tls      *tls.Config // nil: plain TCP
 
 	mu     sync.Mutex
 	nc     net.Conn
@@ -53,8 +55,17 @@ func (c *Client) KeepBuffer(max int) {
 	c.mu.Unlock()
 }
 
-// NewClient returns a client for addr; it dials on first use.
-func NewClient(addr, clientID string) *Client { return &Client{addr: addr, clientID: clientID} }
+// NewClient returns a client for addr; it dials on first use, with TLS
+// when tlsCfg is not nil (its ServerName, if empty, is addr's host).
+func NewClient(addr, clientID string, tlsCfg *tls.Config) *Client {
+	if tlsCfg != nil && tlsCfg.ServerName == "" {
+		tlsCfg = tlsCfg.Clone()
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			tlsCfg.ServerName = host
+		}
+	}
+	return &Client{addr: addr, clientID: clientID, tls: tlsCfg}
+}
 
 // Addr is the broker's address.
 func (c *Client) Addr() string { return c.addr }
@@ -67,8 +78,17 @@ func (c *Client) Request(ctx context.Context, req kmsg.Request) (kmsg.Response, 
 		return nil, ErrClientClosed
 	}
 	if c.nc == nil {
-		var d net.Dialer
-		nc, err := d.DialContext(ctx, "tcp", c.addr)
+		var (
+			nc  net.Conn
+			err error
+		)
+		if c.tls != nil {
+			d := tls.Dialer{Config: c.tls}
+			nc, err = d.DialContext(ctx, "tcp", c.addr)
+		} else {
+			var d net.Dialer
+			nc, err = d.DialContext(ctx, "tcp", c.addr)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("brokerclient: dial %s: %w", c.addr, err)
 		}

@@ -26,7 +26,7 @@ func TestClientCancelWhileWaiting(t *testing.T) {
 		}
 	})
 
-	cl := NewClient(ln.Addr().String(), "test")
+	cl := NewClient(ln.Addr().String(), "test", nil)
 	defer cl.Close()
 	for i := range 200 {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -118,7 +118,7 @@ func TestKeepBuffer(t *testing.T) {
 		keep  int
 		share bool
 	}{{0, false}, {1 << 20, true}, {1 << 10, false}} {
-		cl := NewClient(ln.Addr().String(), "test")
+		cl := NewClient(ln.Addr().String(), "test", nil)
 		cl.KeepBuffer(tc.keep)
 		a := fetchRecords(t, cl)
 		b := fetchRecords(t, cl)
@@ -140,7 +140,7 @@ func BenchmarkFetchResponse(b *testing.B) {
 	ln := answerFetches(b, bytes.Repeat([]byte("r"), 1<<20))
 	for _, keep := range []int{0, 4 << 20} {
 		b.Run(fmt.Sprintf("keep=%d", keep), func(b *testing.B) {
-			cl := NewClient(ln.Addr().String(), "bench")
+			cl := NewClient(ln.Addr().String(), "bench", nil)
 			defer cl.Close()
 			cl.KeepBuffer(keep)
 			b.SetBytes(1 << 20)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/internal/tlsfiles"
 )
 
 type serverFlags struct {
@@ -37,6 +38,10 @@ type serverFlags struct {
 	maxRequestBytes  int32
 	logLevel         string
 	logFormat        string
+	tlsCertFile      string
+	tlsKeyFile       string
+	tlsClientCAFile  string
+	tlsCAFile        string
 }
 
 const (
@@ -90,6 +95,10 @@ answered, logs are flushed and marked cleanly shut down.`,
 	fl.Int16Var(&f.offsetsRF, "offsets-replication-factor", 0, "replicas of __consumer_offsets, created once this many brokers are alive; 0 for min(3, this node and its peers)")
 	fl.StringVar(&f.fsync, "fsync", "always", "always: acks=1/all are answered after fsync (group commit); never: after the write, trusting the page cache as Kafka does")
 	fl.Int32Var(&f.maxRequestBytes, "max-request-bytes", def.MaxRequestBytes, "close connections that send bigger requests")
+	fl.StringVar(&f.tlsCertFile, "tls-cert-file", "", "PEM certificate (chain) of the Kafka listener: with --tls-key-file it speaks TLS 1.2+, and this broker presents it to the others")
+	fl.StringVar(&f.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
+	fl.StringVar(&f.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA certificates: clients (other brokers too) must present a certificate one of them signed (mutual TLS)")
+	fl.StringVar(&f.tlsCAFile, "tls-ca-file", "", "PEM CA certificates this broker trusts when it connects to the other brokers' TLS listeners; default: --tls-client-ca-file, else the system's")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return withEnv(cmd)
@@ -165,6 +174,9 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 	cfg.AutoCreateTopics, cfg.DefaultPartitions = f.autoCreateTopics, f.numPartitions
 	cfg.OffsetsReplicationFactor = f.offsetsRF
 	cfg.MaxRequestBytes = f.maxRequestBytes
+	if err := f.tlsConfig(&cfg); err != nil {
+		return cfg, err
+	}
 	switch f.fsync {
 	case "always":
 		cfg.SyncAcks = true
@@ -174,6 +186,29 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 		return cfg, fmt.Errorf("--fsync %q: want always or never", f.fsync)
 	}
 	return cfg, nil
+}
+
+// tlsConfig sets the listener's TLS and the TLS this broker uses to reach
+// the others from the --tls-* flags.
+func (f *serverFlags) tlsConfig(cfg *broker.Config) error {
+	if f.tlsCertFile == "" && f.tlsKeyFile == "" {
+		if f.tlsClientCAFile != "" || f.tlsCAFile != "" {
+			return fmt.Errorf("--tls-client-ca-file and --tls-ca-file need --tls-cert-file and --tls-key-file")
+		}
+		return nil
+	}
+	var err error
+	if cfg.TLS, err = tlsfiles.Server(f.tlsCertFile, f.tlsKeyFile, f.tlsClientCAFile); err != nil {
+		return fmt.Errorf("--tls-cert-file, --tls-key-file, --tls-client-ca-file: %w", err)
+	}
+	trust := f.tlsCAFile
+	if trust == "" {
+		trust = f.tlsClientCAFile
+	}
+	if cfg.PeerTLS, err = tlsfiles.Client(trust, f.tlsCertFile, f.tlsKeyFile); err != nil {
+		return fmt.Errorf("--tls-ca-file: %w", err)
+	}
+	return nil
 }
 
 func runServer(ctx context.Context, f *serverFlags) error {

@@ -1,0 +1,117 @@
+package broker_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/broker/brokertest"
+	"github.com/mlog/mlog/internal/testutil"
+	"github.com/mlog/mlog/internal/tlsfiles"
+)
+
+// tlsCluster starts n brokers whose Kafka listeners speak TLS with
+// certificates from ca, requiring client certificates from it when mutual
+// is set; the brokers reach each other with their own certificates.
+func tlsCluster(t *testing.T, n int, ca *testutil.CA, mutual bool) *brokertest.Cluster {
+	t.Helper()
+	c := brokertest.Start(t, n, func(i int, cfg *broker.Config) {
+		cert, key := ca.Issue(fmt.Sprintf("node-%d", i+1))
+		clientCA := ""
+		if mutual {
+			clientCA = ca.File
+		}
+		var err error
+		if cfg.TLS, err = tlsfiles.Server(cert, key, clientCA); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.PeerTLS, err = tlsfiles.Client(ca.File, cert, key); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return c
+}
+
+func clientTLS(t *testing.T, caFile, cert, key string) kgo.Opt {
+	t.Helper()
+	cfg, err := tlsfiles.Client(caFile, cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kgo.DialTLSConfig(cfg)
+}
+
+// refused reports whether a client with opts cannot even ask for metadata.
+func refused(t *testing.T, c *brokertest.Cluster, opts ...kgo.Opt) error {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Seeds()...), kgo.RequestRetries(0)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return cl.Ping(ctx)
+}
+
+// Three brokers with TLS and client certificates required: a client with a
+// certificate from the cluster's CA produces and consumes, and the RF3
+// topic's followers replicate over TLS; a client that does not trust the
+// CA, one that presents no certificate, and one speaking plain TCP are
+// refused.
+func TestTLSMutual(t *testing.T) {
+	ca := testutil.NewCA(t, "cluster")
+	c := tlsCluster(t, 3, ca, true)
+	cert, key := ca.Issue("client")
+	c.ClientOpts = []kgo.Opt{clientTLS(t, ca.File, cert, key)}
+	waitServing(c)
+	if _, err := c.Admin().CreateTopic(ctxT(t), 1, 3, nil, "secure"); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(c)
+	want := values(50, "v")
+	produceValues(t, c.Client(), "secure", want)
+	checkRecords(t, consumeCluster(t, c, "secure", len(want)), want)
+	sameLogs(t, c, "secure", 0)
+
+	other := testutil.NewCA(t, "other")
+	ocert, okey := other.Issue("stranger")
+	if err := refused(t, c, clientTLS(t, other.File, cert, key)); err == nil {
+		t.Error("a client that does not trust the cluster's CA connected")
+	}
+	if err := refused(t, c, clientTLS(t, ca.File, ocert, okey)); err == nil {
+		t.Error("a client with a certificate from another CA connected")
+	}
+	if err := refused(t, c, clientTLS(t, ca.File, "", "")); err == nil {
+		t.Error("a client without a certificate connected")
+	}
+	if err := refused(t, c); err == nil {
+		t.Error("a plain TCP client was answered")
+	}
+}
+
+// One broker with TLS and no client certificates: a client trusting the
+// CA works; the handshake fails for one that does not.
+func TestTLSServerOnly(t *testing.T) {
+	ca := testutil.NewCA(t, "single")
+	c := tlsCluster(t, 1, ca, false)
+	c.ClientOpts = []kgo.Opt{clientTLS(t, ca.File, "", "")}
+	waitServing(c)
+	if _, err := c.Admin().CreateTopic(ctxT(t), 1, 1, nil, "one"); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(c)
+	want := values(10, "s")
+	produceValues(t, c.Client(), "one", want)
+	checkRecords(t, consumeCluster(t, c, "one", len(want)), want)
+	err := refused(t, c, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a client trusting only the system CAs: %v, want a certificate error", err)
+	}
+}
