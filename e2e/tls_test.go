@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/mlog/mlog/internal/testutil"
 )
 
 // `mlog server` with the --tls-* flags as docs/security.md shows them:
-// kcat with a certificate from the CA produces and consumes over TLS;
-// kcat without one, or trusting another CA, gets nothing.
+// kcat with a certificate from the CA produces and consumes over TLS, and
+// so do mlog's own commands with their --tls-* flags; kcat without a
+// certificate, trusting another CA or in plain TCP, and a healthcheck
+// without TLS, get nothing.
 func TestTLSWithKcat(t *testing.T) {
 	kc := kcat(t)
 	ca := testutil.NewCA(t, "e2e")
@@ -28,6 +33,28 @@ func TestTLSWithKcat(t *testing.T) {
 	out := run(t, "", kc, append(tlsArgs(ca.File, true), "-C", "-t", "secure", "-o", "beginning", "-e", "-c", "3", "-f", "%s\n")...)
 	if out != "a\nb\nc\n" {
 		t.Fatalf("kcat read %q over TLS, want a, b, c", out)
+	}
+
+	// mlog's own client commands with --tls-* (and MLOG_TLS_* variables).
+	mtls := []string{"--tls-ca-file", ca.File, "--tls-cert-file", ccert, "--tls-key-file", ckey}
+	if out := run(t, "", bin(t, "topic"), append([]string{"list", "--addrs", s.addr}, mtls...)...); !strings.Contains(out, "secure") {
+		t.Fatalf("topic list over TLS:\n%s", out)
+	}
+	if out := run(t, "d\n", bin(t, "producer"), append([]string{"connect", "--addrs", s.addr, "--topic", "secure", "--acks", "all"}, mtls...)...); !strings.Contains(out, "offset=3") {
+		t.Fatalf("producer connect over TLS:\n%s", out)
+	}
+	if out := run(t, "", bin(t, "consumer"), append([]string{"connect", "--addrs", s.addr, "--topic", "secure", "--from-beginning", "--max-messages", "4"}, mtls...)...); !strings.Contains(out, "3\td") {
+		t.Fatalf("consumer connect over TLS:\n%s", out)
+	}
+	mlog := bin(t, "mlog")
+	run(t, "", mlog, append([]string{"perf", "produce", "--brokers", s.addr, "--topic", "perf", "--num-records", "100", "--record-size", "10"}, mtls...)...)
+	env := exec.Command(mlog, "healthcheck", "--addr", s.addr)
+	env.Env = append(os.Environ(), "MLOG_TLS_CA_FILE="+ca.File, "MLOG_TLS_CERT_FILE="+ccert, "MLOG_TLS_KEY_FILE="+ckey)
+	if out, err := env.CombinedOutput(); err != nil {
+		t.Fatalf("healthcheck with MLOG_TLS_* variables: %v\n%s", err, out)
+	}
+	if out, err := runErr(mlog, "healthcheck", "--addr", s.addr); err == nil {
+		t.Fatalf("healthcheck without TLS succeeded:\n%s", out)
 	}
 
 	if out, err := runErr(kc, append(tlsArgs(ca.File, false), "-L", "-m", "1")...); err == nil {

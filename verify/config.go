@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,8 @@ func ParseAcks(s string) (Acks, error) {
 type Config struct {
 	// Seeds are the bootstrap brokers (host:port).
 	Seeds []string
+	// TLS, when set, is how every client connects.
+	TLS *tls.Config
 	// Topic is created when missing, reused when it exists.
 	Topic string
 	// Partitions and ReplicationFactor are used when the topic is created.

@@ -31,6 +31,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.RunID = strconv.FormatInt(time.Now().UnixNano(), 36)
 	}
 	base := []kgo.Opt{kgo.SeedBrokers(cfg.Seeds...), kgo.MetadataMinAge(250 * time.Millisecond)}
+	if cfg.TLS != nil {
+		base = append(base, kgo.DialTLSConfig(cfg.TLS))
+	}
 	cl, err := kgo.NewClient(base...)
 	if err != nil {
 		return nil, fmt.Errorf("verify: client for %s: %w", strings.Join(cfg.Seeds, ","), err)

@@ -2,13 +2,17 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mlog/mlog/internal/tlsfiles"
 )
 
 // leaderAddr returns host:port of the leader of topic's partition 0, as
@@ -52,6 +56,36 @@ func waitLeader(ctx context.Context, adm *kadm.Client, topic string) (string, er
 	}
 }
 
-func seedOpts(addrs string) []kgo.Opt {
-	return []kgo.Opt{kgo.SeedBrokers(strings.Split(addrs, ",")...), kgo.MetadataMinAge(250 * time.Millisecond)}
+func seedOpts(addrs string, extra ...kgo.Opt) []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(strings.Split(addrs, ",")...), kgo.MetadataMinAge(250 * time.Millisecond)}, extra...)
+}
+
+// tlsFlags are the client commands' --tls-* flags.
+type tlsFlags struct{ caFile, certFile, keyFile string }
+
+func (f *tlsFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&f.caFile, "tls-ca-file", "", "connect with TLS, trusting these PEM CA certificates (the system's if only --tls-cert-file is set)")
+	fl.StringVar(&f.certFile, "tls-cert-file", "", "PEM client certificate, for brokers that require one (mutual TLS)")
+	fl.StringVar(&f.keyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
+}
+
+// config is the TLS configuration the flags ask for; nil without any.
+func (f *tlsFlags) config() (*tls.Config, error) {
+	if f.caFile == "" && f.certFile == "" && f.keyFile == "" {
+		return nil, nil
+	}
+	cfg, err := tlsfiles.Client(f.caFile, f.certFile, f.keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca-file, --tls-cert-file, --tls-key-file: %w", err)
+	}
+	return cfg, nil
+}
+
+// opts are the kgo options for the flags: none without TLS.
+func (f *tlsFlags) opts() ([]kgo.Opt, error) {
+	cfg, err := f.config()
+	if cfg == nil || err != nil {
+		return nil, err
+	}
+	return []kgo.Opt{kgo.DialTLSConfig(cfg)}, nil
 }

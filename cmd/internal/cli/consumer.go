@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -26,6 +27,7 @@ func consumerConnectCmd() *cobra.Command {
 	var addrs, topic, id string
 	var fromBeginning bool
 	var maxMessages int
+	var tf tlsFlags
 	cmd := &cobra.Command{
 		Use:   "connect",
 		Short: "Print every record of a topic as offset<TAB>value, committing as it goes",
@@ -39,7 +41,11 @@ from the first record instead.`,
 			if topic == "" {
 				return errors.New("--topic is required")
 			}
-			return runConsumer(cmd.OutOrStdout(), addrs, topic, id, fromBeginning, maxMessages)
+			tlsOpts, err := tf.opts()
+			if err != nil {
+				return err
+			}
+			return runConsumer(cmd.OutOrStdout(), seedOpts(addrs, tlsOpts...), topic, id, fromBeginning, maxMessages)
 		},
 	}
 	cmd.Flags().StringVar(&addrs, "addrs", "127.0.0.1:9094", "comma-separated broker addresses")
@@ -47,13 +53,14 @@ from the first record instead.`,
 	cmd.Flags().StringVar(&id, "id", "", "consumer id: where committed offsets are kept (a Kafka group id)")
 	cmd.Flags().BoolVar(&fromBeginning, "from-beginning", false, "start from the first record, not the last committed one")
 	cmd.Flags().IntVar(&maxMessages, "max-messages", 0, "exit after this many records (0: run until interrupted)")
+	tf.register(cmd.Flags())
 	return withEnv(cmd)
 }
 
-func runConsumer(out io.Writer, addrs, topic, id string, fromBeginning bool, maxMessages int) error {
+func runConsumer(out io.Writer, seeds []kgo.Opt, topic, id string, fromBeginning bool, maxMessages int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	admCl, err := kgo.NewClient(seedOpts(addrs)...)
+	admCl, err := kgo.NewClient(seeds...)
 	if err != nil {
 		return err
 	}
@@ -107,7 +114,7 @@ func runConsumer(out io.Writer, addrs, topic, id string, fromBeginning bool, max
 			}
 		}
 	}
-	cl, err := kgo.NewClient(append(seedOpts(addrs), kgo.ConsumePartitions(offsets), kgo.FetchMaxWait(5*time.Second))...)
+	cl, err := kgo.NewClient(append(slices.Clone(seeds), kgo.ConsumePartitions(offsets), kgo.FetchMaxWait(5*time.Second))...)
 	if err != nil {
 		return err
 	}

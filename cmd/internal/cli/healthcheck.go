@@ -13,12 +13,17 @@ import (
 func HealthcheckCmd() *cobra.Command {
 	var addr string
 	var timeout time.Duration
+	var tf tlsFlags
 	cmd := &cobra.Command{
 		Use:   "healthcheck",
 		Short: "Exit 0 if the broker at --addr answers a Kafka ApiVersions request",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+			tlsOpts, err := tf.opts()
+			if err != nil {
+				return err
+			}
+			cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, tlsOpts...)...)
 			if err != nil {
 				return err
 			}
@@ -30,5 +35,6 @@ func HealthcheckCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:9094", "broker address")
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "give up after this long")
+	tf.register(cmd.Flags())
 	return withEnv(cmd)
 }

@@ -47,6 +47,7 @@ type perfCommon struct {
 	topic      string
 	numRecords int64
 	timeout    time.Duration
+	tls        tlsFlags
 }
 
 func (f *perfCommon) register(cmd *cobra.Command) {
@@ -55,6 +56,7 @@ func (f *perfCommon) register(cmd *cobra.Command) {
 	fl.StringVar(&f.topic, "topic", "mlog-perf", "topic")
 	fl.Int64Var(&f.numRecords, "num-records", 1_000_000, "records to produce or consume")
 	fl.DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up after this long")
+	f.tls.register(fl)
 }
 
 func (f *perfCommon) validate() error {
@@ -73,6 +75,16 @@ func (f *perfCommon) validate() error {
 		return fmt.Errorf("--timeout %s: want a positive duration", f.timeout)
 	}
 	return nil
+}
+
+// baseOpts are the seed brokers, metadata age and TLS every client of the
+// command starts from.
+func (f *perfCommon) baseOpts() ([]kgo.Opt, error) {
+	tlsOpts, err := f.tls.opts()
+	if err != nil {
+		return nil, err
+	}
+	return append([]kgo.Opt{kgo.SeedBrokers(f.seeds()...), kgo.MetadataMinAge(250 * time.Millisecond)}, tlsOpts...), nil
 }
 
 func (f *perfCommon) seeds() []string {
@@ -187,9 +199,11 @@ func (f *produceFlags) check(cmd *cobra.Command) error {
 		}
 		f.payload = randomPayloads(f.seed, f.recordSize)
 	}
-	f.clientOpts = append(acks,
-		kgo.SeedBrokers(f.seeds()...),
-		kgo.MetadataMinAge(250*time.Millisecond),
+	base, err := f.baseOpts()
+	if err != nil {
+		return err
+	}
+	f.clientOpts = append(append(acks, base...),
 		kgo.DefaultProduceTopic(f.topic),
 		kgo.ProducerBatchCompression(codec),
 		// Kafka's default linger.ms since 4.0; batches up to franz-go's

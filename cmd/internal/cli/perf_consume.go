@@ -25,9 +25,13 @@ func runPerfConsume(out io.Writer, f *consumeFlags) error {
 	ctx, cancel := perfContext(f.timeout)
 	defer cancel()
 	wire := &wireBytes{}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.seeds()...), kgo.MetadataMinAge(250*time.Millisecond),
+	base, err := f.baseOpts()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append(base,
 		kgo.ConsumeTopics(f.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxBytes(64<<20), kgo.WithHooks(wire))
+		kgo.FetchMaxBytes(64<<20), kgo.WithHooks(wire))...)
 	if err != nil {
 		return err
 	}

@@ -121,7 +121,11 @@ func runPerfProduce(out, errOut io.Writer, f *produceFlags) error {
 	ctx, cancel := perfContext(f.timeout)
 	defer cancel()
 
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(f.seeds()...), kgo.MetadataMinAge(250*time.Millisecond))
+	base, err := f.baseOpts()
+	if err != nil {
+		return err
+	}
+	admCl, err := kgo.NewClient(base...)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ func ProducerCmd() *cobra.Command {
 
 func producerConnectCmd() *cobra.Command {
 	var addrs, topic, acks string
+	var tf tlsFlags
 	cmd := &cobra.Command{
 		Use:   "connect",
 		Short: "Produce each line of stdin as a record and print its offset",
@@ -38,12 +39,17 @@ connection drops it says so, finds the new leader and goes on.`,
 			if topic == "" {
 				return errors.New("--topic is required")
 			}
-			return runProducer(cmd.InOrStdin(), cmd.OutOrStdout(), addrs, topic, acks)
+			tlsOpts, err := tf.opts()
+			if err != nil {
+				return err
+			}
+			return runProducer(cmd.InOrStdin(), cmd.OutOrStdout(), seedOpts(addrs, tlsOpts...), topic, acks)
 		},
 	}
 	cmd.Flags().StringVar(&addrs, "addrs", "127.0.0.1:9094", "comma-separated broker addresses")
 	cmd.Flags().StringVar(&topic, "topic", "", "topic (required)")
 	cmd.Flags().StringVar(&acks, "acks", "1", "0 (none), 1 (leader) or 2 (all in-sync replicas; also all, -1)")
+	tf.register(cmd.Flags())
 	return withEnv(cmd)
 }
 
@@ -59,12 +65,12 @@ func producerAcks(acks string) ([]kgo.Opt, error) {
 	return nil, fmt.Errorf("--acks %q: want 0, 1, 2 (or all, -1)", acks)
 }
 
-func runProducer(in io.Reader, out io.Writer, addrs, topic, acks string) error {
+func runProducer(in io.Reader, out io.Writer, seeds []kgo.Opt, topic, acks string) error {
 	ackOpts, err := producerAcks(acks)
 	if err != nil {
 		return err
 	}
-	opts := append(seedOpts(addrs), append(ackOpts, kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation(),
+	opts := append(seeds, append(ackOpts, kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation(),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(5*time.Second))...)
 	cl, err := kgo.NewClient(opts...)

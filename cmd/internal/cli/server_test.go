@@ -170,3 +170,35 @@ func TestThreeNodesOnOneHostWithDefaultHTTP(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// The --tls-* flags (and their MLOG_ variables) refuse what makes no TLS
+// configuration before anything starts.
+func TestServerTLSFlagErrors(t *testing.T) {
+	ca := testutil.NewCA(t, "cli")
+	cert, key := ca.Issue("node-1")
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"--tls-cert-file", cert}, want: "certificate and its key"},
+		{args: []string{"--tls-client-ca-file", ca.File}, want: "need --tls-cert-file"},
+		{args: []string{"--tls-cert-file", cert, "--tls-key-file", cert}, want: "key"},
+		{args: []string{"--tls-cert-file", cert, "--tls-key-file", key, "--tls-client-ca-file", key}, want: "no PEM certificate"},
+		{env: map[string]string{"MLOG_TLS_CERT_FILE": cert, "MLOG_TLS_KEY_FILE": "/nonexistent.pem"}, want: "nonexistent"},
+	} {
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		root := Root()
+		root.SilenceUsage, root.SilenceErrors = true, true
+		root.SetArgs(append([]string{"server", "--data-dir", t.TempDir(), "--log-level", "error"}, tc.args...))
+		err := root.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: %v, want an error about %q", tc.args, tc.env, err, tc.want)
+		}
+		for k := range tc.env {
+			t.Setenv(k, "")
+		}
+	}
+}

@@ -30,11 +30,13 @@ type topicFlags struct {
 	partitions int32
 	configs    []string
 	timeout    time.Duration
+	tls        tlsFlags
 }
 
 func (f *topicFlags) common(cmd *cobra.Command, withTopic bool) {
 	cmd.Flags().StringVar(&f.addrs, "addrs", "127.0.0.1:9094", "comma-separated broker addresses")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after this long")
+	f.tls.register(cmd.Flags())
 	if withTopic {
 		cmd.Flags().StringVar(&f.topic, "topic", "", "topic name (required)")
 	}
@@ -42,7 +44,11 @@ func (f *topicFlags) common(cmd *cobra.Command, withTopic bool) {
 
 // run calls fn with an admin client on --addrs, within --timeout.
 func (f *topicFlags) run(cmd *cobra.Command, fn func(ctx context.Context, cl *kgo.Client, adm *kadm.Client) error) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(f.addrs, ",")...), kgo.MetadataMinAge(250*time.Millisecond))
+	tlsOpts, err := f.tls.opts()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(seedOpts(f.addrs, tlsOpts...)...)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ func VerifyCmd() *cobra.Command {
 		acks     string
 		logLevel string
 		asJSON   bool
+		tf       tlsFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -50,6 +51,9 @@ See docs/verify.md.`,
 			}
 			if !cmd.Flags().Changed("min-insync-replicas") && cfg.MinInsyncReplicas > int(cfg.ReplicationFactor) {
 				cfg.MinInsyncReplicas = int(cfg.ReplicationFactor) // --replication-factor 1 alone works
+			}
+			if cfg.TLS, err = tf.config(); err != nil {
+				return err
 			}
 			cfg.Seeds = nil
 			for _, a := range strings.Split(addrs, ",") {
@@ -104,5 +108,6 @@ See docs/verify.md.`,
 	fl.BoolVar(&cfg.CheckOnly, "check-only", false, "produce nothing: only read the topic back and compare replicas")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object instead of the summary")
 	fl.StringVar(&logLevel, "log-level", "warn", "progress logs on stderr: debug, info, warn or error")
+	tf.register(fl)
 	return withEnv(cmd)
 }
