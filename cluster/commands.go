@@ -233,6 +233,13 @@ func (d *draft) apply(c Command) (any, error) {
 		first := d.NextProducerID
 		d.NextProducerID += max(a.Count, 1)
 		return first, nil
+	case CmdAlterScram:
+		var a AlterScram
+		if err := decode(&a); err != nil {
+			return nil, err
+		}
+		d.applyAlterScram(a)
+		return nil, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownCommand, c.Type)
 }

@@ -24,6 +24,8 @@ type State struct {
 	Brokers        map[int32]*Broker `json:"brokers"`
 	Topics         map[string]*Topic `json:"topics"`
 	NextProducerID int64             `json:"next_producer_id"`
+	// Users are the SCRAM principals (users.go).
+	Users map[string]*User `json:"users,omitempty"`
 }
 
 // Broker is one registered node.
@@ -95,6 +97,7 @@ func newDraft(s *State) *draft {
 	c := *s
 	c.Brokers = maps.Clone(s.Brokers)
 	c.Topics = maps.Clone(s.Topics)
+	c.Users = maps.Clone(s.Users)
 	return &draft{State: &c, copied: map[string]bool{}}
 }
 

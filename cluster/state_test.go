@@ -187,3 +187,27 @@ func TestMoveLeadersAway(t *testing.T) {
 		t.Fatalf("followed partition: %+v (leader epoch must not move)", ch[1])
 	}
 }
+
+// Credential changes copy the users they touch: a published state keeps
+// what it had; deleting a user's last credential removes the user.
+func TestAlterScramCopiesOnWrite(t *testing.T) {
+	cred := func(i int32) ScramCredential {
+		return ScramCredential{Salt: []byte("s"), Iterations: i, StoredKey: []byte("k"), ServerKey: []byte("v")}
+	}
+	d := newDraft(&State{})
+	d.applyAlterScram(AlterScram{Upserts: []ScramUpsert{{User: "alice", Mechanism: ScramSHA256, Credential: cred(4096)}}})
+	first := d.State
+
+	d = newDraft(first)
+	d.applyAlterScram(AlterScram{Upserts: []ScramUpsert{{User: "alice", Mechanism: ScramSHA512, Credential: cred(8192)}}})
+	second := d.State
+	if len(first.Users["alice"].Scram) != 1 || len(second.Users["alice"].Scram) != 2 {
+		t.Fatalf("first %v, second %v: the published state changed", first.Users["alice"], second.Users["alice"])
+	}
+
+	d = newDraft(second)
+	d.applyAlterScram(AlterScram{Deletions: []ScramDeletion{{User: "alice", Mechanism: ScramSHA256}, {User: "alice", Mechanism: ScramSHA512}, {User: "nobody", Mechanism: ScramSHA256}}})
+	if len(d.Users) != 0 || len(second.Users["alice"].Scram) != 2 {
+		t.Fatalf("after deleting both: %v (published: %v)", d.Users, second.Users["alice"])
+	}
+}

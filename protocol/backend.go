@@ -23,6 +23,12 @@ type Backend interface {
 	CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool) (TopicInfo, error)
 	DeleteTopic(ctx context.Context, name string) error
 	CreatePartitions(ctx context.Context, name string, count int32, validateOnly bool) error
+	// ScramUsers returns every user with SCRAM credentials: mechanism
+	// (Kafka's numbers) to iteration count.
+	ScramUsers() map[string]map[int8]int32
+	// AlterScram applies AlterUserScramCredentials on the controller and
+	// returns its per-user results.
+	AlterScram(ctx context.Context, req *kmsg.AlterUserSCRAMCredentialsRequest) (*kmsg.AlterUserSCRAMCredentialsResponse, error)
 	// Partition returns this broker's replica of a partition, or
 	// ErrUnknownTopic / ErrUnknownPartition.
 	Partition(topic string, id int32) (*partition.Partition, error)
