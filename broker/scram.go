@@ -79,24 +79,29 @@ func scramChanges(req *kmsg.AlterUserSCRAMCredentialsRequest, st *cluster.State)
 			failed[user] = err
 		}
 	}
+	// named checks what deletions and upserts share.
+	named := func(user string, mech int8) error {
+		if user == "" {
+			return fmt.Errorf("%w: empty user name", kerr.UnacceptableCredential)
+		}
+		if hashFor(mech) == nil {
+			return fmt.Errorf("%w: mechanism %d", kerr.UnsupportedSaslMechanism, mech)
+		}
+		return nil
+	}
 	for _, d := range req.Deletions {
 		note(d.Name, d.Mechanism)
-		switch {
-		case d.Name == "":
-			fail(d.Name, fmt.Errorf("%w: empty user name", kerr.UnacceptableCredential))
-		case hashFor(d.Mechanism) == nil:
-			fail(d.Name, fmt.Errorf("%w: mechanism %d", kerr.UnsupportedSaslMechanism, d.Mechanism))
-		case !hasScram(st, d.Name, d.Mechanism):
+		if err := named(d.Name, d.Mechanism); err != nil {
+			fail(d.Name, err)
+		} else if !hasScram(st, d.Name, d.Mechanism) {
 			fail(d.Name, fmt.Errorf("%w: %q has no %s credential", kerr.ResourceNotFound, d.Name, mechanismName(d.Mechanism)))
 		}
 	}
 	for _, u := range req.Upsertions {
 		note(u.Name, u.Mechanism)
-		switch {
-		case u.Name == "":
-			fail(u.Name, fmt.Errorf("%w: empty user name", kerr.UnacceptableCredential))
-		case hashFor(u.Mechanism) == nil:
-			fail(u.Name, fmt.Errorf("%w: mechanism %d", kerr.UnsupportedSaslMechanism, u.Mechanism))
+		switch err := named(u.Name, u.Mechanism); {
+		case err != nil:
+			fail(u.Name, err)
 		case u.Iterations < minScramIterations || u.Iterations > maxScramIterations:
 			fail(u.Name, fmt.Errorf("%w: %d iterations, want %d to %d", kerr.UnacceptableCredential, u.Iterations, minScramIterations, maxScramIterations))
 		case len(u.Salt) == 0 || len(u.SaltedPassword) == 0:
