@@ -145,9 +145,13 @@ func TestFetchSessions(t *testing.T) {
 	if reopened.SessionID == 0 {
 		t.Fatal("no session reopened")
 	}
+	if s := broker.ServerStats(b); s.SessionPartitions != 1 {
+		t.Fatalf("%d partitions held in sessions, want the reopened session's 1", s.SessionPartitions)
+	}
 	c.nc.Close()
 	testutil.Eventually(t, "sessions closed with their connection", func() bool {
-		return broker.ServerStats(b).FetchSessions == 0
+		s := broker.ServerStats(b)
+		return s.FetchSessions == 0 && s.SessionPartitions == 0
 	})
 }
 

@@ -13,8 +13,12 @@ package protocol
 // Sessions belong to the connection that opened them and end with it (a
 // client that reconnects gets FETCH_SESSION_ID_NOT_FOUND and opens a new
 // one, as Kafka clients do when a broker evicted theirs). A connection holds
-// at most maxSessionsPerConn (the oldest goes) and a session at most
-// maxSessionPartitions.
+// at most maxSessionsPerConn (the oldest goes), a session at most
+// maxSessionPartitions, and all sessions of the server together at most
+// maxServerSessionPartitions, so clients cannot make the broker keep
+// unbounded state: past it, full fetches get no session (session id 0,
+// which KIP-227 allows) and incremental ones that would add partitions end
+// theirs (FETCH_SESSION_ID_NOT_FOUND).
 
 import (
 	"math"
@@ -27,8 +31,9 @@ import (
 )
 
 const (
-	maxSessionsPerConn   = 4
-	maxSessionPartitions = 100_000
+	maxSessionsPerConn         = 4
+	maxSessionPartitions       = 100_000
+	maxServerSessionPartitions = 1_000_000
 )
 
 type topicPartition struct {
@@ -48,6 +53,8 @@ type sessionPart struct {
 type fetchSession struct {
 	id      int32
 	replica int32 // the ReplicaID of the request that opened it
+	// budget is the server's count of partitions held in sessions.
+	budget *atomic.Int64
 
 	mu    sync.Mutex
 	epoch int32 // the epoch the next incremental request must carry
@@ -62,6 +69,7 @@ type fetchSessions struct {
 	byID  map[int32]*fetchSession
 	order []int32       // creation order, for eviction
 	count *atomic.Int64 // the server's count of open sessions
+	parts *atomic.Int64 // the server's count of partitions in sessions
 }
 
 // sessionFetch is what a Fetch request resolved to: the partitions to read
@@ -80,7 +88,7 @@ func (c *conn) resolveSession(req *kmsg.FetchRequest) sessionFetch {
 		return sessionFetch{topics: req.Topics}
 	}
 	ss := &c.sessions
-	ss.count = &c.s.fetchSessions
+	ss.count, ss.parts = &c.s.fetchSessions, &c.s.sessionPartitions
 	id, epoch := req.SessionID, req.SessionEpoch
 	if epoch == 0 || epoch == -1 {
 		// A full request: it closes the session named, if any, and with
@@ -118,11 +126,10 @@ func (c *conn) resolveSession(req *kmsg.FetchRequest) sessionFetch {
 				sp.req = rp
 				continue
 			}
-			if len(s.parts) >= maxSessionPartitions {
+			if len(s.parts) >= maxSessionPartitions || !s.add(k, rp) {
 				ss.remove(id)
 				return sessionFetch{errorCode: kerr.FetchSessionIDNotFound.Code}
 			}
-			s.add(k, rp)
 		}
 	}
 	s.compact()
@@ -146,7 +153,7 @@ func (ss *fetchSessions) open(req *kmsg.FetchRequest) *fetchSession {
 	for _, rt := range req.Topics {
 		n += len(rt.Partitions)
 	}
-	if n > maxSessionPartitions {
+	if n > maxSessionPartitions || ss.parts.Load()+int64(n) > maxServerSessionPartitions {
 		return nil
 	}
 	if ss.byID == nil {
@@ -159,7 +166,7 @@ func (ss *fetchSessions) open(req *kmsg.FetchRequest) *fetchSession {
 	for ss.byID[id] != nil {
 		id = rand.Int32N(math.MaxInt32) + 1
 	}
-	s := &fetchSession{id: id, replica: req.ReplicaID, epoch: 1, parts: make(map[topicPartition]*sessionPart, n)}
+	s := &fetchSession{id: id, replica: req.ReplicaID, budget: ss.parts, epoch: 1, parts: make(map[topicPartition]*sessionPart, n)}
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
 			k := topicPartition{rt.Topic, rp.Partition}
@@ -167,7 +174,10 @@ func (ss *fetchSessions) open(req *kmsg.FetchRequest) *fetchSession {
 				sp.req = rp // named twice: the last wins, as in incremental requests
 				continue
 			}
-			s.add(k, rp)
+			if !s.add(k, rp) {
+				s.release() // others filled the budget meanwhile
+				return nil
+			}
 		}
 	}
 	ss.byID[id] = s
@@ -180,6 +190,7 @@ func (ss *fetchSessions) remove(id int32) {
 	if ss.byID[id] == nil {
 		return
 	}
+	ss.byID[id].release()
 	delete(ss.byID, id)
 	ss.count.Add(-1)
 	for i, o := range ss.order {
@@ -197,15 +208,29 @@ func (ss *fetchSessions) closeAll() {
 	}
 }
 
-// add puts a partition in the session; the client has been told nothing
-// about it yet, so the first reply includes it.
-func (s *fetchSession) add(k topicPartition, rp kmsg.FetchRequestTopicPartition) {
+// add puts a partition in the session, if the server's budget has room;
+// the client has been told nothing about it yet, so the first reply
+// includes it.
+func (s *fetchSession) add(k topicPartition, rp kmsg.FetchRequestTopicPartition) bool {
+	if s.budget.Add(1) > maxServerSessionPartitions {
+		s.budget.Add(-1)
+		return false
+	}
 	s.parts[k] = &sessionPart{req: rp, highWatermark: -2, lastStableOffset: -2, logStartOffset: -2}
 	s.order = append(s.order, k)
+	return true
 }
 
 // forget drops a partition; compact removes it from the order.
-func (s *fetchSession) forget(k topicPartition) { delete(s.parts, k) }
+func (s *fetchSession) forget(k topicPartition) {
+	if _, ok := s.parts[k]; ok {
+		delete(s.parts, k)
+		s.budget.Add(-1)
+	}
+}
+
+// release gives the session's partitions back to the server's budget.
+func (s *fetchSession) release() { s.budget.Add(-int64(len(s.parts))) }
 
 func (s *fetchSession) compact() {
 	if len(s.order) == len(s.parts) {

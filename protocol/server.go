@@ -70,6 +70,9 @@ type Server struct {
 	// fetchSessions are open on all connections; incrementalFetches
 	// counts requests served from one (fetch_session.go).
 	fetchSessions, incrementalFetches atomic.Int64
+	// sessionPartitions are the partitions all sessions hold
+	// (maxServerSessionPartitions).
+	sessionPartitions atomic.Int64
 	// frameBytes are the bytes of frames being read that were allocated
 	// whole (conn.go, frameBudget).
 	frameBytes atomic.Int64
@@ -166,6 +169,8 @@ type Stats struct {
 	// FetchSessions are open now; IncrementalFetches counts the Fetch
 	// requests served from a session since start.
 	FetchSessions, IncrementalFetches int64
+	// SessionPartitions are the partitions all open sessions hold.
+	SessionPartitions int64
 }
 
 // Stats returns the current connection and in-flight request counts.
@@ -173,7 +178,8 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{Connections: len(s.conns), InFlight: s.inFlight.Load(),
-		FetchSessions: s.fetchSessions.Load(), IncrementalFetches: s.incrementalFetches.Load()}
+		FetchSessions: s.fetchSessions.Load(), IncrementalFetches: s.incrementalFetches.Load(),
+		SessionPartitions: s.sessionPartitions.Load()}
 }
 
 // Close stops accepting, stops reading new requests, answers those in
