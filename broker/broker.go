@@ -158,6 +158,9 @@ func (b *Broker) startListener() (func(bool) error, error) {
 	pc := protocol.DefaultConfig()
 	pc.Addr, pc.MaxRequestBytes, pc.ShutdownGrace, pc.Logger, pc.Metrics = b.cfg.ListenAddr, b.cfg.MaxRequestBytes, b.cfg.ShutdownGrace, b.log, b.metrics
 	pc.TLS = b.cfg.TLS
+	if len(b.cfg.SASLMechanisms) > 0 {
+		pc.SASL = &protocol.SASLConfig{Mechanisms: b.cfg.SASLMechanisms}
+	}
 	s, err := protocol.NewServer(pc, b)
 	if err != nil {
 		return nil, err
@@ -173,6 +176,7 @@ func (b *Broker) startListener() (func(bool) error, error) {
 
 func (b *Broker) startRetention() (func(bool) error, error) {
 	b.goTracked(b.retentionLoop)
+	b.goTracked(b.ensureBootstrapUser)
 	return nil, nil
 }
 

@@ -505,7 +505,7 @@ func (b *Broker) followLocked(k partKey, p *partition.Partition, r partition.Rol
 		f = nil
 	}
 	if f == nil {
-		f = replication.NewFetcher(b.nodeID, r.LeaderID, leader.KafkaAddr, replicaClientID(b.nodeID, cl.incarnation), b.cfg.PeerTLS, cl.cfg.ReplicaFetchBytes, b.log)
+		f = replication.NewFetcher(b.nodeID, r.LeaderID, leader.KafkaAddr, replicaClientID(b.nodeID, cl.incarnation), b.peerSecurity(), cl.cfg.ReplicaFetchBytes, b.log)
 		f.Pause(cl.paused)
 		cl.fetchers[r.LeaderID] = f
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mlog/mlog/cluster"
 	"github.com/mlog/mlog/group"
+	"github.com/mlog/mlog/protocol"
 	"github.com/mlog/mlog/storage"
 )
 
@@ -74,6 +75,15 @@ type Config struct {
 	// listeners (replication, forwarding to the controller): the CAs it
 	// trusts and the certificate it presents. Set whenever TLS is.
 	PeerTLS *tls.Config
+	// SASLMechanisms, when not empty, make the Kafka listener require SASL
+	// authentication with one of them (PLAIN, SCRAM-SHA-256,
+	// SCRAM-SHA-512).
+	SASLMechanisms []string
+	// BootstrapUser and BootstrapPassword: on a cluster with no users
+	// yet, the controller gives this user SCRAM credentials. Brokers log
+	// in to each other as this user (SCRAM-SHA-512) when SASL is on, so
+	// every broker needs the same.
+	BootstrapUser, BootstrapPassword string
 	// ShutdownGrace is how long Close lets responses in flight be written
 	// to clients that are slow to read them.
 	ShutdownGrace time.Duration
@@ -202,6 +212,14 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return fmt.Errorf("%w: listen address %q: %w", ErrInvalidConfig, c.ListenAddr, err)
+	}
+	for _, m := range c.SASLMechanisms {
+		if m != protocol.MechanismPlain && m != protocol.MechanismScramSHA256 && m != protocol.MechanismScramSHA512 {
+			return fmt.Errorf("%w: SASL mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", ErrInvalidConfig, m)
+		}
+	}
+	if len(c.SASLMechanisms) > 0 && c.BootstrapUser == "" {
+		return fmt.Errorf("%w: SASL needs a bootstrap user: the first way in, and how brokers log in to each other", ErrInvalidConfig)
 	}
 	if c.TLS != nil && c.PeerTLS == nil {
 		return fmt.Errorf("%w: the listener speaks TLS but no TLS is set for reaching the other brokers", ErrInvalidConfig)

@@ -216,7 +216,7 @@ func (c controllerClient) send(ctx context.Context, req kmsg.Request) (kmsg.Resp
 	b.cl.mu.Lock()
 	cl := b.cl.clients[addr]
 	if cl == nil && !b.cl.closing {
-		cl = brokerclient.NewClient(addr, "mlog-broker-"+b.cfg.NodeID, b.cfg.PeerTLS)
+		cl = brokerclient.NewClient(addr, "mlog-broker-"+b.cfg.NodeID, b.peerSecurity())
 		b.cl.clients[addr] = cl
 	}
 	b.cl.mu.Unlock()

@@ -3,16 +3,20 @@ package broker
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
 	"fmt"
 	"hash"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mlog/mlog/cluster"
+	"github.com/mlog/mlog/internal/brokerclient"
 )
 
 // SCRAM iteration bounds, as Kafka's (KIP-554).
@@ -188,4 +192,71 @@ func scramCredential(mech int8, salt, salted []byte, iterations int32) cluster.S
 	sum := h()
 	sum.Write(mac("Client Key"))
 	return cluster.ScramCredential{Salt: append([]byte(nil), salt...), Iterations: iterations, StoredKey: sum.Sum(nil), ServerKey: mac("Server Key")}
+}
+
+// ScramCredential returns what the metadata holds for user's mechanism.
+func (b *Broker) ScramCredential(user string, mech int8) (cluster.ScramCredential, bool) {
+	u := b.cl.fsm.State().Users[user]
+	if u == nil {
+		return cluster.ScramCredential{}, false
+	}
+	c, ok := u.Scram[mech]
+	return c, ok
+}
+
+// bootstrapIterations salts the bootstrap user's credentials.
+const bootstrapIterations = 8192
+
+// ensureBootstrapUser gives the bootstrap user SCRAM-SHA-256 and -512
+// credentials once the cluster has no users: the first way in to a
+// cluster that requires SASL, and how brokers log in to each other. Only
+// the controller writes; it runs until done or shutdown.
+func (b *Broker) ensureBootstrapUser() {
+	if b.cfg.BootstrapUser == "" {
+		return
+	}
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		if !b.cl.ready.Load() || b.cl.node == nil || !b.cl.node.IsLeader() {
+			continue
+		}
+		if len(b.cl.fsm.State().Users) > 0 {
+			return
+		}
+		var alter cluster.AlterScram
+		for _, mech := range []int8{cluster.ScramSHA256, cluster.ScramSHA512} {
+			h := hashFor(mech)
+			salt := make([]byte, 24)
+			_, _ = rand.Read(salt)
+			salted, err := pbkdf2.Key(h, b.cfg.BootstrapPassword, salt, bootstrapIterations, h().Size())
+			if err != nil {
+				b.log.Error("bootstrap user", "err", err)
+				return
+			}
+			alter.Upserts = append(alter.Upserts, cluster.ScramUpsert{User: b.cfg.BootstrapUser, Mechanism: mech,
+				Credential: scramCredential(mech, salt, salted, bootstrapIterations)})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := b.cl.ctrl.AlterScram(ctx, alter)
+		cancel()
+		if err == nil {
+			b.log.Info("bootstrap user created", "user", b.cfg.BootstrapUser)
+			return
+		}
+		b.log.Warn("bootstrap user not created yet", "err", err)
+	}
+}
+
+// peerSecurity is how this broker connects to the others: with PeerTLS,
+// and when SASL is on logged in as the bootstrap user.
+func (b *Broker) peerSecurity() *brokerclient.Security {
+	sec := &brokerclient.Security{TLS: b.cfg.PeerTLS}
+	if len(b.cfg.SASLMechanisms) > 0 {
+		sec.User, sec.Password = b.cfg.BootstrapUser, b.cfg.BootstrapPassword
+	}
+	return sec
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/mlog/mlog/cluster"
 	"github.com/mlog/mlog/partition"
 )
 
@@ -23,6 +24,9 @@ type Backend interface {
 	CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool) (TopicInfo, error)
 	DeleteTopic(ctx context.Context, name string) error
 	CreatePartitions(ctx context.Context, name string, count int32, validateOnly bool) error
+	// ScramCredential returns a user's stored credential for a SCRAM
+	// mechanism (cluster.ScramSHA256 or cluster.ScramSHA512).
+	ScramCredential(user string, mech int8) (cluster.ScramCredential, bool)
 	// ScramUsers returns every user with SCRAM credentials: mechanism
 	// (Kafka's numbers) to iteration count.
 	ScramUsers() map[string]map[int8]int32

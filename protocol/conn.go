@@ -44,6 +44,8 @@ type conn struct {
 	// sessions are the fetch sessions this connection opened (reader
 	// goroutine only).
 	sessions fetchSessions
+	// sasl is the connection's authentication (sasl.go; reader only).
+	sasl saslState
 }
 
 // maxReusedFrame bounds the frame buffer a connection keeps between
@@ -205,6 +207,9 @@ func (c *conn) dispatch(buf []byte) (err error) {
 		}
 		return fmt.Errorf("%w: api key %d version %d (%s) not supported", errMalformed, h.apiKey, h.apiVersion, kmsg.NameForKey(h.apiKey))
 	}
+	if !c.authenticated() && !saslAllowed(h.apiKey) {
+		return fmt.Errorf("%w: %s", ErrUnauthenticated, kmsg.NameForKey(h.apiKey))
+	}
 	c.clientID = h.clientID
 	req := kmsg.RequestForKey(h.apiKey)
 	req.SetVersion(h.apiVersion)
@@ -233,6 +238,9 @@ func (c *conn) dispatch(buf []byte) (err error) {
 	}
 	queued = true
 	c.pending <- p
+	if rep.closeAfter {
+		return errAuthFailed
+	}
 	return nil
 }
 

@@ -15,6 +15,9 @@ type reply struct {
 	later func(ctx context.Context) kmsg.Response
 	fetch func(ctx context.Context) *fetchReply
 	none  bool
+	// closeAfter closes the connection once this reply is sent (a failed
+	// SASL exchange).
+	closeAfter bool
 }
 
 type handlerFunc func(c *conn, req kmsg.Request) (reply, error)

@@ -31,6 +31,8 @@ type Config struct {
 	// mutual TLS). Fetch responses then go through the TLS connection
 	// instead of sendfile.
 	TLS *tls.Config
+	// SASL, when set, requires SASL authentication (sasl.go).
+	SASL *SASLConfig
 }
 
 // DefaultConfig returns the defaults: mlog's Kafka port 9094, 100 MiB

@@ -2,7 +2,6 @@ package replication
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,11 +63,12 @@ type Fetcher struct {
 	done  chan struct{}
 }
 
-// NewFetcher starts a fetcher from the broker leader at addr, over TLS
-// when tlsCfg is not nil. clientID identifies this broker's incarnation to
-// the leader, which refuses replica requests from any other.
-func NewFetcher(self, leader int32, addr, clientID string, tlsCfg *tls.Config, maxBytes int32, logger *slog.Logger) *Fetcher {
-	f := &Fetcher{self: self, leader: leader, client: brokerclient.NewClient(addr, clientID, tlsCfg),
+// NewFetcher starts a fetcher from the broker leader at addr, connecting
+// as sec says (TLS, SASL login; nil for neither). clientID identifies this
+// broker's incarnation to the leader, which refuses replica requests from
+// any other.
+func NewFetcher(self, leader int32, addr, clientID string, sec *brokerclient.Security, maxBytes int32, logger *slog.Logger) *Fetcher {
+	f := &Fetcher{self: self, leader: leader, client: brokerclient.NewClient(addr, clientID, sec),
 		maxBytes: maxBytes, maxWait: 500 * time.Millisecond, log: logger.With("leader", leader, "addr", addr),
 		parts: map[Key]*followed{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	// A reply is applied (its batches written to the logs) before the next

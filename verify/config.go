@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/sasl"
 )
 
 // ErrInvalidConfig means a Config failed Validate.
@@ -40,8 +42,10 @@ func ParseAcks(s string) (Acks, error) {
 type Config struct {
 	// Seeds are the bootstrap brokers (host:port).
 	Seeds []string
-	// TLS, when set, is how every client connects.
-	TLS *tls.Config
+	// TLS, when set, is how every client connects; SASL, when set, how
+	// each logs in.
+	TLS  *tls.Config
+	SASL sasl.Mechanism
 	// Topic is created when missing, reused when it exists.
 	Topic string
 	// Partitions and ReplicationFactor are used when the topic is created.

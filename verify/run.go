@@ -34,6 +34,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.TLS != nil {
 		base = append(base, kgo.DialTLSConfig(cfg.TLS))
 	}
+	if cfg.SASL != nil {
+		base = append(base, kgo.SASL(cfg.SASL))
+	}
 	cl, err := kgo.NewClient(base...)
 	if err != nil {
 		return nil, fmt.Errorf("verify: client for %s: %w", strings.Join(cfg.Seeds, ","), err)

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 var (
@@ -33,6 +35,9 @@ type Client struct {
 	addr     string
 	clientID string
 	tls      *tls.Config // nil: plain TCP
+	// user and password log in with SCRAM-SHA-512 after dialing ("": no
+	// login).
+	user, password string
 
 	mu     sync.Mutex
 	nc     net.Conn
@@ -55,16 +60,32 @@ func (c *Client) KeepBuffer(max int) {
 	c.mu.Unlock()
 }
 
-// NewClient returns a client for addr; it dials on first use, with TLS
-// when tlsCfg is not nil (its ServerName, if empty, is addr's host).
-func NewClient(addr, clientID string, tlsCfg *tls.Config) *Client {
-	if tlsCfg != nil && tlsCfg.ServerName == "" {
-		tlsCfg = tlsCfg.Clone()
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			tlsCfg.ServerName = host
-		}
+// Security is how a client connects to a broker that asks for it: with
+// TLS when TLS is set (its ServerName, if empty, is the address's host),
+// and logged in with SASL SCRAM-SHA-512 as User when User is set.
+type Security struct {
+	TLS            *tls.Config
+	User, Password string
+}
+
+// NewClient returns a client for addr; it dials on first use, securing the
+// connection as sec says (nil: plain TCP, no login).
+func NewClient(addr, clientID string, sec *Security) *Client {
+	c := &Client{addr: addr, clientID: clientID}
+	if sec == nil {
+		return c
 	}
-	return &Client{addr: addr, clientID: clientID, tls: tlsCfg}
+	if tlsCfg := sec.TLS; tlsCfg != nil {
+		if tlsCfg.ServerName == "" {
+			tlsCfg = tlsCfg.Clone()
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				tlsCfg.ServerName = host
+			}
+		}
+		c.tls = tlsCfg
+	}
+	c.user, c.password = sec.User, sec.Password
+	return c
 }
 
 // Addr is the broker's address.
@@ -93,6 +114,13 @@ func (c *Client) Request(ctx context.Context, req kmsg.Request) (kmsg.Response, 
 			return nil, fmt.Errorf("brokerclient: dial %s: %w", c.addr, err)
 		}
 		c.nc = nc
+		if c.user != "" {
+			if err := c.login(ctx); err != nil {
+				_ = c.nc.Close()
+				c.nc = nil
+				return nil, fmt.Errorf("brokerclient: SASL login to %s as %q: %w", c.addr, c.user, err)
+			}
+		}
 	}
 	resp, err := c.roundTrip(ctx, req)
 	if err != nil {
@@ -194,6 +222,48 @@ func (c *Client) Close() error {
 		err := c.nc.Close()
 		c.nc = nil
 		return err
+	}
+	return nil
+}
+
+// ErrLoginFailed means the broker refused the SASL login.
+var ErrLoginFailed = errors.New("brokerclient: SASL login refused")
+
+// login runs a SCRAM-SHA-512 exchange (SaslHandshake v1, then
+// SaslAuthenticate) on the fresh connection.
+func (c *Client) login(ctx context.Context) error {
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Version, hs.Mechanism = 1, "SCRAM-SHA-512"
+	r, err := c.roundTrip(ctx, hs)
+	if err != nil {
+		return err
+	}
+	if code := r.(*kmsg.SASLHandshakeResponse).ErrorCode; code != 0 {
+		return fmt.Errorf("%w: handshake: %w", ErrLoginFailed, kerr.ErrorForCode(code))
+	}
+	sess, msg, err := scram.Auth{User: c.user, Pass: c.password}.AsSha512Mechanism().Authenticate(ctx, c.addr)
+	if err != nil {
+		return err
+	}
+	for {
+		ar := kmsg.NewPtrSASLAuthenticateRequest()
+		ar.Version, ar.SASLAuthBytes = 1, msg
+		r, err := c.roundTrip(ctx, ar)
+		if err != nil {
+			return err
+		}
+		resp := r.(*kmsg.SASLAuthenticateResponse)
+		if resp.ErrorCode != 0 {
+			return fmt.Errorf("%w: %w", ErrLoginFailed, kerr.ErrorForCode(resp.ErrorCode))
+		}
+		done, next, err := sess.Challenge(resp.SASLAuthBytes)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrLoginFailed, err)
+		}
+		if done {
+			break
+		}
+		msg = next
 	}
 	return nil
 }

@@ -42,6 +42,8 @@ type serverFlags struct {
 	tlsKeyFile       string
 	tlsClientCAFile  string
 	tlsCAFile        string
+	saslMechanisms   []string
+	bootstrapUser    string
 }
 
 const (
@@ -99,6 +101,8 @@ answered, logs are flushed and marked cleanly shut down.`,
 	fl.StringVar(&f.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
 	fl.StringVar(&f.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA certificates: clients (other brokers too) must present a certificate one of them signed (mutual TLS)")
 	fl.StringVar(&f.tlsCAFile, "tls-ca-file", "", "PEM CA certificates this broker trusts when it connects to the other brokers' TLS listeners; default: --tls-client-ca-file, else the system's")
+	fl.StringSliceVar(&f.saslMechanisms, "sasl-mechanisms", nil, "require SASL authentication with these mechanisms: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN (comma-separated; empty: no SASL)")
+	fl.StringVar(&f.bootstrapUser, "bootstrap-user", "", "NAME:PASSWORD: on a cluster with no users yet, this user gets SCRAM credentials; brokers log in to each other as it under SASL (give every broker the same)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return withEnv(cmd)
@@ -176,6 +180,17 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 	cfg.MaxRequestBytes = f.maxRequestBytes
 	if err := f.tlsConfig(&cfg); err != nil {
 		return cfg, err
+	}
+	cfg.SASLMechanisms = f.saslMechanisms
+	if f.bootstrapUser != "" {
+		name, password, ok := strings.Cut(f.bootstrapUser, ":")
+		if !ok || name == "" || password == "" {
+			return cfg, fmt.Errorf("--bootstrap-user: want NAME:PASSWORD")
+		}
+		cfg.BootstrapUser, cfg.BootstrapPassword = name, password
+	}
+	if len(cfg.SASLMechanisms) > 0 && cfg.BootstrapUser == "" {
+		return cfg, fmt.Errorf("--sasl-mechanisms needs --bootstrap-user NAME:PASSWORD: the first way in, and how brokers log in to each other")
 	}
 	switch f.fsync {
 	case "always":

@@ -55,6 +55,9 @@ See docs/verify.md.`,
 			if cfg.TLS, err = tf.config(); err != nil {
 				return err
 			}
+			if cfg.SASL, err = tf.saslMech(); err != nil {
+				return err
+			}
 			cfg.Seeds = nil
 			for _, a := range strings.Split(addrs, ",") {
 				cfg.Seeds = append(cfg.Seeds, strings.TrimSpace(a))

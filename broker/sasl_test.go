@@ -1,0 +1,105 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/broker/brokertest"
+	"github.com/mlog/mlog/internal/testutil"
+)
+
+func saslCluster(t *testing.T, n int) *brokertest.Cluster {
+	t.Helper()
+	return brokertest.Start(t, n, func(_ int, cfg *broker.Config) {
+		cfg.SASLMechanisms = []string{"SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"}
+		cfg.BootstrapUser, cfg.BootstrapPassword = "admin", "admin-secret"
+	})
+}
+
+// saslPing reports what a client logging in with mech gets.
+func saslPing(t *testing.T, c *brokertest.Cluster, mech sasl.Mechanism) error {
+	t.Helper()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Seeds()...), kgo.RequestRetries(0)}
+	if mech != nil {
+		opts = append(opts, kgo.SASL(mech))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return cl.Ping(ctx)
+}
+
+// A single node requiring SASL: the bootstrap user logs in with
+// SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN, produces and consumes; a wrong
+// password is refused with SASL_AUTHENTICATION_FAILED, and a client
+// without SASL is not served.
+func TestSASLSingleNode(t *testing.T) {
+	c := saslCluster(t, 1)
+	admin := scram.Auth{User: "admin", Pass: "admin-secret"}
+	testutil.Eventually(t, "the bootstrap user", func() bool {
+		return saslPing(t, c, admin.AsSha512Mechanism()) == nil
+	})
+	for name, mech := range map[string]sasl.Mechanism{
+		"SCRAM-SHA-256": admin.AsSha256Mechanism(),
+		"PLAIN":         plain.Auth{User: "admin", Pass: "admin-secret"}.AsMechanism(),
+	} {
+		if err := saslPing(t, c, mech); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, mech := range map[string]sasl.Mechanism{
+		"SCRAM-SHA-512, wrong password": scram.Auth{User: "admin", Pass: "nope"}.AsSha512Mechanism(),
+		"PLAIN, wrong password":         plain.Auth{User: "admin", Pass: "nope"}.AsMechanism(),
+		"SCRAM-SHA-256, unknown user":   scram.Auth{User: "mallory", Pass: "x"}.AsSha256Mechanism(),
+	} {
+		if err := saslPing(t, c, mech); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+			t.Errorf("%s: %v, want SASL_AUTHENTICATION_FAILED", name, err)
+		}
+	}
+	if err := saslPing(t, c, nil); err == nil {
+		t.Error("a client without SASL was served")
+	}
+
+	c.ClientOpts = []kgo.Opt{kgo.SASL(admin.AsSha512Mechanism())}
+	waitServing(c)
+	adm := kadm.NewClient(c.Client())
+	if _, err := adm.CreateTopic(ctxT(t), 1, 1, nil, "authed"); err != nil {
+		t.Fatal(err)
+	}
+	want := values(20, "a")
+	produceValues(t, c.Client(), "authed", want)
+	checkRecords(t, consumeCluster(t, c, "authed", len(want)), want)
+}
+
+// Three brokers requiring SASL replicate and forward to the controller,
+// logging in to each other as the bootstrap user.
+func TestSASLCluster(t *testing.T) {
+	c := saslCluster(t, 3)
+	c.ClientOpts = []kgo.Opt{kgo.SASL(scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism())}
+	testutil.Eventually(t, "the bootstrap user", func() bool {
+		return saslPing(t, c, scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism()) == nil
+	})
+	waitServing(c)
+	if _, err := kadm.NewClient(c.Client()).CreateTopic(ctxT(t), 1, 3, nil, "replicated"); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(c)
+	want := values(30, "r")
+	produceValues(t, c.Client(), "replicated", want)
+	checkRecords(t, consumeCluster(t, c, "replicated", len(want)), want)
+	sameLogs(t, c, "replicated", 0)
+}
