@@ -1,10 +1,8 @@
 package broker_test
 
 import (
-	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -26,21 +24,13 @@ func saslCluster(t *testing.T, n int) *brokertest.Cluster {
 	})
 }
 
-// saslPing reports what a client logging in with mech gets.
+// saslPing is what a client logging in with mech (nil: no SASL) gets.
 func saslPing(t *testing.T, c *brokertest.Cluster, mech sasl.Mechanism) error {
 	t.Helper()
-	opts := []kgo.Opt{kgo.SeedBrokers(c.Seeds()...), kgo.RequestRetries(0)}
-	if mech != nil {
-		opts = append(opts, kgo.SASL(mech))
+	if mech == nil {
+		return ping(t, c)
 	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return cl.Ping(ctx)
+	return ping(t, c, kgo.SASL(mech))
 }
 
 // A single node requiring SASL: the bootstrap user logs in with

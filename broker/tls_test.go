@@ -47,8 +47,9 @@ func clientTLS(t *testing.T, caFile, cert, key string) kgo.Opt {
 	return kgo.DialTLSConfig(cfg)
 }
 
-// refused reports whether a client with opts cannot even ask for metadata.
-func refused(t *testing.T, c *brokertest.Cluster, opts ...kgo.Opt) error {
+// ping is what a new client with opts (no retries) gets pinging c: nil when
+// it is served.
+func ping(t *testing.T, c *brokertest.Cluster, opts ...kgo.Opt) error {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Seeds()...), kgo.RequestRetries(0)}, opts...)...)
 	if err != nil {
@@ -82,16 +83,16 @@ func TestTLSMutual(t *testing.T) {
 
 	other := testutil.NewCA(t, "other")
 	ocert, okey := other.Issue("stranger")
-	if err := refused(t, c, clientTLS(t, other.File, cert, key)); err == nil {
+	if err := ping(t, c, clientTLS(t, other.File, cert, key)); err == nil {
 		t.Error("a client that does not trust the cluster's CA connected")
 	}
-	if err := refused(t, c, clientTLS(t, ca.File, ocert, okey)); err == nil {
+	if err := ping(t, c, clientTLS(t, ca.File, ocert, okey)); err == nil {
 		t.Error("a client with a certificate from another CA connected")
 	}
-	if err := refused(t, c, clientTLS(t, ca.File, "", "")); err == nil {
+	if err := ping(t, c, clientTLS(t, ca.File, "", "")); err == nil {
 		t.Error("a client without a certificate connected")
 	}
-	if err := refused(t, c); err == nil {
+	if err := ping(t, c); err == nil {
 		t.Error("a plain TCP client was answered")
 	}
 }
@@ -110,7 +111,7 @@ func TestTLSServerOnly(t *testing.T) {
 	want := values(10, "s")
 	produceValues(t, c.Client(), "one", want)
 	checkRecords(t, consumeCluster(t, c, "one", len(want)), want)
-	err := refused(t, c, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
+	err := ping(t, c, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("a client trusting only the system CAs: %v, want a certificate error", err)
 	}
