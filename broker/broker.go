@@ -159,7 +159,7 @@ func (b *Broker) startListener() (func(bool) error, error) {
 	pc.Addr, pc.MaxRequestBytes, pc.ShutdownGrace, pc.Logger, pc.Metrics = b.cfg.ListenAddr, b.cfg.MaxRequestBytes, b.cfg.ShutdownGrace, b.log, b.metrics
 	pc.TLS = b.cfg.TLS
 	if len(b.cfg.SASLMechanisms) > 0 {
-		pc.SASL = &protocol.SASLConfig{Mechanisms: b.cfg.SASLMechanisms}
+		pc.SASL = &protocol.SASLConfig{Mechanisms: b.cfg.SASLMechanisms, SuperUsers: []string{b.cfg.BootstrapUser}}
 	}
 	s, err := protocol.NewServer(pc, b)
 	if err != nil {

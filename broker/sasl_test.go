@@ -73,6 +73,33 @@ func TestSASLSingleNode(t *testing.T) {
 	want := values(20, "a")
 	produceValues(t, c.Client(), "authed", want)
 	checkRecords(t, consumeCluster(t, c, "authed", len(want)), want)
+
+	// The bootstrap user (a super user) adds bob; bob logs in, but may
+	// neither see nor change credentials.
+	res, err := adm.AlterUserSCRAMs(ctxT(t), nil, []kadm.UpsertSCRAM{{User: "bob", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: "bob-pw"}})
+	if err != nil || res["bob"].Err != nil {
+		t.Fatalf("admin adding bob: %+v %v", res, err)
+	}
+	bob := scram.Auth{User: "bob", Pass: "bob-pw"}.AsSha512Mechanism()
+	if err := saslPing(t, c, bob); err != nil {
+		t.Fatalf("bob logging in: %v", err)
+	}
+	bobCl, err := kgo.NewClient(kgo.SeedBrokers(c.Seeds()...), kgo.SASL(bob)) // not c.Client: its options log in as admin
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bobCl.Close()
+	bobAdm := kadm.NewClient(bobCl)
+	if _, err := bobAdm.DescribeUserSCRAMs(ctxT(t)); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Errorf("bob describing credentials: %v, want CLUSTER_AUTHORIZATION_FAILED", err)
+	}
+	res, err = bobAdm.AlterUserSCRAMs(ctxT(t), []kadm.DeleteSCRAM{{User: "admin", Mechanism: kadm.ScramSha512}}, nil)
+	if err == nil && !errors.Is(res["admin"].Err, kerr.ClusterAuthorizationFailed) {
+		t.Errorf("bob deleting admin's credential: %+v, want CLUSTER_AUTHORIZATION_FAILED", res)
+	}
+	if err := saslPing(t, c, admin.AsSha512Mechanism()); err != nil {
+		t.Errorf("admin after bob's attempt: %v", err)
+	}
 }
 
 // Three brokers requiring SASL replicate and forward to the controller,

@@ -3,7 +3,8 @@ package protocol
 // DescribeUserScramCredentials v0 (KIP-554): which SCRAM mechanisms each
 // user has credentials for, and their iteration counts (never a salt or
 // key). No users named: every user. A user named twice gets
-// DUPLICATE_RESOURCE, one without credentials RESOURCE_NOT_FOUND.
+// DUPLICATE_RESOURCE, one without credentials RESOURCE_NOT_FOUND. Under
+// SASL only super users are answered (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"maps"
@@ -18,6 +19,10 @@ func init() { register(50, 0, 0, handleDescribeUserScram) }
 func handleDescribeUserScram(c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.DescribeUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	if !c.superUser() {
+		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr("only super users may describe credentials")
+		return reply{resp: resp}, nil
+	}
 	users := c.s.backend.ScramUsers()
 	var names []string
 	if len(req.Users) == 0 {

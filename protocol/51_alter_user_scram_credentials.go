@@ -3,10 +3,12 @@ package protocol
 // AlterUserScramCredentials v0 (KIP-554): upsert and delete SCRAM
 // credentials, user by user, on the controller (forwarded there). The
 // request carries salted passwords; the cluster keeps only the salt,
-// iteration count, stored key and server key (RFC 5802).
+// iteration count, stored key and server key (RFC 5802). Under SASL only
+// super users may (CLUSTER_AUTHORIZATION_FAILED for every user named).
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -15,8 +17,13 @@ func init() { register(51, 0, 0, handleAlterUserScram) }
 
 func handleAlterUserScram(c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.AlterUserSCRAMCredentialsRequest)
+	allowed := c.superUser()
 	return reply{later: func(ctx context.Context) kmsg.Response {
-		resp, err := c.s.backend.AlterScram(ctx, req)
+		var resp *kmsg.AlterUserSCRAMCredentialsResponse
+		err := fmt.Errorf("%w: only super users may change credentials", ErrClusterAuthorization)
+		if allowed {
+			resp, err = c.s.backend.AlterScram(ctx, req)
+		}
 		if err == nil {
 			return resp
 		}

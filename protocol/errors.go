@@ -37,6 +37,9 @@ var (
 	// ErrReplicaNotAuthorized means a request claimed a replica id it
 	// cannot prove (CLUSTER_AUTHORIZATION_FAILED).
 	ErrReplicaNotAuthorized = errors.New("replica not authorized")
+	// ErrClusterAuthorization means the principal may not do this to the
+	// cluster (CLUSTER_AUTHORIZATION_FAILED).
+	ErrClusterAuthorization = errors.New("cluster authorization failed")
 	// ErrCoordinatorNotAvailable means the group coordinator cannot serve
 	// yet (the offsets topic is not created or has no leader).
 	ErrCoordinatorNotAvailable = errors.New("coordinator not available")
@@ -97,6 +100,7 @@ var codes = []struct {
 	{ErrStaleISRChange, kerr.FencedLeaderEpoch},
 	{cluster.ErrStaleEpoch, kerr.FencedLeaderEpoch},
 	{ErrReplicaNotAuthorized, kerr.ClusterAuthorizationFailed},
+	{ErrClusterAuthorization, kerr.ClusterAuthorizationFailed},
 	{ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
 	{ErrUnsupportedFeature, kerr.UnsupportedVersion},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},
@@ -164,7 +168,7 @@ func sentinelFor(code int16) error {
 var ownErrors = []error{ErrUnknownTopic, ErrUnknownPartition, ErrTopicExists, ErrInvalidTopic, ErrInvalidPartitions,
 	ErrInvalidReplication, ErrInvalidConfig, ErrNotController, ErrUnsupportedFeature, ErrInvalidRequest, ErrPolicyViolation,
 	ErrNotEnoughReplicas, ErrNotLeader, ErrBrokerNotAvailable, ErrInvalidRequiredAcks, ErrStaleISRChange,
-	ErrLeaderNotAvailable, ErrInvalidISR, ErrReplicaNotAuthorized, ErrCoordinatorNotAvailable}
+	ErrLeaderNotAvailable, ErrInvalidISR, ErrReplicaNotAuthorized, ErrClusterAuthorization, ErrCoordinatorNotAvailable}
 
 // errorMessage is the text for responses that carry one.
 func errorMessage(err error) *string {
