@@ -7,7 +7,6 @@ package broker
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mlog/mlog/cluster"
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/protocol"
 )
@@ -52,13 +51,3 @@ func ServerStats(b *Broker) protocol.Stats {
 
 // Metrics is b's Prometheus registry.
 func Metrics(b *Broker) prometheus.Gatherer { return b.metrics.Registry }
-
-// ScramCredential is what b's metadata holds for user's mechanism.
-func ScramCredential(b *Broker, user string, mech int8) (cluster.ScramCredential, bool) {
-	u := b.cl.fsm.State().Users[user]
-	if u == nil {
-		return cluster.ScramCredential{}, false
-	}
-	c, ok := u.Scram[mech]
-	return c, ok
-}

@@ -150,11 +150,7 @@ func kerrOf(err error) (*kerr.Error, bool) {
 }
 
 func hasScram(st *cluster.State, user string, mech int8) bool {
-	u := st.Users[user]
-	if u == nil {
-		return false
-	}
-	_, ok := u.Scram[mech]
+	_, ok := st.Users[user].Credential(mech)
 	return ok
 }
 
@@ -196,12 +192,7 @@ func scramCredential(mech int8, salt, salted []byte, iterations int32) cluster.S
 
 // ScramCredential returns what the metadata holds for user's mechanism.
 func (b *Broker) ScramCredential(user string, mech int8) (cluster.ScramCredential, bool) {
-	u := b.cl.fsm.State().Users[user]
-	if u == nil {
-		return cluster.ScramCredential{}, false
-	}
-	c, ok := u.Scram[mech]
-	return c, ok
+	return b.cl.fsm.State().Users[user].Credential(mech)
 }
 
 // bootstrapIterations salts the bootstrap user's credentials.

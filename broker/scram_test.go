@@ -57,7 +57,7 @@ func TestScramCredentials(t *testing.T) {
 	}
 
 	// What is kept: the salt, iterations and RFC 5802's keys.
-	cred, ok := broker.ScramCredential(b, "alice", cluster.ScramSHA256)
+	cred, ok := b.ScramCredential("alice", cluster.ScramSHA256)
 	if !ok {
 		t.Fatal("alice's credential not in the metadata")
 	}
@@ -131,7 +131,7 @@ func TestScramCredentialsForwarded(t *testing.T) {
 	}
 	testutil.Eventually(t, "carol's credential on every broker", func() bool {
 		for _, b := range c.Brokers {
-			if _, ok := broker.ScramCredential(b, "carol", cluster.ScramSHA512); !ok {
+			if _, ok := b.ScramCredential("carol", cluster.ScramSHA512); !ok {
 				return false
 			}
 		}

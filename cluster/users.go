@@ -27,6 +27,15 @@ type User struct {
 	Scram map[int8]ScramCredential `json:"scram"`
 }
 
+// Credential returns the user's credential for mech; a nil user has none.
+func (u *User) Credential(mech int8) (ScramCredential, bool) {
+	if u == nil {
+		return ScramCredential{}, false
+	}
+	c, ok := u.Scram[mech]
+	return c, ok
+}
+
 // ScramUpsert sets a user's credential for one mechanism.
 type ScramUpsert struct {
 	User       string          `json:"user"`
