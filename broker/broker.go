@@ -176,7 +176,6 @@ func (b *Broker) startListener() (func(bool) error, error) {
 
 func (b *Broker) startRetention() (func(bool) error, error) {
 	b.goTracked(b.retentionLoop)
-	b.goTracked(b.ensureBootstrapUser)
 	return nil, nil
 }
 

@@ -114,6 +114,14 @@ func (b *Broker) startMembership() (func(bool) error, error) {
 	if cl.node.HadState() {
 		mcfg.Tags[cluster.TagRaftState] = "1"
 	}
+	var boot *cluster.AlterScram
+	if b.cfg.BootstrapUser != "" {
+		alter, err := b.bootstrapUser()
+		if err != nil {
+			return nil, err
+		}
+		boot = &alter
+	}
 	members, err := membership.New(mcfg)
 	if err != nil {
 		return nil, err
@@ -122,6 +130,9 @@ func (b *Broker) startMembership() (func(bool) error, error) {
 	cl.members = members
 	b.cl.mu.Unlock()
 	cl.ctrl = cluster.NewController(cl.node, b.clusterMembers, cc.Voters, b.log)
+	if boot != nil {
+		cl.ctrl.SetBootstrapUser(*boot)
+	}
 	cl.ctrl.Start()
 	if !cl.node.HadState() {
 		b.goTracked(func() { b.joinOrBootstrap(mcfg.Tags) })

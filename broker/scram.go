@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -198,48 +197,24 @@ func (b *Broker) ScramCredential(user string, mech int8) (cluster.ScramCredentia
 // bootstrapIterations salts the bootstrap user's credentials.
 const bootstrapIterations = 8192
 
-// ensureBootstrapUser gives the bootstrap user SCRAM-SHA-256 and -512
-// credentials once the cluster has no users: the first way in to a
-// cluster that requires SASL, and how brokers log in to each other. Only
-// the controller writes; it runs until done or shutdown.
-func (b *Broker) ensureBootstrapUser() {
-	if b.cfg.BootstrapUser == "" {
-		return
+// bootstrapUser is the bootstrap user's SCRAM-SHA-256 and -512
+// credentials, with fresh salts, for the controller to give a cluster that
+// has no users: the first way in to a cluster that requires SASL, and how
+// brokers log in to each other.
+func (b *Broker) bootstrapUser() (cluster.AlterScram, error) {
+	var alter cluster.AlterScram
+	for _, mech := range []int8{cluster.ScramSHA256, cluster.ScramSHA512} {
+		h := hashFor(mech)
+		salt := make([]byte, 24)
+		_, _ = rand.Read(salt)
+		salted, err := pbkdf2.Key(h, b.cfg.BootstrapPassword, salt, bootstrapIterations, h().Size())
+		if err != nil {
+			return alter, fmt.Errorf("broker: bootstrap user: %w", err)
+		}
+		alter.Upserts = append(alter.Upserts, cluster.ScramUpsert{User: b.cfg.BootstrapUser, Mechanism: mech,
+			Credential: scramCredential(mech, salt, salted, bootstrapIterations)})
 	}
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-		if !b.cl.ready.Load() || b.cl.node == nil || !b.cl.node.IsLeader() {
-			continue
-		}
-		if len(b.cl.fsm.State().Users) > 0 {
-			return
-		}
-		var alter cluster.AlterScram
-		for _, mech := range []int8{cluster.ScramSHA256, cluster.ScramSHA512} {
-			h := hashFor(mech)
-			salt := make([]byte, 24)
-			_, _ = rand.Read(salt)
-			salted, err := pbkdf2.Key(h, b.cfg.BootstrapPassword, salt, bootstrapIterations, h().Size())
-			if err != nil {
-				b.log.Error("bootstrap user", "err", err)
-				return
-			}
-			alter.Upserts = append(alter.Upserts, cluster.ScramUpsert{User: b.cfg.BootstrapUser, Mechanism: mech,
-				Credential: scramCredential(mech, salt, salted, bootstrapIterations)})
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := b.cl.ctrl.AlterScram(ctx, alter)
-		cancel()
-		if err == nil {
-			b.log.Info("bootstrap user created", "user", b.cfg.BootstrapUser)
-			return
-		}
-		b.log.Warn("bootstrap user not created yet", "err", err)
-	}
+	return alter, nil
 }
 
 // peerSecurity is how this broker connects to the others: with PeerTLS,

@@ -42,6 +42,9 @@ type Controller struct {
 	members func() []Member
 	voters  int
 	log     *slog.Logger
+	// bootstrap are the credentials a cluster without users gets
+	// (SetBootstrapUser); nil for none.
+	bootstrap *AlterScram
 
 	wake chan struct{}
 	stop chan struct{}
@@ -58,6 +61,10 @@ func NewController(node *Node, members func() []Member, voters int, logger *slog
 	return &Controller{node: node, members: members, voters: voters, log: logger,
 		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
+
+// SetBootstrapUser makes the controller give a cluster that has no users
+// these credentials. Call before Start.
+func (c *Controller) SetBootstrapUser(a AlterScram) { c.bootstrap = &a }
 
 // Start runs the reconcile loop in the background.
 func (c *Controller) Start() {
@@ -103,7 +110,8 @@ func (c *Controller) loop() {
 }
 
 // reconcile brings the metadata in line with membership: brokers
-// registered, alive or not, Raft servers added, leaders elected.
+// registered, alive or not, Raft servers added, the bootstrap user on a
+// cluster with no users, leaders elected.
 func (c *Controller) reconcile(ctx context.Context) error {
 	st := c.node.FSM().State()
 	servers, err := c.node.Servers()
@@ -152,6 +160,12 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			}
 			c.log.Warn("broker lost", "broker", b.Name, "id", id)
 		}
+	}
+	if c.bootstrap != nil && len(c.node.FSM().State().Users) == 0 {
+		if _, err := c.node.Apply(ctx, CmdAlterScram, *c.bootstrap); err != nil {
+			return err
+		}
+		c.log.Info("bootstrap user created", "user", c.bootstrap.Upserts[0].User)
 	}
 	if changes := elect(c.node.FSM().State()); len(changes) > 0 {
 		if _, err := c.node.Apply(ctx, CmdSetLeaders, SetLeaders{Changes: changes}); err != nil {
