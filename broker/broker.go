@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,6 +36,8 @@ type Broker struct {
 	metrics *metrics.Metrics
 	groups  *group.Coordinator
 	cl      *clusterParts
+	// aclIndex is the ACL set last built (acls.go).
+	aclIndex atomic.Pointer[aclIndex]
 
 	// ctx is the broker's root context: cancelled when shutdown begins,
 	// it stops every loop and every call the broker itself started.
@@ -159,8 +162,9 @@ func (b *Broker) startListener() (func(bool) error, error) {
 	pc.Addr, pc.MaxRequestBytes, pc.ShutdownGrace, pc.Logger, pc.Metrics = b.cfg.ListenAddr, b.cfg.MaxRequestBytes, b.cfg.ShutdownGrace, b.log, b.metrics
 	pc.TLS = b.cfg.TLS
 	if len(b.cfg.SASLMechanisms) > 0 {
-		pc.SASL = &protocol.SASLConfig{Mechanisms: b.cfg.SASLMechanisms, SuperUsers: []string{b.cfg.BootstrapUser}}
+		pc.SASL = &protocol.SASLConfig{Mechanisms: b.cfg.SASLMechanisms}
 	}
+	pc.Authorize, pc.SuperUsers = b.cfg.authorize(), b.cfg.superUsers()
 	s, err := protocol.NewServer(pc, b)
 	if err != nil {
 		return nil, err

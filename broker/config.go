@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mlog/mlog/cluster"
@@ -84,6 +86,13 @@ type Config struct {
 	// in to each other as this user (SCRAM-SHA-512) when SASL is on, so
 	// every broker needs the same.
 	BootstrapUser, BootstrapPassword string
+	// Authorizer turns ACL enforcement on or off: AuthorizerAuto (the
+	// default) enforces ACLs whenever clients authenticate (SASL or client
+	// certificates); AuthorizerACL always; AuthorizerNone never.
+	Authorizer string
+	// SuperUsers are principals ("User:alice") that may do anything,
+	// Kafka's super.users; the bootstrap user always is one.
+	SuperUsers []string
 	// ShutdownGrace is how long Close lets responses in flight be written
 	// to clients that are slow to read them.
 	ShutdownGrace time.Duration
@@ -105,6 +114,7 @@ func DefaultConfig() Config {
 		NodeID:                     "node-1",
 		DataDir:                    "/tmp/mlog",
 		ListenAddr:                 "127.0.0.1:9094",
+		Authorizer:                 AuthorizerAuto,
 		AutoCreateTopics:           true,
 		DefaultPartitions:          1,
 		MaxPartitions:              10000,
@@ -118,6 +128,63 @@ func DefaultConfig() Config {
 		Cluster:                    DefaultClusterConfig(),
 		Log:                        storage.DefaultConfig(),
 	}
+}
+
+// Authorizer settings.
+const (
+	AuthorizerAuto = "auto"
+	AuthorizerACL  = "acl"
+	AuthorizerNone = "none"
+)
+
+// clientCerts reports whether the listener requires client certificates.
+func (c *Config) clientCerts() bool {
+	return c.TLS != nil && c.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+}
+
+// authorize reports whether ACLs are enforced.
+func (c *Config) authorize() bool {
+	switch c.Authorizer {
+	case AuthorizerACL:
+		return true
+	case AuthorizerNone:
+		return false
+	}
+	return len(c.SASLMechanisms) > 0 || c.clientCerts()
+}
+
+// superUsers are the configured super users and the bootstrap user.
+func (c *Config) superUsers() []string {
+	out := slices.Clone(c.SuperUsers)
+	if c.BootstrapUser != "" {
+		out = append(out, "User:"+c.BootstrapUser)
+	}
+	return out
+}
+
+func (c *Config) validateAuthorizer() error {
+	switch c.Authorizer {
+	case AuthorizerAuto, AuthorizerACL, AuthorizerNone:
+	default:
+		return fmt.Errorf("%w: authorizer %q, want %s, %s or %s", ErrInvalidConfig, c.Authorizer, AuthorizerAuto, AuthorizerACL, AuthorizerNone)
+	}
+	for _, p := range c.SuperUsers {
+		if kind, name, ok := strings.Cut(p, ":"); !ok || kind != "User" || name == "" {
+			return fmt.Errorf("%w: super user %q, want User:NAME", ErrInvalidConfig, p)
+		}
+	}
+	if !c.authorize() || len(c.SASLMechanisms) > 0 {
+		return nil
+	}
+	// Brokers reach each other as their certificate's principal, which
+	// only super users or a CLUSTER_ACTION ACL let replicate.
+	if !c.clientCerts() {
+		return fmt.Errorf("%w: the ACL authorizer needs clients to authenticate: set SASL mechanisms or a client CA (mutual TLS)", ErrInvalidConfig)
+	}
+	if len(c.SuperUsers) == 0 {
+		return fmt.Errorf("%w: with mutual TLS and ACLs, name the brokers' certificate principal (User:CN=...) as a super user so they may replicate", ErrInvalidConfig)
+	}
+	return nil
 }
 
 // Network selects failure-detection and election timings.
@@ -220,6 +287,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.SASLMechanisms) > 0 && c.BootstrapUser == "" {
 		return fmt.Errorf("%w: SASL needs a bootstrap user: the first way in, and how brokers log in to each other", ErrInvalidConfig)
+	}
+	if err := c.validateAuthorizer(); err != nil {
+		return err
 	}
 	if c.TLS != nil && c.PeerTLS == nil {
 		return fmt.Errorf("%w: the listener speaks TLS but no TLS is set for reaching the other brokers", ErrInvalidConfig)

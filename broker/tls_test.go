@@ -3,11 +3,15 @@ package broker_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mlog/mlog/broker"
@@ -18,10 +22,18 @@ import (
 
 // tlsCluster starts n brokers whose Kafka listeners speak TLS with
 // certificates from ca, requiring client certificates from it when mutual
-// is set; the brokers reach each other with their own certificates.
+// is set; the brokers reach each other with their own certificates. With
+// mutual TLS the ACL authorizer is on, and the brokers (CN=node-N) and
+// CN=admin are super users.
 func tlsCluster(t *testing.T, n int, ca *testutil.CA, mutual bool) *brokertest.Cluster {
 	t.Helper()
 	c := brokertest.Start(t, n, func(i int, cfg *broker.Config) {
+		if mutual {
+			cfg.SuperUsers = []string{"User:CN=admin"}
+			for j := range n {
+				cfg.SuperUsers = append(cfg.SuperUsers, fmt.Sprintf("User:CN=node-%d", j+1))
+			}
+		}
 		cert, key := ca.Issue(fmt.Sprintf("node-%d", i+1))
 		clientCA := ""
 		if mutual {
@@ -65,14 +77,17 @@ func ping(t *testing.T, c *brokertest.Cluster, opts ...kgo.Opt) error {
 // certificate from the cluster's CA produces and consumes, and the RF3
 // topic's followers replicate over TLS; a client that does not trust the
 // CA, one that presents no certificate, and one speaking plain TCP are
-// refused.
+// refused. The certificate's subject is the client's principal: without
+// an ACL for it the client may not write; with one naming its whole
+// subject (as Kafka writes it) it may.
 func TestTLSMutual(t *testing.T) {
 	ca := testutil.NewCA(t, "cluster")
 	c := tlsCluster(t, 3, ca, true)
-	cert, key := ca.Issue("client")
-	c.ClientOpts = []kgo.Opt{clientTLS(t, ca.File, cert, key)}
+	acert, akey := ca.Issue("admin")
+	c.ClientOpts = []kgo.Opt{clientTLS(t, ca.File, acert, akey)}
 	waitServing(c)
-	if _, err := c.Admin().CreateTopic(ctxT(t), 1, 3, nil, "secure"); err != nil {
+	adm := c.Admin()
+	if _, err := adm.CreateTopic(ctxT(t), 1, 3, nil, "secure"); err != nil {
 		t.Fatal(err)
 	}
 	waitServing(c)
@@ -80,6 +95,18 @@ func TestTLSMutual(t *testing.T) {
 	produceValues(t, c.Client(), "secure", want)
 	checkRecords(t, consumeCluster(t, c, "secure", len(want)), want)
 	sameLogs(t, c, "secure", 0)
+
+	cert, key := ca.IssueFor(pkix.Name{CommonName: "billing-app", Organization: []string{"Acme"}, OrganizationalUnit: []string{"billing"}})
+	app, err := kgo.NewClient(kgo.SeedBrokers(c.Seeds()...), clientTLS(t, ca.File, cert, key), kgo.RecordRetries(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	if err := produceErr(t, app, "secure"); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Errorf("a client certificate without ACLs producing: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	grant(t, adm, kadm.NewACLs().Allow("User:CN=billing-app,OU=billing,O=Acme").Topics("secure").Operations(kadm.OpWrite))
+	testutil.Eventually(t, "the certificate's principal writing", func() bool { return produceErr(t, app, "secure") == nil })
 
 	other := testutil.NewCA(t, "other")
 	ocert, okey := other.Issue("stranger")

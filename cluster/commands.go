@@ -240,6 +240,20 @@ func (d *draft) apply(c Command) (any, error) {
 		}
 		d.applyAlterScram(a)
 		return nil, nil
+	case CmdCreateACLs:
+		var a CreateACLs
+		if err := decode(&a); err != nil {
+			return nil, err
+		}
+		d.applyCreateACLs(a)
+		return nil, nil
+	case CmdDeleteACLs:
+		var a DeleteACLs
+		if err := decode(&a); err != nil {
+			return nil, err
+		}
+		d.applyDeleteACLs(a)
+		return nil, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownCommand, c.Type)
 }

@@ -1,8 +1,9 @@
 // Package cluster owns the cluster's metadata and the decisions about it:
 // a Raft log (hashicorp/raft, raft-boltdb) replicating an FSM that holds the
 // brokers, topics, partitions, replica assignments, leaders, leader epochs,
-// ISRs, topic configs, the producer-id allocator and users' SCRAM
-// credentials (stored and server keys, never passwords); and the controller,
+// ISRs, topic configs, the producer-id allocator, users' SCRAM
+// credentials (stored and server keys, never passwords) and ACL bindings
+// (package acl); and the controller,
 // which runs on the Raft leader and turns membership changes into
 // commands (register brokers, add Raft voters, move partition leadership
 // to the first live ISR member with epoch + 1).

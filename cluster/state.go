@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"sort"
+
+	"github.com/mlog/mlog/acl"
 )
 
 // NoLeader is the leader of a partition no live in-sync replica can lead.
@@ -26,6 +28,9 @@ type State struct {
 	NextProducerID int64             `json:"next_producer_id"`
 	// Users are the SCRAM principals (users.go).
 	Users map[string]*User `json:"users,omitempty"`
+	// ACLs are the access control bindings (acls.go); a command replaces
+	// the slice, never changes it.
+	ACLs []acl.Binding `json:"acls,omitempty"`
 }
 
 // Broker is one registered node.

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/mlog/mlog/acl"
 )
 
 func apply(t *testing.T, f *FSM, typ string, body any) (any, error) {
@@ -209,5 +211,28 @@ func TestAlterScramCopiesOnWrite(t *testing.T) {
 	d.applyAlterScram(AlterScram{Deletions: []ScramDeletion{{User: "alice", Mechanism: ScramSHA256}, {User: "alice", Mechanism: ScramSHA512}, {User: "nobody", Mechanism: ScramSHA256}}})
 	if len(d.Users) != 0 || len(second.Users["alice"].Scram) != 2 {
 		t.Fatalf("after deleting both: %v (published: %v)", d.Users, second.Users["alice"])
+	}
+}
+
+// ACL commands replace the slice: a published state keeps its bindings; a
+// binding is stored once however often it is created.
+func TestACLsCopyOnWrite(t *testing.T) {
+	b := func(name string) acl.Binding {
+		return acl.Binding{ResourceType: acl.ResourceTopic, ResourceName: name, PatternType: acl.PatternLiteral,
+			Principal: "User:alice", Host: "*", Operation: acl.OpRead, Permission: acl.PermissionAllow}
+	}
+	d := newDraft(&State{})
+	d.applyCreateACLs(CreateACLs{Bindings: []acl.Binding{b("a"), b("b"), b("a")}})
+	first := d.State
+	d = newDraft(first)
+	d.applyCreateACLs(CreateACLs{Bindings: []acl.Binding{b("c"), b("b")}})
+	second := d.State
+	if len(first.ACLs) != 2 || len(second.ACLs) != 3 {
+		t.Fatalf("first %v, second %v", first.ACLs, second.ACLs)
+	}
+	d = newDraft(second)
+	d.applyDeleteACLs(DeleteACLs{Bindings: []acl.Binding{b("a"), b("zzz")}})
+	if len(d.ACLs) != 2 || d.ACLs[0] != b("b") || d.ACLs[1] != b("c") || len(second.ACLs) != 3 || second.ACLs[0] != b("a") {
+		t.Fatalf("after delete: %v (published %v)", d.ACLs, second.ACLs)
 	}
 }

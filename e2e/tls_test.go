@@ -20,7 +20,8 @@ func TestTLSWithKcat(t *testing.T) {
 	cert, key := ca.Issue("node-1")
 	ccert, ckey := ca.Issue("kcat")
 	s := startServer(t, nil, "--data-dir", t.TempDir(),
-		"--tls-cert-file", cert, "--tls-key-file", key, "--tls-client-ca-file", ca.File)
+		"--tls-cert-file", cert, "--tls-key-file", key, "--tls-client-ca-file", ca.File,
+		"--super-users", "User:CN=node-1,User:CN=kcat")
 	tlsArgs := func(caFile string, withCert bool) []string {
 		a := []string{"-b", s.addr, "-X", "security.protocol=SSL", "-X", "ssl.ca.location=" + caFile}
 		if withCert {

@@ -5,8 +5,10 @@ package protocol
 // on the connection's reader goroutine, in request order, so pipelined
 // idempotent batches keep their sequence order; waiting for fsync (acks 1 and
 // -1) happens on the reply's own goroutine. acks=0 gets no response at all.
+// Each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED).
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/mlog/mlog/acl"
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/storage/batch"
 )
@@ -41,11 +44,15 @@ func handleProduce(c *conn, kreq kmsg.Request) (reply, error) {
 	for ti, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
+		var topicErr error
+		if reqErr == nil && !c.allowedTopic(acl.OpWrite, rt.Topic) {
+			topicErr = ErrTopicAuthorization
+		}
 		for pi, rp := range rt.Partitions {
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
-			err := reqErr
+			err := cmp.Or(reqErr, topicErr)
 			var p *partition.Partition
 			if err == nil {
 				p, err = partitionFor(c, rt.Topic, rp.Partition, true)

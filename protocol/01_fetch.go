@@ -15,6 +15,10 @@ package protocol
 // records (KIP-320/595), and truncates. A consumer's fetch from v11 may go
 // to any replica (KIP-392 follower fetching) and reads up to that replica's
 // high watermark; older versions go to the leader only.
+//
+// A follower's fetch needs CLUSTER_ACTION on the cluster, which only
+// brokers hold (CLUSTER_AUTHORIZATION_FAILED); a consumer's needs READ on
+// each topic (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"context"
@@ -22,6 +26,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/mlog/mlog/acl"
+	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/storage"
 )
 
@@ -33,6 +39,9 @@ func handleFetch(c *conn, kreq kmsg.Request) (reply, error) {
 	var replicaErr error
 	if req.ReplicaID >= 0 {
 		replicaErr = c.s.backend.AuthorizeReplica(req.ReplicaID, c.clientID)
+		if replicaErr == nil && !c.allowedCluster(acl.OpClusterAction) {
+			replicaErr = ErrClusterAuthorization
+		}
 	}
 	sf := c.resolveSession(req)
 	if sf.errorCode != 0 {
@@ -74,9 +83,14 @@ func collectFetch(c *conn, req *kmsg.FetchRequest, topics []kmsg.FetchRequestTop
 	first := true
 	for _, rt := range topics {
 		ft := fetchTopic{name: rt.Topic}
+		readable := req.ReplicaID >= 0 || c.allowedTopic(acl.OpRead, rt.Topic)
 		for _, rp := range rt.Partitions {
 			fp := fetchPartition{id: rp.Partition, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1}
-			p, err := c.s.backend.Partition(rt.Topic, rp.Partition)
+			var p *partition.Partition
+			err := ErrTopicAuthorization
+			if readable {
+				p, err = c.s.backend.Partition(rt.Topic, rp.Partition)
+			}
 			epoch := int32(-1)
 			if req.Version >= 9 {
 				epoch = rp.CurrentLeaderEpoch

@@ -7,6 +7,7 @@ package protocol
 // id) may ask any replica, leader or not, and "latest" is then that
 // replica's log end offset: `mlog topic list` shows each replica's LEO so. The max-timestamp query (-3, v7) is refused with
 // UNSUPPORTED_VERSION for now. The returned timestamp is -1 (not tracked).
+// Each topic needs DESCRIBE (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/mlog/mlog/acl"
 	"github.com/mlog/mlog/partition"
 )
 
@@ -25,10 +27,16 @@ func handleListOffsets(c *conn, kreq kmsg.Request) (reply, error) {
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
+		describable := c.allowedTopic(acl.OpDescribe, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
+			if !describable {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			if p, err := c.s.backend.Partition(rt.Topic, rp.Partition); err == nil {
 				sp.LeaderEpoch = p.LeaderEpoch()
 			}

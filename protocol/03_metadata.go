@@ -4,6 +4,10 @@ package protocol
 // leaders, epochs, replicas and ISR. Unknown topics are created when the
 // request allows it (v4+ says so; v0-v3 always do) and the broker does.
 // v10+ may name topics by id.
+//
+// Only topics the principal may DESCRIBE are listed; one named without it
+// gets TOPIC_AUTHORIZATION_FAILED. Auto-creating needs CREATE on the
+// cluster or the topic.
 
 import (
 	"context"
@@ -12,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/acl"
 )
 
 func init() { register(3, 0, 12, handleMetadata) }
@@ -30,7 +36,9 @@ func handleMetadata(c *conn, kreq kmsg.Request) (reply, error) {
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
 		for _, t := range c.s.backend.Topics() {
-			resp.Topics = append(resp.Topics, metadataTopic(t, nil))
+			if c.allowedTopic(acl.OpDescribe, t.Name) {
+				resp.Topics = append(resp.Topics, metadataTopic(t, nil))
+			}
 		}
 		return reply{resp: resp}, nil
 	}
@@ -44,6 +52,11 @@ func handleMetadata(c *conn, kreq kmsg.Request) (reply, error) {
 			switch {
 			case rt.Topic == nil:
 				t, err = topicByID(c.s.backend, rt.TopicID)
+				if err == nil && !c.allowedTopic(acl.OpDescribe, t.Name) {
+					err = ErrTopicAuthorization
+				}
+			case !c.allowedTopic(acl.OpDescribe, *rt.Topic):
+				err = ErrTopicAuthorization
 			default:
 				t, err = c.s.backend.Topic(*rt.Topic)
 				if errors.Is(err, ErrUnknownTopic) && autoCreate {
@@ -85,8 +98,12 @@ func handleMetadata(c *conn, kreq kmsg.Request) (reply, error) {
 const autoCreateTimeout = 10 * time.Second
 
 // autoCreateTopic creates a topic on first use, within the connection's
-// life and autoCreateTimeout.
+// life and autoCreateTimeout, when the principal may CREATE it (on the
+// cluster or the topic); ErrTopicAuthorization otherwise.
 func autoCreateTopic(ctx context.Context, c *conn, topic string) (TopicInfo, error) {
+	if !c.allowedCluster(acl.OpCreate) && !c.allowedTopic(acl.OpCreate, topic) {
+		return TopicInfo{}, ErrTopicAuthorization
+	}
 	ctx, cancel := context.WithTimeout(ctx, autoCreateTimeout)
 	defer cancel()
 	return c.s.backend.AutoCreate(ctx, topic)

@@ -3,13 +3,16 @@ package protocol
 // FindCoordinator v0-v4 for consumer groups (key type 0). The coordinator
 // of group g leads partition hash(g) % n of __consumer_offsets; the topic
 // is created on first need, meanwhile COORDINATOR_NOT_AVAILABLE (clients
-// retry). Transaction coordinators (key type 1) are not served.
+// retry). Transaction coordinators (key type 1) are not served. Needs
+// DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED).
 
 import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/acl"
 )
 
 func init() { register(10, 0, 4, handleFindCoordinator) }
@@ -22,6 +25,9 @@ func handleFindCoordinator(c *conn, kreq kmsg.Request) (reply, error) {
 			if req.CoordinatorType != 0 {
 				msg := "only consumer group coordinators are served"
 				return BrokerInfo{NodeID: -1}, kerr.CoordinatorNotAvailable.Code, &msg
+			}
+			if !c.allowedGroup(acl.OpDescribe, key) {
+				return BrokerInfo{NodeID: -1}, kerr.GroupAuthorizationFailed.Code, nil
 			}
 			b, err := c.s.backend.FindCoordinator(ctx, key)
 			if err != nil {

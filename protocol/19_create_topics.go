@@ -3,7 +3,8 @@ package protocol
 // CreateTopics v0-v7: partitions and replication factor (-1 takes the
 // broker's defaults), topic configs, validate-only (v1+). v5+ answers with
 // the created topic's partitions, replication factor and configs. Manual
-// replica assignment is refused (INVALID_REQUEST).
+// replica assignment is refused (INVALID_REQUEST). Needs CREATE on the
+// cluster or the topic (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"context"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/acl"
 )
 
 func init() { register(19, 0, 7, handleCreateTopics) }
@@ -37,6 +40,8 @@ func handleCreateTopics(c *conn, kreq kmsg.Request) (reply, error) {
 			switch {
 			case seen[rt.Topic] > 1:
 				err = fmt.Errorf("%w: topic %q named twice", ErrInvalidRequest, rt.Topic)
+			case !c.allowedCluster(acl.OpCreate) && !c.allowedTopic(acl.OpCreate, rt.Topic):
+				err = ErrTopicAuthorization
 			case len(rt.ReplicaAssignment) > 0:
 				err = fmt.Errorf("%w: manual replica assignment is not supported", ErrInvalidRequest)
 			}

@@ -1,11 +1,14 @@
 package protocol
 
-// DeleteTopics v0-v6; v6 may name topics by id.
+// DeleteTopics v0-v6; v6 may name topics by id. Needs DELETE on the topic
+// (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/acl"
 )
 
 func init() { register(20, 0, 6, handleDeleteTopics) }
@@ -38,6 +41,9 @@ func handleDeleteTopics(c *conn, kreq kmsg.Request) (reply, error) {
 					name = t.Name
 					st.Topic = &name
 				}
+			}
+			if err == nil && !c.allowedTopic(acl.OpDelete, name) {
+				err = ErrTopicAuthorization
 			}
 			if err == nil {
 				err = c.s.backend.DeleteTopic(ctx, name)

@@ -3,7 +3,8 @@ package protocol
 // InitProducerID v0-v4 for idempotent producers. Transactions are not
 // supported: a transactional id gets INVALID_REQUEST. v3+ lets a producer
 // that already has an id ask for the next epoch (KIP-360), which it does
-// after some errors to reset its sequences.
+// after some errors to reset its sequences. An idempotent producer needs
+// IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679).
 
 import (
 	"context"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/acl"
 )
 
 func init() { register(22, 0, 4, handleInitProducerID) }
@@ -22,6 +25,8 @@ func handleInitProducerID(c *conn, kreq kmsg.Request) (reply, error) {
 	switch {
 	case req.TransactionalID != nil:
 		resp.ErrorCode = kerr.InvalidRequest.Code
+	case !c.allowedCluster(acl.OpIdempotentWrite) && !c.allowedAny(acl.OpWrite, acl.ResourceTopic):
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 	case req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16:
 		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1
 	default:

@@ -5,10 +5,14 @@ package protocol
 // ended (the next epoch's start, or the log end for the latest). Followers
 // use it to find where their log diverges (KIP-101/279); clients (franz-go,
 // librdkafka) to detect truncation after a leader change. v2+ carries the
-// caller's current leader epoch, which is fenced.
+// caller's current leader epoch, which is fenced. A follower's request
+// needs CLUSTER_ACTION, a client's DESCRIBE on each topic.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/acl"
+	"github.com/mlog/mlog/partition"
 )
 
 func init() { register(23, 0, 4, handleOffsetForLeaderEpoch) }
@@ -20,14 +24,23 @@ func handleOffsetForLeaderEpoch(c *conn, kreq kmsg.Request) (reply, error) {
 	if req.Version >= 3 && req.ReplicaID >= 0 {
 		replicaErr = c.s.backend.AuthorizeReplica(req.ReplicaID, c.clientID)
 	}
+	replica := req.Version >= 3 && req.ReplicaID >= 0
+	if replica && replicaErr == nil && !c.allowedCluster(acl.OpClusterAction) {
+		replicaErr = ErrClusterAuthorization
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
+		describable := replica || c.allowedTopic(acl.OpDescribe, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
-			p, err := c.s.backend.Partition(rt.Topic, rp.Partition)
+			var p *partition.Partition
+			err := ErrTopicAuthorization
+			if describable {
+				p, err = c.s.backend.Partition(rt.Topic, rp.Partition)
+			}
 			epoch := int32(-1)
 			if req.Version >= 2 {
 				epoch = rp.CurrentLeaderEpoch

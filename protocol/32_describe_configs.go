@@ -1,13 +1,17 @@
 package protocol
 
 // DescribeConfigs v0-v4 for topics and brokers. ConfigNames filters;
-// synonyms and documentation are not reported.
+// synonyms and documentation are not reported. Needs DESCRIBE_CONFIGS on
+// the topic (TOPIC_AUTHORIZATION_FAILED) or the cluster for a broker
+// (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"fmt"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/acl"
 )
 
 func init() { register(32, 0, 4, handleDescribeConfigs) }
@@ -22,10 +26,14 @@ func handleDescribeConfigs(c *conn, kreq kmsg.Request) (reply, error) {
 			entries []ConfigEntry
 			err     error
 		)
-		switch rr.ResourceType {
-		case kmsg.ConfigResourceTypeTopic:
+		switch rt := rr.ResourceType; {
+		case rt == kmsg.ConfigResourceTypeTopic && !c.allowedTopic(acl.OpDescribeConfigs, rr.ResourceName):
+			err = ErrTopicAuthorization
+		case rt == kmsg.ConfigResourceTypeTopic:
 			entries, err = c.s.backend.TopicConfigs(rr.ResourceName)
-		case kmsg.ConfigResourceTypeBroker:
+		case rt == kmsg.ConfigResourceTypeBroker && !c.allowedCluster(acl.OpDescribeConfigs):
+			err = ErrClusterAuthorization
+		case rt == kmsg.ConfigResourceTypeBroker:
 			entries = c.s.backend.BrokerConfigs()
 		default:
 			err = fmt.Errorf("%w: resource type %d", ErrInvalidRequest, rr.ResourceType)

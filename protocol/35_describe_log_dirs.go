@@ -4,9 +4,13 @@ package protocol
 // of every partition replica this broker holds in it, all of them or the
 // ones asked for; v4 adds the volume's total and usable bytes. OffsetLag
 // is how far a replica's log end is behind the high watermark it knows.
+// Needs DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/acl"
 )
 
 func init() { register(35, 0, 4, handleDescribeLogDirs) }
@@ -14,6 +18,10 @@ func init() { register(35, 0, 4, handleDescribeLogDirs) }
 func handleDescribeLogDirs(c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.DescribeLogDirsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if !c.allowedCluster(acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return reply{resp: resp}, nil
+	}
 	ld := c.s.backend.LogDir()
 	want := map[string]map[int32]bool{} // nil Topics: every partition
 	for _, t := range req.Topics {

@@ -1,13 +1,16 @@
 package protocol
 
 // CreatePartitions v0-v3: grow a topic to Count partitions (validate-only
-// supported). Manual assignment is refused.
+// supported). Manual assignment is refused. Needs ALTER on the topic
+// (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/acl"
 )
 
 func init() { register(37, 0, 3, handleCreatePartitions) }
@@ -20,9 +23,12 @@ func handleCreatePartitions(c *conn, kreq kmsg.Request) (reply, error) {
 			st := kmsg.NewCreatePartitionsResponseTopic()
 			st.Topic = rt.Topic
 			var err error
-			if len(rt.Assignment) > 0 {
+			switch {
+			case !c.allowedTopic(acl.OpAlter, rt.Topic):
+				err = ErrTopicAuthorization
+			case len(rt.Assignment) > 0:
 				err = fmt.Errorf("%w: manual partition assignment is not supported", ErrInvalidRequest)
-			} else {
+			default:
 				err = c.s.backend.CreatePartitions(ctx, rt.Topic, rt.Count, req.ValidateOnly)
 			}
 			st.ErrorCode = errorCode(err)

@@ -3,8 +3,8 @@ package protocol
 // DescribeUserScramCredentials v0 (KIP-554): which SCRAM mechanisms each
 // user has credentials for, and their iteration counts (never a salt or
 // key). No users named: every user. A user named twice gets
-// DUPLICATE_RESOURCE, one without credentials RESOURCE_NOT_FOUND. Under
-// SASL only super users are answered (CLUSTER_AUTHORIZATION_FAILED).
+// DUPLICATE_RESOURCE, one without credentials RESOURCE_NOT_FOUND. Needs
+// DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"maps"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/acl"
 )
 
 func init() { register(50, 0, 0, handleDescribeUserScram) }
@@ -19,8 +21,8 @@ func init() { register(50, 0, 0, handleDescribeUserScram) }
 func handleDescribeUserScram(c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.DescribeUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
-	if !c.superUser() {
-		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr("only super users may describe credentials")
+	if !c.allowedCluster(acl.OpDescribe) {
+		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr("describing credentials needs DESCRIBE on the cluster")
 		return reply{resp: resp}, nil
 	}
 	users := c.s.backend.ScramUsers()

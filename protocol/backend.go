@@ -5,6 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/mlog/mlog/acl"
 	"github.com/mlog/mlog/cluster"
 	"github.com/mlog/mlog/partition"
 )
@@ -33,6 +34,15 @@ type Backend interface {
 	// AlterScram applies AlterUserScramCredentials on the controller and
 	// returns its per-user results.
 	AlterScram(ctx context.Context, req *kmsg.AlterUserSCRAMCredentialsRequest) (*kmsg.AlterUserSCRAMCredentialsResponse, error)
+	// ACLs is the current access control bindings, indexed for
+	// authorization; ACLBindings lists them (DescribeAcls).
+	ACLs() *acl.Set
+	ACLBindings() []acl.Binding
+	// CreateACLs and DeleteACLs apply the requests on the controller
+	// (ApplyCreateACLs, ApplyDeleteACLs), forwarded there from any other
+	// broker.
+	CreateACLs(ctx context.Context, req *kmsg.CreateACLsRequest) (*kmsg.CreateACLsResponse, error)
+	DeleteACLs(ctx context.Context, req *kmsg.DeleteACLsRequest) (*kmsg.DeleteACLsResponse, error)
 	// Partition returns this broker's replica of a partition, or
 	// ErrUnknownTopic / ErrUnknownPartition.
 	Partition(topic string, id int32) (*partition.Partition, error)

@@ -46,6 +46,11 @@ type conn struct {
 	sessions fetchSessions
 	// sasl is the connection's authentication (sasl.go; reader only).
 	sasl saslState
+	// certPrincipal is the principal of the TLS client certificate, or
+	// User:ANONYMOUS; "" until the first request (authorize.go).
+	certPrincipal string
+	// remoteHost is the client's IP address, as ACLs name hosts.
+	remoteHost string
 }
 
 // maxReusedFrame bounds the frame buffer a connection keeps between
@@ -71,7 +76,12 @@ type pendingReply struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
-	return &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
+	remote := nc.RemoteAddr().String()
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	return &conn{s: s, nc: nc, log: s.log.With("remote", remote), remoteHost: host,
 		pending: make(chan *pendingReply, s.cfg.MaxInFlight), ctx: ctx, cancel: cancel}
 }
 
@@ -211,6 +221,7 @@ func (c *conn) dispatch(buf []byte) (err error) {
 		return fmt.Errorf("%w: %s", ErrUnauthenticated, kmsg.NameForKey(h.apiKey))
 	}
 	c.clientID = h.clientID
+	c.identify()
 	req := kmsg.RequestForKey(h.apiKey)
 	req.SetVersion(h.apiVersion)
 	if req.IsFlexible() {

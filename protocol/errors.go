@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/mlog/mlog/acl"
 	"github.com/mlog/mlog/cluster"
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/storage"
@@ -40,6 +41,12 @@ var (
 	// ErrClusterAuthorization means the principal may not do this to the
 	// cluster (CLUSTER_AUTHORIZATION_FAILED).
 	ErrClusterAuthorization = errors.New("cluster authorization failed")
+	// ErrTopicAuthorization means the principal may not do this to the
+	// topic (TOPIC_AUTHORIZATION_FAILED).
+	ErrTopicAuthorization = errors.New("topic authorization failed")
+	// ErrGroupAuthorization means the principal may not do this to the
+	// group (GROUP_AUTHORIZATION_FAILED).
+	ErrGroupAuthorization = errors.New("group authorization failed")
 	// ErrCoordinatorNotAvailable means the group coordinator cannot serve
 	// yet (the offsets topic is not created or has no leader).
 	ErrCoordinatorNotAvailable = errors.New("coordinator not available")
@@ -101,6 +108,9 @@ var codes = []struct {
 	{cluster.ErrStaleEpoch, kerr.FencedLeaderEpoch},
 	{ErrReplicaNotAuthorized, kerr.ClusterAuthorizationFailed},
 	{ErrClusterAuthorization, kerr.ClusterAuthorizationFailed},
+	{ErrTopicAuthorization, kerr.TopicAuthorizationFailed},
+	{ErrGroupAuthorization, kerr.GroupAuthorizationFailed},
+	{acl.ErrInvalidBinding, kerr.InvalidRequest},
 	{ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
 	{ErrUnsupportedFeature, kerr.UnsupportedVersion},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},
@@ -168,7 +178,8 @@ func sentinelFor(code int16) error {
 var ownErrors = []error{ErrUnknownTopic, ErrUnknownPartition, ErrTopicExists, ErrInvalidTopic, ErrInvalidPartitions,
 	ErrInvalidReplication, ErrInvalidConfig, ErrNotController, ErrUnsupportedFeature, ErrInvalidRequest, ErrPolicyViolation,
 	ErrNotEnoughReplicas, ErrNotLeader, ErrBrokerNotAvailable, ErrInvalidRequiredAcks, ErrStaleISRChange,
-	ErrLeaderNotAvailable, ErrInvalidISR, ErrReplicaNotAuthorized, ErrClusterAuthorization, ErrCoordinatorNotAvailable}
+	ErrLeaderNotAvailable, ErrInvalidISR, ErrReplicaNotAuthorized, ErrClusterAuthorization, ErrTopicAuthorization, ErrGroupAuthorization,
+	ErrCoordinatorNotAvailable}
 
 // errorMessage is the text for responses that carry one.
 func errorMessage(err error) *string {

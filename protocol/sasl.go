@@ -37,9 +37,6 @@ type SASLConfig struct {
 	// Mechanisms are the mechanisms offered, of PLAIN, SCRAM-SHA-256 and
 	// SCRAM-SHA-512.
 	Mechanisms []string
-	// SuperUsers may do anything; until ACLs exist, they alone may see and
-	// change SCRAM credentials.
-	SuperUsers []string
 }
 
 // ErrUnauthenticated means a connection sent a request other than
@@ -57,12 +54,6 @@ type saslState struct {
 }
 
 func (c *conn) authenticated() bool { return c.s.cfg.SASL == nil || c.sasl.principal != "" }
-
-// superUser reports whether the connection may do anything: always
-// without SASL (the port is open), else when it logged in as a super user.
-func (c *conn) superUser() bool {
-	return c.s.cfg.SASL == nil || slices.Contains(c.s.cfg.SASL.SuperUsers, c.sasl.principal)
-}
 
 // saslAllowed reports whether key may be served before authentication.
 func saslAllowed(key int16) bool {

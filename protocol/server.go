@@ -33,6 +33,11 @@ type Config struct {
 	TLS *tls.Config
 	// SASL, when set, requires SASL authentication (sasl.go).
 	SASL *SASLConfig
+	// Authorize checks every request against the backend's ACLs
+	// (authorize.go); SuperUsers (principals such as "User:admin") may do
+	// anything.
+	Authorize  bool
+	SuperUsers []string
 }
 
 // DefaultConfig returns the defaults: mlog's Kafka port 9094, 100 MiB

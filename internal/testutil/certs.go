@@ -55,6 +55,14 @@ func NewCA(t testing.TB, name string) *CA {
 // server and as a client, and returns its certificate and key files.
 func (ca *CA) Issue(cn string) (certFile, keyFile string) {
 	ca.t.Helper()
+	return ca.IssueFor(pkix.Name{CommonName: cn})
+}
+
+// IssueFor is Issue for a whole subject; the files are named by its
+// common name.
+func (ca *CA) IssueFor(subject pkix.Name) (certFile, keyFile string) {
+	ca.t.Helper()
+	cn := subject.CommonName
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		ca.t.Fatal(err)
@@ -64,7 +72,7 @@ func (ca *CA) Issue(cn string) (certFile, keyFile string) {
 		ca.t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+		SerialNumber: serial, Subject: subject,
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},

@@ -44,6 +44,8 @@ type serverFlags struct {
 	tlsCAFile        string
 	saslMechanisms   []string
 	bootstrapUser    string
+	superUsers       []string
+	authorizer       string
 }
 
 const (
@@ -103,6 +105,8 @@ answered, logs are flushed and marked cleanly shut down.`,
 	fl.StringVar(&f.tlsCAFile, "tls-ca-file", "", "PEM CA certificates this broker trusts when it connects to the other brokers' TLS listeners; default: --tls-client-ca-file, else the system's")
 	fl.StringSliceVar(&f.saslMechanisms, "sasl-mechanisms", nil, "require SASL authentication with these mechanisms: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN (comma-separated; empty: no SASL)")
 	fl.StringVar(&f.bootstrapUser, "bootstrap-user", "", "NAME:PASSWORD: on a cluster with no users yet, this user gets SCRAM credentials; brokers log in to each other as it under SASL (give every broker the same)")
+	fl.StringSliceVar(&f.superUsers, "super-users", nil, "principals that may do anything, as Kafka's super.users: User:alice,User:CN=broker-1 (the bootstrap user always is one)")
+	fl.StringVar(&f.authorizer, "authorizer", def.Authorizer, "auto: enforce ACLs when clients authenticate (SASL or client certificates); acl: always; none: never. No ACL means deny")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return withEnv(cmd)
@@ -192,6 +196,7 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 	if len(cfg.SASLMechanisms) > 0 && cfg.BootstrapUser == "" {
 		return cfg, fmt.Errorf("--sasl-mechanisms needs --bootstrap-user NAME:PASSWORD: the first way in, and how brokers log in to each other")
 	}
+	cfg.SuperUsers, cfg.Authorizer = f.superUsers, f.authorizer
 	switch f.fsync {
 	case "always":
 		cfg.SyncAcks = true

@@ -23,27 +23,37 @@ func TopicCmd() *cobra.Command {
 	return cmd
 }
 
+// adminFlags are what every admin command (topic, user, acl) takes: where
+// the cluster is, how long to try, and how to log in.
+type adminFlags struct {
+	addrs   string
+	timeout time.Duration
+	tls     tlsFlags
+}
+
+func (f *adminFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.addrs, "addrs", "127.0.0.1:9094", "comma-separated broker addresses")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after this long")
+	f.tls.register(cmd.Flags())
+}
+
 type topicFlags struct {
-	addrs      string
+	adminFlags
 	topic      string
 	replicas   int16
 	partitions int32
 	configs    []string
-	timeout    time.Duration
-	tls        tlsFlags
 }
 
 func (f *topicFlags) common(cmd *cobra.Command, withTopic bool) {
-	cmd.Flags().StringVar(&f.addrs, "addrs", "127.0.0.1:9094", "comma-separated broker addresses")
-	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after this long")
-	f.tls.register(cmd.Flags())
+	f.register(cmd)
 	if withTopic {
 		cmd.Flags().StringVar(&f.topic, "topic", "", "topic name (required)")
 	}
 }
 
 // run calls fn with an admin client on --addrs, within --timeout.
-func (f *topicFlags) run(cmd *cobra.Command, fn func(ctx context.Context, cl *kgo.Client, adm *kadm.Client) error) error {
+func (f *adminFlags) run(cmd *cobra.Command, fn func(ctx context.Context, cl *kgo.Client, adm *kadm.Client) error) error {
 	tlsOpts, err := f.tls.opts()
 	if err != nil {
 		return err
