@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/mlog/mlog/broker"
@@ -22,11 +23,16 @@ import (
 func secured(t *testing.T, n int) *brokertest.Cluster {
 	t.Helper()
 	c := saslCluster(t, n)
-	admin := scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism()
+	admin := saslAdmin()
 	testutil.Eventually(t, "the bootstrap user", func() bool { return saslPing(t, c, admin) == nil })
 	c.ClientOpts = []kgo.Opt{kgo.SASL(admin)}
 	waitServing(c)
 	return c
+}
+
+// saslAdmin logs in as the bootstrap user of saslCluster.
+func saslAdmin() sasl.Mechanism {
+	return scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism()
 }
 
 // addUser gives name a SCRAM-SHA-512 credential (password name+"-pw").

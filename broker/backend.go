@@ -24,14 +24,14 @@ import (
 // winner, it names itself, as Kafka's brokers name a live broker — admin
 // requests sent to it are forwarded to the real controller anyway, and
 // some clients (librdkafka's admin client) never ask again after a -1.
-func (b *Broker) Cluster() protocol.ClusterInfo {
+func (b *Broker) Cluster(listener string) protocol.ClusterInfo {
 	st := b.cl.fsm.State()
 	ci := protocol.ClusterInfo{ClusterID: b.clusterID, ControllerID: b.nodeID}
 	leader := b.cl.node.Leader()
 	if br := st.Brokers[b.nodeID]; br == nil || !br.Alive {
 		// Not registered yet (an election is on): clients must still
 		// find this broker to talk to.
-		host, port := b.advertised()
+		host, port := b.advertisedFor(listener)
 		ci.Brokers = append(ci.Brokers, protocol.BrokerInfo{NodeID: b.nodeID, Host: host, Port: port})
 	}
 	for _, id := range st.BrokerIDs() {
@@ -42,7 +42,11 @@ func (b *Broker) Cluster() protocol.ClusterInfo {
 		if br.Name == leader {
 			ci.ControllerID = id
 		}
-		host, port, err := splitHostPort(br.KafkaAddr)
+		addr, ok := br.Endpoint(listener)
+		if !ok {
+			continue // no such listener on that broker: Kafka leaves it out too
+		}
+		host, port, err := splitHostPort(addr)
 		if err != nil {
 			continue
 		}
@@ -172,7 +176,7 @@ func (b *Broker) AutoCreate(ctx context.Context, name string) (protocol.TopicInf
 // defaultReplicationFactor is default.replication.factor as mlog enforces
 // it: min(3, live brokers).
 func (b *Broker) defaultReplicationFactor() int {
-	return min(3, max(len(b.Cluster().Brokers), 1))
+	return min(3, max(len(b.Cluster("").Brokers), 1))
 }
 
 // CreateTopic creates a topic (or only checks that it could).

@@ -46,9 +46,9 @@ type Broker struct {
 	wg     sync.WaitGroup // every goroutine the broker starts
 
 	mu      sync.Mutex
-	stops   []stopStep // what Start did, undone in reverse
-	server  *protocol.Server
-	http    *metrics.Server // nil without Config.HTTPAddr
+	stops   []stopStep         // what Start did, undone in reverse
+	servers []*protocol.Server // one per listener, in Config order
+	http    *metrics.Server    // nil without Config.HTTPAddr
 	started bool
 	closed  bool
 }
@@ -143,7 +143,7 @@ func (b *Broker) Start() error {
 			b.mu.Unlock()
 		}
 	}
-	b.log.Info("broker started", "kafka_addr", b.server.Addr().String(), "data_dir", b.cfg.DataDir,
+	b.log.Info("broker started", "kafka_addr", b.Addr().String(), "data_dir", b.cfg.DataDir,
 		"broker_id", b.nodeID, "fsync_acks", b.cfg.SyncAcks)
 	return nil
 }
@@ -157,25 +157,35 @@ func (b *Broker) goTracked(fn func()) {
 	}()
 }
 
+// startListener starts every Kafka listener; one that cannot listen
+// closes those started before it.
 func (b *Broker) startListener() (func(bool) error, error) {
-	pc := protocol.DefaultConfig()
-	pc.Addr, pc.MaxRequestBytes, pc.ShutdownGrace, pc.Logger, pc.Metrics = b.cfg.ListenAddr, b.cfg.MaxRequestBytes, b.cfg.ShutdownGrace, b.log, b.metrics
-	pc.TLS = b.cfg.TLS
-	if len(b.cfg.SASLMechanisms) > 0 {
-		pc.SASL = &protocol.SASLConfig{Mechanisms: b.cfg.SASLMechanisms}
+	var started []*protocol.Server
+	closeAll := func(bool) error {
+		var errs []error
+		for i := len(started) - 1; i >= 0; i-- {
+			errs = append(errs, started[i].Close())
+		}
+		return errors.Join(errs...)
 	}
-	pc.Authorize, pc.SuperUsers = b.cfg.authorize(), b.cfg.superUsers()
-	s, err := protocol.NewServer(pc, b)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Start(); err != nil {
-		return nil, err
+	for _, l := range b.cfg.listeners() {
+		s, err := protocol.NewServer(b.protocolConfig(l), b)
+		if err == nil {
+			err = s.Start()
+		}
+		if err != nil {
+			_ = closeAll(false)
+			if l.Name != "" {
+				err = fmt.Errorf("listener %s: %w", l.Name, err)
+			}
+			return nil, err
+		}
+		started = append(started, s)
 	}
 	b.mu.Lock()
-	b.server = s
+	b.servers = started
 	b.mu.Unlock()
-	return func(bool) error { return s.Close() }, nil
+	return closeAll, nil
 }
 
 func (b *Broker) startRetention() (func(bool) error, error) {
@@ -216,14 +226,14 @@ func (b *Broker) HTTPAddr() net.Addr {
 // metadata has caught up with the Raft log it had.
 func (b *Broker) Ready() bool { return b.cl.ready.Load() }
 
-// Addr is the Kafka listener's address (nil before Start).
+// Addr is the first Kafka listener's address (nil before Start).
 func (b *Broker) Addr() net.Addr {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.server == nil {
+	if len(b.servers) == 0 {
 		return nil
 	}
-	return b.server.Addr()
+	return b.servers[0].Addr()
 }
 
 // SerfAddr is where this broker's Serf listens (the port taken, when
@@ -347,14 +357,15 @@ func (b *Broker) removeDeletedDirs() {
 	}
 }
 
-func (b *Broker) advertised() (string, int32) {
-	addr := b.cfg.AdvertisedAddr
-	if a := b.Addr(); addr == "" && a != nil {
-		addr = a.String()
+// advertisedFor is this broker's advertised address on the listener
+// named listener ("" or an unknown name: the first listener).
+func (b *Broker) advertisedFor(listener string) (string, int32) {
+	i := 0
+	for j, l := range b.cfg.listeners() {
+		if l.Name == listener {
+			i = j
+		}
 	}
-	if addr == "" {
-		addr = b.cfg.ListenAddr
-	}
-	host, port, _ := splitHostPort(addr)
+	host, port, _ := splitHostPort(b.advertisedAddr(i))
 	return host, port
 }

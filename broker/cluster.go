@@ -105,12 +105,12 @@ func (b *Broker) startRaft() (func(bool) error, error) {
 func (b *Broker) startMembership() (func(bool) error, error) {
 	cl, cc := b.cl, b.cfg.Cluster
 	raftAdv := cl.node.Addr()
-	host, port := b.advertised()
 	mcfg := membership.DefaultConfig()
 	mcfg.NodeName, mcfg.BindAddr, mcfg.AdvertiseAddr, mcfg.Peers, mcfg.Logger = b.cfg.NodeID, cc.SerfAddr, cc.AdvertiseHost, cc.Peers, b.log
 	mcfg.Local = cc.Network == NetworkLocal
-	mcfg.Tags = map[string]string{cluster.TagID: strconv.Itoa(int(b.nodeID)), cluster.TagKafka: net.JoinHostPort(host, strconv.Itoa(int(port))),
-		cluster.TagRaft: raftAdv, cluster.TagIncarnation: cl.incarnation, cluster.TagRaftState: "0", cluster.TagRack: cc.Rack}
+	mcfg.Tags = map[string]string{cluster.TagID: strconv.Itoa(int(b.nodeID)), cluster.TagKafka: b.advertisedAddr(b.interBrokerIndex()),
+		cluster.TagListeners: b.advertisedListeners(),
+		cluster.TagRaft:      raftAdv, cluster.TagIncarnation: cl.incarnation, cluster.TagRaftState: "0", cluster.TagRack: cc.Rack}
 	if cl.node.HadState() {
 		mcfg.Tags[cluster.TagRaftState] = "1"
 	}

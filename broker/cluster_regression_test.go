@@ -40,7 +40,7 @@ func TestRegressionWipedFollowerNotElected(t *testing.T) {
 	c.Configs[fi].Cluster.ReplicaFetchBytes = 1024 // the least allowed: a big log takes a while to catch up
 	c.StartNode(fi)
 	testutil.Eventually(t, "the wiped broker registered", func() bool {
-		return len(c.Brokers[li].Cluster().Brokers) == 3 && replica(c, fi, "w", 0) != nil
+		return len(c.Brokers[li].Cluster("").Brokers) == 3 && replica(c, fi, "w", 0) != nil
 	})
 	c.Kill(li)
 	testutil.Eventually(t, "a new leader", func() bool {
@@ -177,7 +177,7 @@ func TestRegressionWipedBootstrapNodeRejoins(t *testing.T) {
 		if err != nil && broker.IsController(b) {
 			t.Fatalf("node-1 (id %d) leads a Raft cluster that lacks the topic: it bootstrapped a second cluster", self)
 		}
-		return err == nil && len(b.Cluster().Brokers) == 3
+		return err == nil && len(b.Cluster("").Brokers) == 3
 	})
 	servers, err := broker.RaftServers(c.Brokers[0])
 	if err != nil || len(servers) != 3 {
@@ -196,7 +196,7 @@ func TestRegressionOffsetsTopicWaitsForReplicas(t *testing.T) {
 	c.StartNode(0)
 	c.WaitBrokers(1)
 	b := c.Brokers[0]
-	if _, err := b.FindCoordinator(ctxT(t), "g"); !errors.Is(err, protocol.ErrCoordinatorNotAvailable) {
+	if _, err := b.FindCoordinator(ctxT(t), "g", ""); !errors.Is(err, protocol.ErrCoordinatorNotAvailable) {
 		t.Fatalf("FindCoordinator with 1 of 3 brokers: %v, want COORDINATOR_NOT_AVAILABLE", err)
 	}
 	if _, err := b.Topic(group.OffsetsTopic); err == nil {
@@ -206,7 +206,7 @@ func TestRegressionOffsetsTopicWaitsForReplicas(t *testing.T) {
 	c.StartNode(2)
 	c.WaitBrokers(3)
 	testutil.Eventually(t, "a coordinator once three brokers are up", func() bool {
-		_, err := b.FindCoordinator(ctxT(t), "g")
+		_, err := b.FindCoordinator(ctxT(t), "g", "")
 		return err == nil
 	})
 	ti, err := b.Topic(group.OffsetsTopic)

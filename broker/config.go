@@ -39,6 +39,13 @@ type Config struct {
 	// AdvertisedAddr is the host:port clients are told to connect to;
 	// ListenAddr when empty.
 	AdvertisedAddr string
+	// Listeners, when set, replace ListenAddr and AdvertisedAddr: one
+	// Kafka listener each, with its own security protocol and advertised
+	// address (listeners.go).
+	Listeners []Listener
+	// InterBrokerListener names the listener brokers replicate and
+	// forward over (inter.broker.listener.name); the first when empty.
+	InterBrokerListener string
 	// AutoCreateTopics creates a topic on its first produce or metadata
 	// request (auto.create.topics.enable).
 	AutoCreateTopics bool
@@ -137,12 +144,18 @@ const (
 	AuthorizerNone = "none"
 )
 
-// clientCerts reports whether the listener requires client certificates.
+// clientCerts reports whether TLS listeners require client certificates.
 func (c *Config) clientCerts() bool {
 	return c.TLS != nil && c.TLS.ClientAuth == tls.RequireAndVerifyClientCert
 }
 
-// authorize reports whether ACLs are enforced.
+// authenticates reports whether clients of l prove who they are.
+func (c *Config) authenticates(l Listener) bool {
+	return l.sasl() || (l.tls() && c.clientCerts())
+}
+
+// authorize reports whether ACLs are enforced: with AuthorizerAuto, when
+// some listener authenticates its clients.
 func (c *Config) authorize() bool {
 	switch c.Authorizer {
 	case AuthorizerACL:
@@ -150,7 +163,12 @@ func (c *Config) authorize() bool {
 	case AuthorizerNone:
 		return false
 	}
-	return len(c.SASLMechanisms) > 0 || c.clientCerts()
+	for _, l := range c.listeners() {
+		if c.authenticates(l) {
+			return true
+		}
+	}
+	return false
 }
 
 // superUsers are the configured super users and the bootstrap user.
@@ -173,13 +191,14 @@ func (c *Config) validateAuthorizer() error {
 			return fmt.Errorf("%w: super user %q, want User:NAME", ErrInvalidConfig, p)
 		}
 	}
-	if !c.authorize() || len(c.SASLMechanisms) > 0 {
-		return nil
+	ib := c.interBroker()
+	if !c.authorize() || ib.sasl() {
+		return nil // brokers log in as the bootstrap user, a super user
 	}
 	// Brokers reach each other as their certificate's principal, which
 	// only super users or a CLUSTER_ACTION ACL let replicate.
-	if !c.clientCerts() {
-		return fmt.Errorf("%w: the ACL authorizer needs clients to authenticate: set SASL mechanisms or a client CA (mutual TLS)", ErrInvalidConfig)
+	if !c.authenticates(ib) {
+		return fmt.Errorf("%w: with ACLs on, brokers must authenticate to each other: make the inter-broker listener SASL or mutual TLS", ErrInvalidConfig)
 	}
 	if len(c.SuperUsers) == 0 {
 		return fmt.Errorf("%w: with mutual TLS and ACLs, name the brokers' certificate principal (User:CN=...) as a super user so they may replicate", ErrInvalidConfig)
@@ -277,8 +296,8 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("%w: data dir is empty", ErrInvalidConfig)
 	}
-	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
-		return fmt.Errorf("%w: listen address %q: %w", ErrInvalidConfig, c.ListenAddr, err)
+	if err := c.validateListeners(); err != nil {
+		return err
 	}
 	for _, m := range c.SASLMechanisms {
 		if m != protocol.MechanismPlain && m != protocol.MechanismScramSHA256 && m != protocol.MechanismScramSHA512 {
@@ -290,9 +309,6 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateAuthorizer(); err != nil {
 		return err
-	}
-	if c.TLS != nil && c.PeerTLS == nil {
-		return fmt.Errorf("%w: the listener speaks TLS but no TLS is set for reaching the other brokers", ErrInvalidConfig)
 	}
 	if c.AdvertisedAddr != "" {
 		if _, _, err := splitHostPort(c.AdvertisedAddr); err != nil {

@@ -44,7 +44,7 @@ func Registered(b *Broker) bool { return b.registered(b.cl.fsm.State()) }
 // ServerStats is b's Kafka listener's connections and requests in flight.
 func ServerStats(b *Broker) protocol.Stats {
 	b.mu.Lock()
-	s := b.server
+	s := b.servers[0]
 	b.mu.Unlock()
 	return s.Stats()
 }

@@ -89,11 +89,11 @@ func (b *Broker) offsetsReplicationFactor() int16 {
 // creating the offsets topic on first need — only once
 // offsets.topic.replication.factor brokers are alive, as Kafka does: made
 // earlier, it would keep fewer replicas for good.
-func (b *Broker) FindCoordinator(ctx context.Context, name string) (protocol.BrokerInfo, error) {
+func (b *Broker) FindCoordinator(ctx context.Context, name, listener string) (protocol.BrokerInfo, error) {
 	t, err := b.Topic(group.OffsetsTopic)
 	if errors.Is(err, protocol.ErrUnknownTopic) {
 		rf := b.offsetsReplicationFactor()
-		if alive := len(b.Cluster().Brokers); alive < int(rf) {
+		if alive := len(b.Cluster("").Brokers); alive < int(rf) {
 			return protocol.BrokerInfo{}, fmt.Errorf("%w: %s needs %d live brokers (offsets.topic.replication.factor), %d alive",
 				protocol.ErrCoordinatorNotAvailable, group.OffsetsTopic, rf, alive)
 		}
@@ -112,7 +112,7 @@ func (b *Broker) FindCoordinator(ctx context.Context, name string) (protocol.Bro
 	}
 	p := group.PartitionFor(name, len(t.Partitions))
 	leader := t.Partitions[p].Leader
-	for _, br := range b.Cluster().Brokers {
+	for _, br := range b.Cluster(listener).Brokers {
 		if br.NodeID == leader {
 			return br, nil
 		}

@@ -46,5 +46,5 @@ func (c partitionCollector) Collect(ch chan<- prometheus.Metric) {
 		controller = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descController, prometheus.GaugeValue, controller)
-	ch <- prometheus.MustNewConstMetric(descBrokers, prometheus.GaugeValue, float64(len(c.b.Cluster().Brokers)))
+	ch <- prometheus.MustNewConstMetric(descBrokers, prometheus.GaugeValue, float64(len(c.b.Cluster("").Brokers)))
 }

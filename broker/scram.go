@@ -217,11 +217,16 @@ func (b *Broker) bootstrapUser() (cluster.AlterScram, error) {
 	return alter, nil
 }
 
-// peerSecurity is how this broker connects to the others: with PeerTLS,
-// and when SASL is on logged in as the bootstrap user.
+// peerSecurity is how this broker connects to the others' inter-broker
+// listeners: with PeerTLS over SSL and SASL_SSL, logged in as the bootstrap
+// user over SASL_PLAINTEXT and SASL_SSL.
 func (b *Broker) peerSecurity() *brokerclient.Security {
-	sec := &brokerclient.Security{TLS: b.cfg.PeerTLS}
-	if len(b.cfg.SASLMechanisms) > 0 {
+	ib := b.cfg.interBroker()
+	sec := &brokerclient.Security{}
+	if ib.tls() {
+		sec.TLS = b.cfg.PeerTLS
+	}
+	if ib.sasl() {
 		sec.User, sec.Password = b.cfg.BootstrapUser, b.cfg.BootstrapPassword
 	}
 	return sec

@@ -65,6 +65,7 @@ type RegisterBroker struct {
 	RaftAddr    string `json:"raft_addr"`
 	Incarnation string `json:"incarnation,omitempty"`
 	Rack        string `json:"rack,omitempty"`
+	Listeners   string `json:"listeners,omitempty"`
 }
 
 // BrokerStatus marks a broker alive or not.
@@ -139,7 +140,7 @@ func (d *draft) apply(c Command) (any, error) {
 		if prev := d.Brokers[b.ID]; prev != nil && (!prev.Alive || prev.Incarnation != b.Incarnation) {
 			d.fence(b.ID) // it was down or restarted: it rejoins ISRs by catching up
 		}
-		d.Brokers[b.ID] = &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true, Incarnation: b.Incarnation, Rack: b.Rack}
+		d.Brokers[b.ID] = &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true, Incarnation: b.Incarnation, Rack: b.Rack, Listeners: b.Listeners}
 		return nil, nil
 	case CmdBrokerStatus:
 		var b BrokerStatus

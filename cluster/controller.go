@@ -21,8 +21,12 @@ type Member struct {
 // Tags every broker gossips.
 const (
 	TagID    = "id"    // Kafka broker id
-	TagKafka = "kafka" // advertised Kafka host:port
-	TagRaft  = "raft"  // Raft host:port
+	TagKafka = "kafka" // advertised Kafka host:port of the inter-broker listener
+	// TagListeners names every listener's advertised address:
+	// "INTERNAL://10.0.0.1:9094,EXTERNAL://mlog.example.com:9194"; empty
+	// for a broker with one unnamed listener.
+	TagListeners = "listeners"
+	TagRaft      = "raft" // Raft host:port
 	// TagIncarnation changes every time a broker process starts: a
 	// broker that restarted (perhaps with an empty disk) is taken out of
 	// the ISRs until it has caught up again.
@@ -135,9 +139,9 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			continue // not an mlog broker, or not yet tagged
 		}
 		b := st.Brokers[int32(id)]
-		if b == nil || !b.Alive || b.KafkaAddr != m.Tags[TagKafka] || b.RaftAddr != m.Tags[TagRaft] || b.Name != m.Name || b.Incarnation != m.Tags[TagIncarnation] || b.Rack != m.Tags[TagRack] {
+		if b == nil || !b.Alive || b.KafkaAddr != m.Tags[TagKafka] || b.RaftAddr != m.Tags[TagRaft] || b.Name != m.Name || b.Incarnation != m.Tags[TagIncarnation] || b.Rack != m.Tags[TagRack] || b.Listeners != m.Tags[TagListeners] {
 			if _, err := c.node.Apply(ctx, CmdRegisterBroker, RegisterBroker{ID: int32(id), Name: m.Name, KafkaAddr: m.Tags[TagKafka],
-				RaftAddr: m.Tags[TagRaft], Incarnation: m.Tags[TagIncarnation], Rack: m.Tags[TagRack]}); err != nil {
+				RaftAddr: m.Tags[TagRaft], Incarnation: m.Tags[TagIncarnation], Rack: m.Tags[TagRack], Listeners: m.Tags[TagListeners]}); err != nil {
 				return err
 			}
 			c.log.Info("broker registered", "broker", m.Name, "id", id, "kafka", m.Tags[TagKafka])

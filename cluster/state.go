@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/mlog/mlog/acl"
 )
@@ -45,6 +46,24 @@ type Broker struct {
 	// Rack is broker.rack (a Serf tag): consumers in the same rack may
 	// be sent to this broker's replicas (KIP-392).
 	Rack string `json:"rack,omitempty"`
+	// Listeners are the advertised addresses of its named listeners
+	// (TagListeners' form); empty for one unnamed listener at KafkaAddr.
+	Listeners string `json:"listeners,omitempty"`
+}
+
+// Endpoint is the advertised address of the broker's listener named
+// listener: KafkaAddr for a broker with one unnamed listener (or when
+// listener is ""), false when it has no listener of that name.
+func (b *Broker) Endpoint(listener string) (string, bool) {
+	if listener == "" || b.Listeners == "" {
+		return b.KafkaAddr, true
+	}
+	for _, l := range strings.Split(b.Listeners, ",") {
+		if name, addr, ok := strings.Cut(l, "://"); ok && name == listener {
+			return addr, true
+		}
+	}
+	return "", false
 }
 
 // TopicID is a topic's UUID.

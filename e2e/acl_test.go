@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,4 +92,43 @@ func TestUsersAndACLsCommands(t *testing.T) {
 	if out := admin("user", "list"); strings.Contains(out, "alice") {
 		t.Fatalf("user list after delete:\n%s", out)
 	}
+}
+
+// `mlog server --listeners` with two listeners in Kafka's form: SASL on
+// the first (also the inter-broker one), an open EXTERNAL one (mapped to
+// PLAINTEXT) advertised as localhost. kcat's metadata names the broker
+// by the address of the listener it asked on; EXTERNAL's clients are
+// User:ANONYMOUS and read what an ACL grants that principal.
+func TestListenersWithKcat(t *testing.T) {
+	kc := kcat(t)
+	sasl, ext := freePort(t), freePort(t)
+	s := startServer(t, nil, "--data-dir", t.TempDir(), "--rpc-port", fmt.Sprint(sasl),
+		"--listeners", fmt.Sprintf("SASL_PLAINTEXT://127.0.0.1:%d,EXTERNAL://127.0.0.1:%d", sasl, ext),
+		"--listener-security-protocol-map", "EXTERNAL:PLAINTEXT",
+		"--advertised-listeners", fmt.Sprintf("EXTERNAL://localhost:%d", ext),
+		"--sasl-mechanisms", "SCRAM-SHA-512", "--bootstrap-user", "admin:s3cret")
+	admin := []string{"-b", s.addr, "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=SCRAM-SHA-512",
+		"-X", "sasl.username=admin", "-X", "sasl.password=s3cret"}
+	var meta string
+	testutil.Eventually(t, "kcat logged in on the SASL listener", func() bool {
+		out, err := runErr(kc, append(admin, "-L")...)
+		meta = out
+		return err == nil
+	})
+	if want := fmt.Sprintf("broker 1 at 127.0.0.1:%d", sasl); !strings.Contains(meta, want) {
+		t.Fatalf("metadata on the SASL listener lacks %q:\n%s", want, meta)
+	}
+	run(t, "hello\n", kc, append(admin, "-P", "-t", "open")...)
+
+	anon := []string{"-b", fmt.Sprintf("127.0.0.1:%d", ext)}
+	out := run(t, "", kc, append(anon, "-L")...)
+	if want := fmt.Sprintf("broker 1 at localhost:%d", ext); !strings.Contains(out, want) || !strings.Contains(out, " 0 topics") {
+		t.Fatalf("metadata on EXTERNAL: want %q and no topics (no ACL yet):\n%s", want, out)
+	}
+	run(t, "", bin(t, "mlog"), "acl", "create", "--allow-principal", "User:ANONYMOUS", "--operation", "read", "--topic", "open",
+		"--addrs", s.addr, "--sasl-mechanism", "SCRAM-SHA-512", "--sasl-user", "admin", "--sasl-password", "s3cret")
+	testutil.Eventually(t, "an anonymous read on EXTERNAL", func() bool {
+		out, err := runErr(kc, append(anon, "-C", "-t", "open", "-o", "beginning", "-e", "-c", "1", "-f", "%s\n")...)
+		return err == nil && strings.HasPrefix(out, "hello\n")
+	})
 }

@@ -25,7 +25,7 @@ func init() { register(3, 0, 12, handleMetadata) }
 func handleMetadata(c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	cl := c.s.backend.Cluster()
+	cl := c.s.backend.Cluster(c.s.cfg.Listener)
 	for _, b := range cl.Brokers {
 		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
 	}

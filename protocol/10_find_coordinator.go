@@ -29,7 +29,7 @@ func handleFindCoordinator(c *conn, kreq kmsg.Request) (reply, error) {
 			if !c.allowedGroup(acl.OpDescribe, key) {
 				return BrokerInfo{NodeID: -1}, kerr.GroupAuthorizationFailed.Code, nil
 			}
-			b, err := c.s.backend.FindCoordinator(ctx, key)
+			b, err := c.s.backend.FindCoordinator(ctx, key, c.s.cfg.Listener)
 			if err != nil {
 				return BrokerInfo{NodeID: -1}, errorCode(err), errorMessage(err)
 			}

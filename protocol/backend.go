@@ -13,8 +13,9 @@ import (
 // Backend is what the handlers need from the broker. The broker implements
 // it; the protocol package defines it (the user of an interface owns it).
 type Backend interface {
-	// Cluster describes the brokers and who is controller.
-	Cluster() ClusterInfo
+	// Cluster describes the brokers, with their addresses on the listener
+	// named listener ("": the first), and who is controller.
+	Cluster(listener string) ClusterInfo
 	// Topics lists topics by name.
 	Topics() []TopicInfo
 	// Topic describes one topic; ErrUnknownTopic when there is none.
@@ -79,8 +80,9 @@ type Backend interface {
 	ControlledShutdown(ctx context.Context, brokerID int32) error
 
 	// FindCoordinator returns the broker coordinating a consumer group
-	// (creating the offsets topic on first need).
-	FindCoordinator(ctx context.Context, group string) (BrokerInfo, error)
+	// (creating the offsets topic on first need), with its address on
+	// listener.
+	FindCoordinator(ctx context.Context, group, listener string) (BrokerInfo, error)
 	// Group answers a consumer-group request (JoinGroup, SyncGroup,
 	// Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups,
 	// ListGroups, DeleteGroups, OffsetDelete).

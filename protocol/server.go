@@ -18,6 +18,9 @@ import (
 type Config struct {
 	// Addr is the host:port to listen on for Kafka clients.
 	Addr string
+	// Listener is the listener's name: Metadata and FindCoordinator
+	// answer with the brokers' addresses on the listener of this name.
+	Listener string
 	// MaxRequestBytes closes connections that send a bigger frame.
 	MaxRequestBytes int32
 	// MaxInFlight bounds the requests per connection awaiting a response.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,6 +140,11 @@ func (c *Cluster) TryStart(i int) error {
 	c.Brokers[i] = b
 	if !c.started[i] {
 		c.Configs[i].ListenAddr = b.Addr().String()
+		ls := slices.Clone(c.Configs[i].Listeners)
+		for j := range ls {
+			ls[j].Addr = b.ListenerAddr(ls[j].Name).String()
+		}
+		c.Configs[i].Listeners = ls
 		c.Configs[i].Cluster.SerfAddr = b.SerfAddr()
 		c.Configs[i].Cluster.RaftAddr = b.RaftAddr()
 		c.started[i] = true
@@ -232,7 +238,7 @@ func (c *Cluster) WaitBrokers(n int) {
 				continue
 			}
 			id, ok := b.Controller()
-			if !ok || !b.Ready() || len(b.Cluster().Brokers) != n || (ctrl >= 0 && id != ctrl) {
+			if !ok || !b.Ready() || len(b.Cluster("").Brokers) != n || (ctrl >= 0 && id != ctrl) {
 				return false
 			}
 			ctrl = id

@@ -46,6 +46,7 @@ type serverFlags struct {
 	bootstrapUser    string
 	superUsers       []string
 	authorizer       string
+	listeners        listenerFlags
 }
 
 const (
@@ -72,6 +73,9 @@ A cluster: start one node with --bootstrap and every node with --peer
 entries naming the others' Serf addresses; nodes may start in any order.
 The Kafka listener binds the host of --bind-addr on --rpc-port and tells
 clients to connect to --advertise-addr (or that host) on --rpc-port.
+--listeners replaces it with listeners of their own, as Kafka's:
+  --listeners PLAINTEXT://127.0.0.1:9094,SASL_SSL://0.0.0.0:9194
+  --advertised-listeners SASL_SSL://mlog.example.com:9194
 
 SIGINT or SIGTERM shuts down cleanly: leaderships are handed to other
 in-sync replicas first, the listener closes, requests in flight are
@@ -107,6 +111,10 @@ answered, logs are flushed and marked cleanly shut down.`,
 	fl.StringVar(&f.bootstrapUser, "bootstrap-user", "", "NAME:PASSWORD: on a cluster with no users yet, this user gets SCRAM credentials; brokers log in to each other as it under SASL (give every broker the same)")
 	fl.StringSliceVar(&f.superUsers, "super-users", nil, "principals that may do anything, as Kafka's super.users: User:alice,User:CN=broker-1 (the bootstrap user always is one)")
 	fl.StringVar(&f.authorizer, "authorizer", def.Authorizer, "auto: enforce ACLs when clients authenticate (SASL or client certificates); acl: always; none: never. No ACL means deny")
+	fl.StringSliceVar(&f.listeners.listeners, "listeners", nil, "Kafka listeners NAME://host:port, comma-separated, replacing --rpc-port: PLAINTEXT://127.0.0.1:9094,SASL_SSL://0.0.0.0:9194")
+	fl.StringSliceVar(&f.listeners.advertised, "advertised-listeners", nil, "NAME://host:port clients of each listener are told to connect to (default: where it listens; a listener on 0.0.0.0 is advertised under --advertise-addr or the host name)")
+	fl.StringSliceVar(&f.listeners.protocolMap, "listener-security-protocol-map", nil, "NAME:PROTOCOL for listeners not named after their protocol: INTERNAL:SASL_SSL,EXTERNAL:SASL_PLAINTEXT")
+	fl.StringVar(&f.listeners.interBroker, "inter-broker-listener-name", "", "the listener brokers replicate and forward over (default: the first of --listeners)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return withEnv(cmd)
@@ -197,6 +205,14 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 		return cfg, fmt.Errorf("--sasl-mechanisms needs --bootstrap-user NAME:PASSWORD: the first way in, and how brokers log in to each other")
 	}
 	cfg.SuperUsers, cfg.Authorizer = f.superUsers, f.authorizer
+	if cfg.Listeners, err = f.listeners.brokerListeners(advHost); err != nil {
+		return cfg, err
+	}
+	cfg.InterBrokerListener = strings.ToUpper(f.listeners.interBroker)
+	if len(cfg.Listeners) > 0 && f.httpAddr == httpAddrAuto {
+		h, _, _ := net.SplitHostPort(cfg.Listeners[0].Addr)
+		cfg.HTTPAddr = net.JoinHostPort(h, strconv.Itoa(firstPort(cfg.Listeners)+httpPortOffset))
+	}
 	switch f.fsync {
 	case "always":
 		cfg.SyncAcks = true

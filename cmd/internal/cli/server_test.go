@@ -202,3 +202,39 @@ func TestServerTLSFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// The --listeners family and the security flags refuse what makes no
+// working broker before anything starts, each with a line saying why.
+func TestServerListenerAndAuthFlagErrors(t *testing.T) {
+	ca := testutil.NewCA(t, "cli-listeners")
+	cert, key := ca.Issue("node-1")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listeners", "127.0.0.1:9094"}, "want NAME://host:port"},
+		{[]string{"--listeners", "PLAINTEXT://localhost"}, "want NAME://host:port"},
+		{[]string{"--listeners", "PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0"}, "named twice"},
+		{[]string{"--listeners", "INTERNAL://127.0.0.1:0"}, "no security protocol"},
+		{[]string{"--listeners", "INTERNAL://127.0.0.1:0", "--listener-security-protocol-map", "INTERNAL:GOPHER"}, "no security protocol"},
+		{[]string{"--listeners", "SSL://127.0.0.1:0"}, "no TLS certificate"},
+		{[]string{"--listeners", "SASL_PLAINTEXT://127.0.0.1:0"}, "no SASL mechanisms"},
+		{[]string{"--listeners", "PLAINTEXT://127.0.0.1:0", "--advertised-listeners", "SSL://h:1"}, "which --listeners does not"},
+		{[]string{"--listeners", "PLAINTEXT://127.0.0.1:0", "--inter-broker-listener-name", "SSL"}, "not among --listeners"},
+		{[]string{"--advertised-listeners", "PLAINTEXT://h:1"}, "need --listeners"},
+		{[]string{"--authorizer", "maybe"}, "authorizer"},
+		{[]string{"--super-users", "alice"}, "want User:NAME"},
+		{[]string{"--authorizer", "acl"}, "brokers must authenticate"},
+		{[]string{"--tls-cert-file", cert, "--tls-key-file", key, "--tls-client-ca-file", ca.File}, "super user"},
+		{[]string{"--listeners", "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0", "--sasl-mechanisms", "PLAIN",
+			"--bootstrap-user", "a:b"}, "brokers must authenticate"},
+	} {
+		root := Root()
+		root.SilenceUsage, root.SilenceErrors = true, true
+		root.SetArgs(append([]string{"server", "--data-dir", t.TempDir(), "--log-level", "error"}, tc.args...))
+		err := root.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error about %q", tc.args, err, tc.want)
+		}
+	}
+}
