@@ -30,16 +30,7 @@ func (c *Coordinator) handleOffsetCommit(ctx context.Context, r call, req *kmsg.
 		gen = -1
 	}
 	code := c.commit(ctx, r.shard(req.Group), req.Group, req.MemberID, gen, offsets)
-	for _, t := range req.Topics {
-		rt := kmsg.NewOffsetCommitResponseTopic()
-		rt.Topic = t.Topic
-		for _, p := range t.Partitions {
-			rp := kmsg.NewOffsetCommitResponseTopicPartition()
-			rp.Partition, rp.ErrorCode = p.Partition, code
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		resp.Topics = append(resp.Topics, rt)
-	}
+	resp.Topics = append(resp.Topics, OffsetCommitResults(req.Topics, code)...)
 }
 
 // commit stores offsets for a group: a member of the current generation,
@@ -93,4 +84,20 @@ func (c *Coordinator) commit(ctx context.Context, shardID int32, groupName, memb
 		}
 	}
 	return 0
+}
+
+// OffsetCommitResults answers every partition of topics with code.
+func OffsetCommitResults(topics []kmsg.OffsetCommitRequestTopic, code int16) []kmsg.OffsetCommitResponseTopic {
+	out := make([]kmsg.OffsetCommitResponseTopic, 0, len(topics))
+	for _, t := range topics {
+		rt := kmsg.NewOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetCommitResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		out = append(out, rt)
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mlog/mlog/acl"
+	"github.com/mlog/mlog/group"
 )
 
 // groupHandler passes a consumer-group request to the coordinator (package
@@ -149,23 +150,9 @@ func (c *conn) authorizeGroupRequest(kreq kmsg.Request) (denied kmsg.Response, f
 // authorizeOffsetCommit needs READ on the group (every partition refused
 // otherwise) and READ on each topic (its partitions refused).
 func (c *conn) authorizeOffsetCommit(req *kmsg.OffsetCommitRequest) (kmsg.Response, func(kmsg.Response)) {
-	refusal := func(topics []kmsg.OffsetCommitRequestTopic, code int16) []kmsg.OffsetCommitResponseTopic {
-		var out []kmsg.OffsetCommitResponseTopic
-		for _, t := range topics {
-			rt := kmsg.NewOffsetCommitResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetCommitResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			out = append(out, rt)
-		}
-		return out
-	}
 	if !c.allowedGroup(acl.OpRead, req.Group) {
 		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		resp.Topics = refusal(req.Topics, kerr.GroupAuthorizationFailed.Code)
+		resp.Topics = group.OffsetCommitResults(req.Topics, kerr.GroupAuthorizationFailed.Code)
 		return resp, nil
 	}
 	var refused []kmsg.OffsetCommitRequestTopic
@@ -181,7 +168,7 @@ func (c *conn) authorizeOffsetCommit(req *kmsg.OffsetCommitRequest) (kmsg.Respon
 	}
 	return nil, func(r kmsg.Response) {
 		resp := r.(*kmsg.OffsetCommitResponse)
-		resp.Topics = append(resp.Topics, refusal(refused, kerr.TopicAuthorizationFailed.Code)...)
+		resp.Topics = append(resp.Topics, group.OffsetCommitResults(refused, kerr.TopicAuthorizationFailed.Code)...)
 	}
 }
 
