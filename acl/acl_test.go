@@ -14,6 +14,8 @@ func TestAllowed(t *testing.T) {
 	deny.Permission = PermissionDeny
 	hostOnly := allow(ResourceTopic, PatternLiteral, "audit", "User:alice", OpWrite)
 	hostOnly.Host = "10.0.0.1"
+	v6 := allow(ResourceTopic, PatternLiteral, "audit6", "User:alice", OpWrite)
+	v6.Host = "0:0:0:0:0:0:0:1" // as Kafka's tools write ::1
 	s := NewSet([]Binding{
 		allow(ResourceTopic, PatternPrefixed, "orders-", "User:alice", OpRead),
 		deny,
@@ -22,6 +24,7 @@ func TestAllowed(t *testing.T) {
 		allow(ResourceGroup, PatternLiteral, "g", "User:alice", OpAll),
 		allow(ResourceCluster, PatternLiteral, ClusterName, "User:ops", OpAlterConfigs),
 		hostOnly,
+		v6,
 	})
 	for _, c := range []struct {
 		principal, host string
@@ -48,6 +51,8 @@ func TestAllowed(t *testing.T) {
 		{"User:ops", "h", OpAlter, ResourceCluster, ClusterName, false},
 		{"User:alice", "10.0.0.1", OpWrite, ResourceTopic, "audit", true},
 		{"User:alice", "10.0.0.2", OpWrite, ResourceTopic, "audit", false},
+		{"User:alice", CanonicalHost("::1"), OpWrite, ResourceTopic, "audit6", true},
+		{"User:alice", CanonicalHost("::ffff:10.0.0.1"), OpWrite, ResourceTopic, "audit", true},
 		{"User:alice", "h", OpRead, ResourceTransactionalID, "t", false}, // no bindings of the type
 	} {
 		if got := s.Allowed(c.principal, c.host, c.op, c.rt, c.name); got != c.want {
@@ -56,6 +61,22 @@ func TestAllowed(t *testing.T) {
 	}
 	if !s.AllowedAny("User:bob", "h", OpWrite, ResourceTopic) || s.AllowedAny("User:alice", "h", OpWrite, ResourceTopic) {
 		t.Error("AllowedAny: bob writes to some topic, alice (outside 10.0.0.1) to none")
+	}
+	denyT := allow(ResourceTopic, PatternLiteral, "t", AnyUser, OpAll)
+	denyT.Permission = PermissionDeny
+	denyPre := allow(ResourceTopic, PatternPrefixed, "t", "User:bob", OpWrite)
+	denyPre.Permission = PermissionDeny
+	for name, set := range map[string]*Set{
+		"literal deny of the one allowed topic":   NewSet([]Binding{allow(ResourceTopic, PatternLiteral, "t", "User:bob", OpWrite), denyT}),
+		"prefixed deny covering a literal allow":  NewSet([]Binding{allow(ResourceTopic, PatternLiteral, "tx", "User:bob", OpWrite), denyPre}),
+		"prefixed deny covering a prefixed allow": NewSet([]Binding{allow(ResourceTopic, PatternPrefixed, "tx", "User:bob", OpWrite), denyPre}),
+	} {
+		if set.AllowedAny("User:bob", "h", OpWrite, ResourceTopic) {
+			t.Errorf("AllowedAny with a %s", name)
+		}
+	}
+	if !NewSet([]Binding{allow(ResourceTopic, PatternPrefixed, "s", "User:bob", OpWrite), denyPre}).AllowedAny("User:bob", "h", OpWrite, ResourceTopic) {
+		t.Error("AllowedAny: a prefixed allow outside the denied prefix")
 	}
 	denyAll := allow(ResourceTopic, PatternLiteral, "*", "User:bob", OpAll)
 	denyAll.Permission = PermissionDeny

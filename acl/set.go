@@ -1,6 +1,9 @@
 package acl
 
-import "strings"
+import (
+	"net/netip"
+	"strings"
+)
 
 // Set is a collection of bindings indexed for authorization: literal
 // bindings by resource type and name, prefixed ones by resource type. It
@@ -14,10 +17,12 @@ type resourceBindings struct {
 	prefixed []Binding
 }
 
-// NewSet indexes bindings; it keeps no reference to the slice.
+// NewSet indexes bindings; it keeps no reference to the slice. Hosts that
+// are IP addresses are compared in one form (CanonicalHost).
 func NewSet(bindings []Binding) *Set {
 	s := &Set{byType: map[ResourceType]*resourceBindings{}}
 	for _, b := range bindings {
+		b.Host = CanonicalHost(b.Host)
 		rb := s.byType[b.ResourceType]
 		if rb == nil {
 			rb = &resourceBindings{literal: map[string][]Binding{}}
@@ -30,6 +35,17 @@ func NewSet(bindings []Binding) *Set {
 		}
 	}
 	return s
+}
+
+// CanonicalHost writes an IP address in one form, so that an ACL naming
+// 0:0:0:0:0:0:0:1 (as Java and Kafka's tools write it) matches a client
+// at ::1, and an IPv4 client seen through IPv6 matches its IPv4 ACL.
+// Anything else is returned as it is.
+func CanonicalHost(h string) string {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Unmap().String()
+	}
+	return h
 }
 
 // Allowed decides whether principal, connected from host, may perform op
@@ -84,43 +100,62 @@ func grants(granted, op Operation) bool {
 }
 
 // AllowedAny reports whether principal may perform op on at least one
-// resource of type rt (Kafka lets a producer with WRITE on any topic be
-// idempotent): some ALLOW binding grants it, and no DENY of that
-// principal covers every resource of the type (a literal "*" or an empty
-// prefix).
+// resource of type rt, as Kafka's authorizeByResourceType decides it (a
+// producer with WRITE on some topic may be idempotent): a DENY of every
+// resource (literal "*") refuses; else some literal ALLOW whose name no
+// literal DENY names and no prefixed DENY covers, or some prefixed ALLOW
+// no prefixed DENY covers, grants. Implied operations do not count here.
 func (s *Set) AllowedAny(principal, host string, op Operation, rt ResourceType) bool {
 	rb := s.byType[rt]
 	if rb == nil {
 		return false
 	}
-	applies := func(b Binding) bool {
-		return (b.Principal == principal || b.Principal == AnyUser) && (b.Host == Wildcard || b.Host == host)
-	}
-	found := false
-	visit := func(b Binding) bool {
-		if !applies(b) {
-			return true
+	var allowLit, allowPre []string
+	denyLit, denyPre := map[string]bool{}, []string{}
+	collect := func(b Binding) {
+		if (b.Principal != principal && b.Principal != AnyUser) || (b.Host != Wildcard && b.Host != host) ||
+			(b.Operation != op && b.Operation != OpAll) {
+			return
 		}
-		if b.Permission == PermissionDeny {
-			everything := (b.PatternType == PatternLiteral && b.ResourceName == Wildcard) || (b.PatternType == PatternPrefixed && b.ResourceName == "")
-			return !(everything && (b.Operation == OpAll || b.Operation == op))
+		switch {
+		case b.Permission == PermissionDeny && b.PatternType == PatternPrefixed:
+			denyPre = append(denyPre, b.ResourceName)
+		case b.Permission == PermissionDeny:
+			denyLit[b.ResourceName] = true
+		case b.PatternType == PatternPrefixed:
+			allowPre = append(allowPre, b.ResourceName)
+		default:
+			allowLit = append(allowLit, b.ResourceName)
 		}
-		if grants(b.Operation, op) {
-			found = true
-		}
-		return true
 	}
 	for _, bs := range rb.literal {
 		for _, b := range bs {
-			if !visit(b) {
-				return false
-			}
+			collect(b)
 		}
 	}
 	for _, b := range rb.prefixed {
-		if !visit(b) {
-			return false
+		collect(b)
+	}
+	if denyLit[Wildcard] {
+		return false
+	}
+	coveredByDeny := func(name string) bool {
+		for _, p := range denyPre {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, name := range allowLit {
+		if name == Wildcard || (!denyLit[name] && !coveredByDeny(name)) {
+			return true
 		}
 	}
-	return found
+	for _, name := range allowPre {
+		if !coveredByDeny(name) {
+			return true
+		}
+	}
+	return false
 }

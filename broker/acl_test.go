@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -35,13 +36,25 @@ func saslAdmin() sasl.Mechanism {
 	return scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism()
 }
 
-// addUser gives name a SCRAM-SHA-512 credential (password name+"-pw").
-func addUser(t *testing.T, adm *kadm.Client, name string) {
+// addUser gives name a SCRAM-SHA-512 credential (password name+"-pw")
+// and waits until every running broker's metadata has it.
+func addUser(t *testing.T, c *brokertest.Cluster, name string) {
 	t.Helper()
-	res, err := adm.AlterUserSCRAMs(ctxT(t), nil, []kadm.UpsertSCRAM{{User: name, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: name + "-pw"}})
+	res, err := c.Admin().AlterUserSCRAMs(ctxT(t), nil, []kadm.UpsertSCRAM{{User: name, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: name + "-pw"}})
 	if err != nil || res[name].Err != nil {
 		t.Fatalf("adding %s: %+v %v", name, res, err)
 	}
+	testutil.Eventually(t, name+"'s credential on every broker", func() bool {
+		for _, b := range c.Brokers {
+			if b == nil {
+				continue
+			}
+			if _, ok := b.ScramCredential(name, 2); !ok {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // userClient is a client logged in as name, without retries on
@@ -127,7 +140,7 @@ func TestACLsEnforced(t *testing.T) {
 		}
 	}
 	waitServing(c)
-	addUser(t, adm, "alice")
+	addUser(t, c, "alice")
 	alice := userClient(t, c, "alice")
 
 	// No ACL: nothing.
@@ -140,7 +153,7 @@ func TestACLsEnforced(t *testing.T) {
 	if got := listedTopics(t, alice); len(got) != 0 {
 		t.Errorf("alice's metadata lists %v without ACLs", got)
 	}
-	if err := produceErr(t, alice, "brand-new"); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+	if err := produceErr(t, userClient(t, c, "alice", kgo.AllowAutoTopicCreation()), "brand-new"); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Errorf("alice auto-creating a topic: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
 
@@ -159,6 +172,14 @@ func TestACLsEnforced(t *testing.T) {
 	if got := listedTopics(t, alice); !slices.Equal(got, []string{"orders-eu"}) {
 		t.Errorf("alice's metadata lists %v, want [orders-eu]", got)
 	}
+	// Auto-creating orders-us (which she may describe and write) needs
+	// CREATE too.
+	creator := userClient(t, c, "alice", kgo.AllowAutoTopicCreation())
+	if err := produceErr(t, creator, "orders-us"); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Errorf("alice auto-creating orders-us without CREATE: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	grant(t, adm, kadm.NewACLs().Allow("User:alice").Topics("orders-").ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpCreate))
+	testutil.Eventually(t, "alice auto-creating orders-us with CREATE", func() bool { return produceErr(t, creator, "orders-us") == nil })
 
 	// Deny beats allow: READ on every topic, denied on orders-eu.
 	grant(t, adm, kadm.NewACLs().Allow("User:alice").Topics("*").Operations(kadm.OpRead))
@@ -220,10 +241,11 @@ func TestACLsEnforced(t *testing.T) {
 		req := kmsg.NewPtrDescribeACLsRequest()
 		req.ResourceType, req.ResourceName, req.ResourcePatternType = kmsg.ACLResourceTypeTopic, kmsg.StringPtr("orders-"), kmsg.ACLResourcePatternTypePrefixed
 		req.Principal, req.Operation, req.PermissionType = kmsg.StringPtr("User:alice"), kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
-		resp, err := req.RequestWith(ctxT(t), adminCl.Broker(int(id)))
-		if err != nil || resp.ErrorCode != 0 || len(resp.Resources) != 1 || len(resp.Resources[0].ACLs) != 2 {
-			t.Fatalf("broker %d describing alice's prefixed ACLs: %+v %v", id, resp, err)
-		}
+		// Every broker applies metadata changes soon after the controller.
+		testutil.Eventually(t, fmt.Sprintf("broker %d describing alice's three prefixed ACLs", id), func() bool {
+			resp, err := req.RequestWith(ctxT(t), adminCl.Broker(int(id)))
+			return err == nil && resp.ErrorCode == 0 && len(resp.Resources) == 1 && len(resp.Resources[0].ACLs) == 3
+		})
 	}
 	dreq := kmsg.NewPtrDeleteACLsRequest()
 	df := kmsg.NewDeleteACLsRequestFilter()
@@ -231,7 +253,7 @@ func TestACLsEnforced(t *testing.T) {
 	df.Principal, df.Operation, df.PermissionType = kmsg.StringPtr("User:alice"), kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAllow
 	dreq.Filters = append(dreq.Filters, df)
 	dresp, err := dreq.RequestWith(ctxT(t), adminCl.Broker(int(nonController)))
-	if err != nil || len(dresp.Results) != 1 || dresp.Results[0].ErrorCode != 0 || len(dresp.Results[0].MatchingACLs) != 2 {
+	if err != nil || len(dresp.Results) != 1 || dresp.Results[0].ErrorCode != 0 || len(dresp.Results[0].MatchingACLs) != 3 {
 		t.Fatalf("deleting alice's prefixed ACLs through broker %d: %+v %v", nonController, dresp, err)
 	}
 	// Every broker applies the metadata change soon after the controller.
@@ -257,7 +279,7 @@ func TestReplicaPoserRefused(t *testing.T) {
 	waitServing(c)
 	produceValues(t, c.Client(), "t", values(10, "v"))
 	sameLogs(t, c, "t", 0)
-	addUser(t, adm, "mallory")
+	addUser(t, c, "mallory")
 	grant(t, adm, kadm.NewACLs().Allow("User:mallory").Topics("*").Operations(kadm.OpAll))
 
 	leader, _ := c.PartitionInfo("t", 0)
@@ -271,13 +293,18 @@ func TestReplicaPoserRefused(t *testing.T) {
 	rp := kmsg.NewFetchRequestTopicPartition()
 	rp.PartitionMaxBytes, rp.CurrentLeaderEpoch, rp.LastFetchedEpoch, rp.FetchOffset = 1<<20, -1, -1, 1000
 	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	missing := rt
+	missing.Topic = "no-such-topic"
+	req.Topics = append(req.Topics, rt, missing)
 	resp, err := req.RequestWith(ctxT(t), cl.Broker(int(leader)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.ClusterAuthorizationFailed.Code {
-		t.Errorf("mallory's replica fetch: code %d, want CLUSTER_AUTHORIZATION_FAILED", code)
+	// The same answer for a topic that does not exist: nothing leaks.
+	for _, topic := range resp.Topics {
+		if code := topic.Partitions[0].ErrorCode; code != kerr.ClusterAuthorizationFailed.Code {
+			t.Errorf("mallory's replica fetch of %s: code %d, want CLUSTER_AUTHORIZATION_FAILED", topic.Topic, code)
+		}
 	}
 	if len(resp.Topics[0].Partitions[0].RecordBatches) != 0 {
 		t.Error("mallory's replica fetch got records")
@@ -313,7 +340,7 @@ func TestSecuritySurvivesRestartAndControllerChange(t *testing.T) {
 	if _, err := adm.CreateTopic(ctxT(t), 1, 3, nil, "kept"); err != nil {
 		t.Fatal(err)
 	}
-	addUser(t, adm, "carol")
+	addUser(t, c, "carol")
 	grant(t, adm, kadm.NewACLs().Allow("User:carol").Topics("kept").Operations(kadm.OpWrite))
 	waitServing(c)
 	carolWrites := func() error {

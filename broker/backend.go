@@ -44,7 +44,12 @@ func (b *Broker) Cluster(listener string) protocol.ClusterInfo {
 		}
 		addr, ok := br.Endpoint(listener)
 		if !ok {
-			continue // no such listener on that broker: Kafka leaves it out too
+			// No such listener on that broker: Kafka leaves it out too.
+			if ci.NoListener == nil {
+				ci.NoListener = map[int32]bool{}
+			}
+			ci.NoListener[id] = true
+			continue
 		}
 		host, port, err := splitHostPort(addr)
 		if err != nil {

@@ -112,10 +112,14 @@ func (b *Broker) FindCoordinator(ctx context.Context, name, listener string) (pr
 	}
 	p := group.PartitionFor(name, len(t.Partitions))
 	leader := t.Partitions[p].Leader
-	for _, br := range b.Cluster(listener).Brokers {
+	ci := b.Cluster(listener)
+	for _, br := range ci.Brokers {
 		if br.NodeID == leader {
 			return br, nil
 		}
+	}
+	if ci.NoListener[leader] {
+		return protocol.BrokerInfo{}, fmt.Errorf("%w: the coordinator, broker %d, has no listener %s", protocol.ErrCoordinatorNotAvailable, leader, listener)
 	}
 	return protocol.BrokerInfo{}, fmt.Errorf("%w: partition %d of %s has no live leader", protocol.ErrCoordinatorNotAvailable, p, group.OffsetsTopic)
 }

@@ -107,3 +107,51 @@ func TestListeners(t *testing.T) {
 		t.Error("an anonymous client wrote to public with only READ")
 	}
 }
+
+// A broker without the listener a client asks on is left out of Metadata,
+// and partitions it leads get no leader and LISTENER_NOT_FOUND, as Kafka
+// answers, instead of a leader the client cannot find.
+func TestListenerMissingOnLeader(t *testing.T) {
+	c := brokertest.Start(t, 2, func(i int, cfg *broker.Config) {
+		cfg.Listeners = []broker.Listener{{Name: "INTERNAL", Protocol: broker.ProtocolPlaintext, Addr: "127.0.0.1:0"}}
+		if i == 0 {
+			cfg.Listeners = append(cfg.Listeners, broker.Listener{Name: "EXTERNAL", Protocol: broker.ProtocolPlaintext, Addr: "127.0.0.1:0"})
+		}
+	})
+	waitServing(c)
+	if _, err := c.Admin().CreateTopic(ctxT(t), 4, 1, nil, "spread"); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(c)
+	ext, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers[0].ListenerAddr("EXTERNAL").String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ext.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr("spread")
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctxT(t), ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != 1 {
+		t.Fatalf("EXTERNAL metadata brokers %+v, want only broker 1", resp.Brokers)
+	}
+	var onTwo int
+	for _, p := range resp.Topics[0].Partitions {
+		leader, _ := c.PartitionInfo("spread", p.Partition)
+		switch {
+		case leader == 2 && (p.Leader != -1 || p.ErrorCode != kerr.ListenerNotFound.Code):
+			t.Errorf("partition %d led by broker 2: leader %d code %d, want -1 and LISTENER_NOT_FOUND", p.Partition, p.Leader, p.ErrorCode)
+		case leader == 2:
+			onTwo++
+		case p.Leader != leader || p.ErrorCode != 0:
+			t.Errorf("partition %d led by broker %d: leader %d code %d", p.Partition, leader, p.Leader, p.ErrorCode)
+		}
+	}
+	if onTwo == 0 {
+		t.Fatal("no partition of four landed on broker 2; the test proves nothing")
+	}
+}

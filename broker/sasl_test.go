@@ -120,3 +120,29 @@ func TestSASLCluster(t *testing.T) {
 	checkRecords(t, consumeCluster(t, c, "replicated", len(want)), want)
 	sameLogs(t, c, "replicated", 0)
 }
+
+// With SASL on and the authorizer off (--authorizer none) every user may
+// use the topics, but only super users may touch credentials: brokers log
+// in with the bootstrap user's.
+func TestSASLWithoutAuthorizer(t *testing.T) {
+	c := brokertest.Start(t, 1, func(_ int, cfg *broker.Config) {
+		cfg.SASLMechanisms = []string{"SCRAM-SHA-512"}
+		cfg.BootstrapUser, cfg.BootstrapPassword = "admin", "admin-secret"
+		cfg.Authorizer = broker.AuthorizerNone
+	})
+	testutil.Eventually(t, "the bootstrap user", func() bool { return saslPing(t, c, saslAdmin()) == nil })
+	c.ClientOpts = []kgo.Opt{kgo.SASL(saslAdmin())}
+	waitServing(c)
+	addUser(t, c, "bob")
+	bob := userClient(t, c, "bob", kgo.AllowAutoTopicCreation())
+	if err := produceErr(t, bob, "free"); err != nil {
+		t.Fatalf("bob writing without ACLs: %v", err)
+	}
+	res, err := kadm.NewClient(bob).AlterUserSCRAMs(ctxT(t), []kadm.DeleteSCRAM{{User: "admin", Mechanism: kadm.ScramSha512}}, nil)
+	if err == nil && !errors.Is(res["admin"].Err, kerr.ClusterAuthorizationFailed) {
+		t.Errorf("bob deleting admin's credential with the authorizer off: %+v, want CLUSTER_AUTHORIZATION_FAILED", res)
+	}
+	if err := saslPing(t, c, saslAdmin()); err != nil {
+		t.Errorf("admin after bob's attempt: %v", err)
+	}
+}

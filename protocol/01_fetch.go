@@ -83,12 +83,17 @@ func collectFetch(c *conn, req *kmsg.FetchRequest, topics []kmsg.FetchRequestTop
 	first := true
 	for _, rt := range topics {
 		ft := fetchTopic{name: rt.Topic}
-		readable := req.ReplicaID >= 0 || c.allowedTopic(acl.OpRead, rt.Topic)
+		// An unauthorized follower or consumer learns nothing of the
+		// partition, not even whether it exists.
+		denied := replicaErr
+		if req.ReplicaID < 0 && !c.allowedTopic(acl.OpRead, rt.Topic) {
+			denied = ErrTopicAuthorization
+		}
 		for _, rp := range rt.Partitions {
 			fp := fetchPartition{id: rp.Partition, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1}
 			var p *partition.Partition
-			err := ErrTopicAuthorization
-			if readable {
+			err := denied
+			if err == nil {
 				p, err = c.s.backend.Partition(rt.Topic, rp.Partition)
 			}
 			epoch := int32(-1)
@@ -99,10 +104,7 @@ func collectFetch(c *conn, req *kmsg.FetchRequest, topics []kmsg.FetchRequestTop
 			switch {
 			case err != nil:
 			case replica:
-				err = replicaErr
-				if err == nil {
-					err = p.CheckLeader(epoch)
-				}
+				err = p.CheckLeader(epoch)
 			case req.Version >= 11:
 				err = p.CheckReplica(epoch)
 			default:

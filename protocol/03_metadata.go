@@ -37,7 +37,7 @@ func handleMetadata(c *conn, kreq kmsg.Request) (reply, error) {
 	if all {
 		for _, t := range c.s.backend.Topics() {
 			if c.allowedTopic(acl.OpDescribe, t.Name) {
-				resp.Topics = append(resp.Topics, metadataTopic(t, nil))
+				resp.Topics = append(resp.Topics, metadataTopic(t, cl.NoListener, req.Version))
 			}
 		}
 		return reply{resp: resp}, nil
@@ -73,7 +73,7 @@ func handleMetadata(c *conn, kreq kmsg.Request) (reply, error) {
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
-			resp.Topics = append(resp.Topics, metadataTopic(t, nil))
+			resp.Topics = append(resp.Topics, metadataTopic(t, cl.NoListener, req.Version))
 		}
 	}
 	if autoCreate {
@@ -118,18 +118,26 @@ func topicByID(b Backend, id [16]byte) (TopicInfo, error) {
 	return TopicInfo{}, ErrUnknownTopic
 }
 
-func metadataTopic(t TopicInfo, err error) kmsg.MetadataResponseTopic {
+// metadataTopic describes t; a partition whose leader has no listener of
+// the request's name gets no leader and LISTENER_NOT_FOUND (from v6;
+// LEADER_NOT_AVAILABLE before), as Kafka answers.
+func metadataTopic(t TopicInfo, noListener map[int32]bool, version int16) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
 	mt.TopicID = t.ID
 	mt.IsInternal = t.Internal
-	mt.ErrorCode = errorCode(err)
 	for _, p := range t.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.ID
 		mp.Leader = p.Leader
 		mp.LeaderEpoch = p.LeaderEpoch
+		if noListener[p.Leader] {
+			mp.Leader, mp.ErrorCode = -1, kerr.LeaderNotAvailable.Code
+			if version >= 6 {
+				mp.ErrorCode = kerr.ListenerNotFound.Code
+			}
+		}
 		mp.Replicas = p.Replicas
 		mp.ISR = p.ISR
 		mt.Partitions = append(mt.Partitions, mp)

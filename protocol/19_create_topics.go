@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mlog/mlog/acl"
@@ -64,7 +65,9 @@ func handleCreateTopics(c *conn, kreq kmsg.Request) (reply, error) {
 				if len(t.Partitions) > 0 {
 					st.ReplicationFactor = int16(len(t.Partitions[0].Replicas))
 				}
-				if entries, err := c.s.backend.TopicConfigs(rt.Topic); err == nil {
+				if !c.allowedTopic(acl.OpDescribeConfigs, rt.Topic) {
+					st.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+				} else if entries, err := c.s.backend.TopicConfigs(rt.Topic); err == nil {
 					for _, e := range entries {
 						cf := kmsg.NewCreateTopicsResponseTopicConfig()
 						cf.Name, cf.Value, cf.ReadOnly, cf.IsSensitive = e.Name, e.Value, e.ReadOnly, e.Sensitive

@@ -6,6 +6,7 @@ package protocol
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mlog/mlog/acl"
@@ -37,7 +38,13 @@ func handleDeleteTopics(c *conn, kreq kmsg.Request) (reply, error) {
 				name = *tg.name
 			} else {
 				var t TopicInfo
-				if t, err = topicByID(c.s.backend, tg.id); err == nil {
+				t, err = topicByID(c.s.backend, tg.id)
+				switch {
+				case err != nil:
+				case !c.allowedTopic(acl.OpDescribe, t.Name):
+					// Not even its name for who may not describe it.
+					err = kerr.UnknownTopicID
+				default:
 					name = t.Name
 					st.Topic = &name
 				}

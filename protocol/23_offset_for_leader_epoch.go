@@ -31,22 +31,22 @@ func handleOffsetForLeaderEpoch(c *conn, kreq kmsg.Request) (reply, error) {
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
-		describable := replica || c.allowedTopic(acl.OpDescribe, rt.Topic)
+		denied := replicaErr // nothing, not even existence, to the unauthorized
+		if !replica && !c.allowedTopic(acl.OpDescribe, rt.Topic) {
+			denied = ErrTopicAuthorization
+		}
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
 			var p *partition.Partition
-			err := ErrTopicAuthorization
-			if describable {
+			err := denied
+			if err == nil {
 				p, err = c.s.backend.Partition(rt.Topic, rp.Partition)
 			}
 			epoch := int32(-1)
 			if req.Version >= 2 {
 				epoch = rp.CurrentLeaderEpoch
-			}
-			if err == nil {
-				err = replicaErr
 			}
 			if err == nil {
 				err = p.CheckLeader(epoch)

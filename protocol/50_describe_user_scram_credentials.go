@@ -21,7 +21,7 @@ func init() { register(50, 0, 0, handleDescribeUserScram) }
 func handleDescribeUserScram(c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.DescribeUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
-	if !c.allowedCluster(acl.OpDescribe) {
+	if !c.allowedCredentials(acl.OpDescribe) {
 		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr("describing credentials needs DESCRIBE on the cluster")
 		return reply{resp: resp}, nil
 	}

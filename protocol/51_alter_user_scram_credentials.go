@@ -19,7 +19,7 @@ func init() { register(51, 0, 0, handleAlterUserScram) }
 
 func handleAlterUserScram(c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.AlterUserSCRAMCredentialsRequest)
-	allowed := c.allowedCluster(acl.OpAlter)
+	allowed := c.allowedCredentials(acl.OpAlter)
 	return reply{later: func(ctx context.Context) kmsg.Response {
 		var resp *kmsg.AlterUserSCRAMCredentialsResponse
 		err := fmt.Errorf("%w: changing credentials needs ALTER on the cluster", ErrClusterAuthorization)

@@ -121,6 +121,9 @@ type ClusterInfo struct {
 	ClusterID    string
 	ControllerID int32
 	Brokers      []BrokerInfo
+	// NoListener are live brokers left out of Brokers because they have
+	// no listener of the name asked for.
+	NoListener map[int32]bool
 }
 
 // BrokerInfo is one broker's advertised address.

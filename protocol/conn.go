@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/acl"
 )
 
 const (
@@ -81,7 +83,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	if err != nil {
 		host = remote
 	}
-	return &conn{s: s, nc: nc, log: s.log.With("remote", remote), remoteHost: host,
+	return &conn{s: s, nc: nc, log: s.log.With("remote", remote), remoteHost: acl.CanonicalHost(host),
 		pending: make(chan *pendingReply, s.cfg.MaxInFlight), ctx: ctx, cancel: cancel}
 }
 
