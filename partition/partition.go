@@ -34,8 +34,12 @@ type Partition struct {
 	mu        sync.Mutex // producer state and epochs; serialises writes
 	closed    bool       // Close ran (under mu): the snapshot is written once
 	producers map[int64]*producerState
-	logGen    uint64 // the log's truncation generation the state matches
+	txns      txnState // open and aborted transactions (txn.go)
+	logGen    uint64   // the log's truncation generation the state matches
 	epochs    *epochCache
+	// firstOpen is where the oldest open transaction starts, -1 for none
+	// (LastStableOffset).
+	firstOpen atomic.Int64
 
 	leaderEpoch atomic.Int32
 	hw          atomic.Int64
@@ -99,7 +103,8 @@ func Open(cfg Config) (*Partition, error) {
 		_ = l.Close()
 		return nil, fmt.Errorf("partition %s-%d: %w", cfg.Topic, cfg.Partition, err)
 	}
-	p := &Partition{cfg: cfg, log: l, producers: map[int64]*producerState{}, logGen: l.Generation(), epochs: epochs, notifyChange: notifyChange}
+	p := &Partition{cfg: cfg, log: l, producers: map[int64]*producerState{}, txns: newTxnState(), logGen: l.Generation(), epochs: epochs, notifyChange: notifyChange}
+	p.firstOpen.Store(-1)
 	p.leaderEpoch.Store(max(epochs.latest(), 0))
 	hw := loadHighWatermark(cfg.Dir)
 	p.savedHW.Store(hw)
@@ -163,22 +168,11 @@ func (p *Partition) Append(b []byte) (Appended, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// Checked under mu, where SetRole publishes a role together with its
-	// epoch: a replica that stopped leading since the caller's CheckLeader
-	// takes nothing.
-	p.roleMu.Lock()
-	r := p.role
-	p.roleMu.Unlock()
-	if !r.Leader() {
-		return Appended{}, fmt.Errorf("%w: %s-%d is led by broker %d", ErrNotLeader, p.cfg.Topic, p.cfg.Partition, r.LeaderID)
+	if err := p.leaderLocked(); err != nil {
+		return Appended{}, err
 	}
-	if gen := p.log.Generation(); gen != p.logGen {
-		// The log was cut (a failed fsync, a follower truncation): batches
-		// remembered may be gone, so the state is read from the log again.
-		if err := p.rebuildProducersLocked(); err != nil {
-			return Appended{}, err
-		}
-		p.logGen = gen
+	if err := p.syncProducersLocked(); err != nil {
+		return Appended{}, err
 	}
 	if h.Idempotent() {
 		d, err := p.producers[h.ProducerID].check(h)
@@ -196,7 +190,37 @@ func (p *Partition) Append(b []byte) (Appended, error) {
 	if h.Idempotent() {
 		p.record(h, res)
 	}
+	if h.Transactional() {
+		p.txns.batch(h.ProducerID, res.BaseOffset)
+		p.publishLSO()
+	}
 	return Appended{res: res}, nil
+}
+
+// leaderLocked refuses unless this replica leads. Checked under mu, where
+// SetRole publishes a role together with its epoch: a replica that stopped
+// leading since the caller's CheckLeader takes nothing.
+func (p *Partition) leaderLocked() error {
+	p.roleMu.Lock()
+	r := p.role
+	p.roleMu.Unlock()
+	if !r.Leader() {
+		return fmt.Errorf("%w: %s-%d is led by broker %d", ErrNotLeader, p.cfg.Topic, p.cfg.Partition, r.LeaderID)
+	}
+	return nil
+}
+
+// syncProducersLocked reads the producer and transaction state from the
+// log again when the log was cut since (a failed fsync, a follower
+// truncation): what it remembers may be gone.
+func (p *Partition) syncProducersLocked() error {
+	if gen := p.log.Generation(); gen != p.logGen {
+		if err := p.rebuildProducersLocked(); err != nil {
+			return err
+		}
+		p.logGen = gen
+	}
+	return nil
 }
 
 // WaitAck waits as acks asks: with SyncAcks, acks 1 and -1 wait for fsync;
@@ -339,7 +363,12 @@ func (p *Partition) Close() error {
 	var snap error
 	if !p.closed {
 		p.closed = true
-		snap = p.saveProducerSnapshot()
+		// The snapshot holds no transaction state: with any, the next
+		// open replays the log instead.
+		p.txns.prune(p.log.LogStartOffset())
+		if len(p.txns.open) == 0 && len(p.txns.aborted) == 0 {
+			snap = p.saveProducerSnapshot()
+		}
 	}
 	p.mu.Unlock()
 	if snap != nil {

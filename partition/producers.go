@@ -98,13 +98,17 @@ func (p *Partition) record(h batch.Header, res storage.AppendResult) {
 }
 
 // rebuildProducersLocked replays the log's batch headers into producer
-// state. Caller holds mu (or owns p alone, in Open).
+// and transaction state. Caller holds mu (or owns p alone, in Open).
 func (p *Partition) rebuildProducersLocked() error {
 	p.producers = map[int64]*producerState{}
-	return p.log.ScanHeaders(p.log.LogStartOffset(), func(h batch.Header) error {
+	err := p.log.ScanHeaders(p.log.LogStartOffset(), func(h batch.Header) error {
 		if h.Idempotent() && !h.Control() {
 			p.record(h, p.log.ResultFor(h))
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return p.rebuildTxnsLocked()
 }

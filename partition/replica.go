@@ -51,7 +51,11 @@ func (p *Partition) AppendReplicated(region []byte, fetchOffset int64, epoch int
 		if h.Idempotent() && !h.Control() {
 			p.record(h, p.log.ResultFor(h))
 		}
+		if terr := p.txns.apply(h, it.Batch()); terr != nil && err == nil {
+			err = terr
+		}
 	}
+	p.publishLSO()
 	p.logGen = p.log.Generation()
 	return res, err
 }

@@ -137,6 +137,25 @@ func (l *Log) Append(b []byte, leaderEpoch int32) (AppendResult, error) {
 	if err := batch.CheckProducerBatch(h); err != nil {
 		return AppendResult{}, err
 	}
+	return l.appendAt(b, h, leaderEpoch)
+}
+
+// AppendControl appends a control batch the broker wrote (a transaction
+// marker), as Append does a producer's.
+func (l *Log) AppendControl(b []byte, leaderEpoch int32) (AppendResult, error) {
+	h, err := batch.Validate(b)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if !h.Control() || h.RecordCount != 1 {
+		return AppendResult{}, fmt.Errorf("%w: not a control batch of one record", batch.ErrCorrupt)
+	}
+	return l.appendAt(b, h, leaderEpoch)
+}
+
+// appendAt gives a validated batch the next offsets and the leader epoch
+// and writes it.
+func (l *Log) appendAt(b []byte, h batch.Header, leaderEpoch int32) (AppendResult, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.writableLocked(); err != nil {

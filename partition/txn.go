@@ -1,0 +1,224 @@
+package partition
+
+// Transactions (KIP-98) as one partition sees them. A transactional
+// producer's first batch after its last marker opens a transaction here;
+// a marker (a control batch the broker writes for the coordinator: commit
+// or abort) ends it. The last stable offset (LSO) is the first offset of
+// the oldest open transaction, or the high watermark when none is open:
+// read_committed consumers read below it. Aborted transactions are kept as
+// (producer, first offset, marker offset) so that a read_committed fetch
+// can name those its data overlaps and the consumer drops their records.
+//
+// The state is derived from the log alone, so a follower keeps it from the
+// batches it replicates and anyone rebuilds it by replaying the log
+// (Open, after a truncation). It lives under Partition.mu.
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/mlog/mlog/storage/batch"
+)
+
+// AbortedTxn is an aborted transaction's range in this partition: its
+// producer, its first batch's offset and its abort marker's offset.
+type AbortedTxn struct {
+	ProducerID  int64
+	FirstOffset int64
+	LastOffset  int64
+}
+
+// txnState is the partition's open transactions (producer id to the first
+// offset of its open transaction) and the aborted ones, ascending by
+// marker offset.
+type txnState struct {
+	open    map[int64]int64
+	aborted []AbortedTxn
+}
+
+func newTxnState() txnState { return txnState{open: map[int64]int64{}} }
+
+// batch notes a transactional data batch at offset.
+func (t *txnState) batch(producerID, offset int64) {
+	if _, ok := t.open[producerID]; !ok {
+		t.open[producerID] = offset
+	}
+}
+
+// marker ends producerID's open transaction at the marker's offset;
+// an abort keeps its range. A marker for a producer with nothing open
+// here changes nothing (Kafka writes markers to every partition the
+// transaction named).
+func (t *txnState) marker(producerID, offset int64, typ int16) {
+	first, ok := t.open[producerID]
+	if !ok {
+		return
+	}
+	delete(t.open, producerID)
+	if typ == batch.MarkerAbort {
+		t.aborted = append(t.aborted, AbortedTxn{ProducerID: producerID, FirstOffset: first, LastOffset: offset})
+	}
+}
+
+// firstOpen is the first offset of the oldest open transaction, -1 with
+// none open.
+func (t *txnState) firstOpen() int64 {
+	first := int64(-1)
+	for _, off := range t.open {
+		if first < 0 || off < first {
+			first = off
+		}
+	}
+	return first
+}
+
+// prune forgets aborted transactions wholly below the log start.
+func (t *txnState) prune(logStart int64) {
+	i := 0
+	for i < len(t.aborted) && t.aborted[i].LastOffset < logStart {
+		i++
+	}
+	t.aborted = slices.Delete(t.aborted, 0, i)
+}
+
+// applyHeader keeps the state in step with one batch appended to the log
+// (its bytes whole in b, or nil when only the header is at hand and the
+// batch is not a control batch).
+func (t *txnState) apply(h batch.Header, b []byte) error {
+	switch {
+	case !h.Transactional():
+	case !h.Control():
+		t.batch(h.ProducerID, h.BaseOffset)
+	default:
+		typ, err := batch.MarkerType(b)
+		if err != nil {
+			return fmt.Errorf("partition: control batch at %d: %w", h.BaseOffset, err)
+		}
+		t.marker(h.ProducerID, h.BaseOffset, typ)
+	}
+	return nil
+}
+
+// publishLSO stores where the oldest open transaction starts, for
+// LastStableOffset to read without the lock. Caller holds mu.
+func (p *Partition) publishLSO() { p.firstOpen.Store(p.txns.firstOpen()) }
+
+// LastStableOffset is the offset below which every transaction is decided:
+// the first offset of the oldest open transaction, or the high watermark.
+func (p *Partition) LastStableOffset() int64 {
+	hw := p.HighWatermark()
+	if first := p.firstOpen.Load(); first >= 0 && first < hw {
+		return first
+	}
+	return hw
+}
+
+// AbortedTxns lists the aborted transactions with records in [from, to):
+// what a read_committed fetch of that range must tell the consumer.
+func (p *Partition) AbortedTxns(from, to int64) []AbortedTxn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []AbortedTxn
+	for _, a := range p.txns.aborted {
+		if a.LastOffset >= from && a.FirstOffset < to {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// OpenTxns is how many transactions are open in this partition.
+func (p *Partition) OpenTxns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.txns.open)
+}
+
+// WriteMarker ends a producer's transaction here with a commit or abort
+// marker, as the leader, for the transaction coordinator
+// (WriteTxnMarkers). A marker older than the producer's epoch is refused
+// (ErrInvalidProducerEpoch); a newer epoch fences the producer's older
+// batches from then on. WaitAck with acks=all finishes it.
+func (p *Partition) WriteMarker(producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) (Appended, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.leaderLocked(); err != nil {
+		return Appended{}, err
+	}
+	if err := p.syncProducersLocked(); err != nil {
+		return Appended{}, err
+	}
+	ps := p.producers[producerID]
+	if ps != nil && producerEpoch < ps.epoch {
+		return Appended{}, fmt.Errorf("%w: marker for producer %d epoch %d, current %d", ErrInvalidProducerEpoch, producerID, producerEpoch, ps.epoch)
+	}
+	b := batch.BuildMarker(producerID, producerEpoch, commit, coordinatorEpoch, time.Now().UnixMilli())
+	res, err := p.log.AppendControl(b, p.leaderEpoch.Load())
+	if err != nil {
+		return Appended{}, err
+	}
+	if ps == nil || producerEpoch > ps.epoch {
+		p.producers[producerID] = &producerState{epoch: producerEpoch}
+	}
+	typ := batch.MarkerAbort
+	if commit {
+		typ = batch.MarkerCommit
+	}
+	p.txns.marker(producerID, res.BaseOffset, typ)
+	p.txns.prune(p.log.LogStartOffset())
+	p.publishLSO()
+	return Appended{res: res}, nil
+}
+
+// rebuildTxnsLocked replays the log into the transaction state: a header
+// scan, then the few control batches it found read for their type.
+func (p *Partition) rebuildTxnsLocked() error {
+	p.txns = newTxnState()
+	type pending struct {
+		producerID, first, marker int64
+		size                      int64
+	}
+	var ended []pending
+	err := p.log.ScanHeaders(p.log.LogStartOffset(), func(h batch.Header) error {
+		switch {
+		case !h.Transactional():
+		case !h.Control():
+			p.txns.batch(h.ProducerID, h.BaseOffset)
+		default:
+			if first, ok := p.txns.open[h.ProducerID]; ok {
+				ended = append(ended, pending{h.ProducerID, first, h.BaseOffset, h.Size()})
+				delete(p.txns.open, h.ProducerID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range ended {
+		typ, err := p.readMarkerType(e.marker, e.size)
+		if err != nil {
+			return err
+		}
+		if typ == batch.MarkerAbort {
+			p.txns.aborted = append(p.txns.aborted, AbortedTxn{ProducerID: e.producerID, FirstOffset: e.first, LastOffset: e.marker})
+		}
+	}
+	p.publishLSO()
+	return nil
+}
+
+// readMarkerType reads the control batch at offset.
+func (p *Partition) readMarkerType(offset, size int64) (int16, error) {
+	r, err := p.log.Read(offset, size, offset+1)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Release()
+	b, err := r.Bytes()
+	if err != nil {
+		return 0, err
+	}
+	return batch.MarkerType(b)
+}

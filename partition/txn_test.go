@@ -1,0 +1,141 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"testing"
+
+	"github.com/mlog/mlog/storage"
+	"github.com/mlog/mlog/storage/batch"
+	"github.com/mlog/mlog/storage/batch/batchtest"
+)
+
+const attrTransactional = 0x10
+
+// txnBatch is a transactional producer's batch.
+func txnBatch(pid int64, seq int32, v string) []byte {
+	return batchtest.Build(batchtest.Spec{Values: [][]byte{[]byte(v)}, Timestamp: 1_700_000_000_000, ProducerID: pid,
+		BaseSequence: seq, Attributes: attrTransactional})
+}
+
+// lsoAfter writes pending data durably and returns the last stable offset.
+func lso(t *testing.T, p *Partition) int64 {
+	t.Helper()
+	if err := p.Log().Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p.updateHighWatermark()
+	return p.LastStableOffset()
+}
+
+// The last stable offset stops at the oldest open transaction and moves
+// when its marker is written; an abort is remembered with its range, a
+// commit is not; a marker from an older epoch is refused; plain records
+// never hold the LSO back.
+func TestTransactionsOnTheLeader(t *testing.T) {
+	p := openReplica(t)
+	leadAlone(t, p)
+	must := func(_ Appended, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(p.Append(plain("a")))            // 0
+	must(p.Append(txnBatch(10, 0, "x1"))) // 1: producer 10 opens
+	must(p.Append(plain("b")))            // 2
+	must(p.Append(txnBatch(11, 0, "y1"))) // 3: producer 11 opens
+	must(p.Append(txnBatch(10, 1, "x2"))) // 4
+	if got := lso(t, p); got != 1 {
+		t.Fatalf("LSO %d with producer 10 open from 1, want 1", got)
+	}
+	if n := p.OpenTxns(); n != 2 {
+		t.Fatalf("%d open transactions, want 2", n)
+	}
+	must(p.WriteMarker(10, 0, false, 0)) // 5: abort 10
+	if got := lso(t, p); got != 3 {
+		t.Fatalf("LSO %d after aborting 10, want 3 (11 still open)", got)
+	}
+	must(p.WriteMarker(11, 0, true, 0)) // 6: commit 11
+	if got, hw := lso(t, p), p.HighWatermark(); got != hw || hw != 7 {
+		t.Fatalf("LSO %d, high watermark %d after every transaction ended, want both 7", got, hw)
+	}
+	want := []AbortedTxn{{ProducerID: 10, FirstOffset: 1, LastOffset: 5}}
+	if got := p.AbortedTxns(0, 7); !slices.Equal(got, want) {
+		t.Fatalf("aborted %v, want %v", got, want)
+	}
+	if got := p.AbortedTxns(6, 7); len(got) != 0 {
+		t.Fatalf("aborted in [6,7): %v, want none", got)
+	}
+	// Producer 10 moved to epoch 1 (fenced by the coordinator): a marker
+	// of epoch 0 is refused.
+	must(p.WriteMarker(10, 1, false, 1))
+	if _, err := p.WriteMarker(10, 0, true, 1); !errors.Is(err, ErrInvalidProducerEpoch) {
+		t.Fatalf("a marker of an older producer epoch: %v, want ErrInvalidProducerEpoch", err)
+	}
+	// A marker is a control batch: a producer may not send one itself.
+	if _, err := p.Append(batch.BuildMarker(12, 0, true, 0, 1)); !errors.Is(err, batch.ErrControlBatch) {
+		t.Fatalf("a producer's control batch: %v, want ErrControlBatch", err)
+	}
+}
+
+// A follower derives the same transaction state from the batches it
+// replicates, and a replica reopened without a producer snapshot rebuilds
+// it from the log (open transactions and aborted ranges alike).
+func TestTransactionsReplicatedAndRebuilt(t *testing.T) {
+	dir := t.TempDir()
+	lc := storage.DefaultConfig()
+	lc.Logger = slog.New(slog.DiscardHandler)
+	leader := openReplica(t)
+	if err := leader.SetRole(Role{Self: 1, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1}, MinISR: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetRole(Role{Self: 2, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range [][]byte{txnBatch(20, 0, "a"), txnBatch(21, 0, "b"), txnBatch(20, 1, "c")} {
+		if _, err := leader.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := leader.WriteMarker(20, 0, false, 0); err != nil { // offset 3
+		t.Fatal(err)
+	}
+	if _, err := leader.Append(txnBatch(22, 0, "d")); err != nil { // 4: 22 opens
+		t.Fatal(err)
+	}
+	if _, err := leader.WriteMarker(21, 0, true, 0); err != nil { // 5
+		t.Fatal(err)
+	}
+	// The markers' timestamps (now) roll a new segment after the 2023
+	// batches: copy segment by segment, as a follower's fetches do.
+	for f.LogEndOffset() < leader.LogEndOffset() {
+		copyFrom(t, leader, f, f.LogEndOffset())
+	}
+	check := func(who string, p *Partition) {
+		t.Helper()
+		want := []AbortedTxn{{ProducerID: 20, FirstOffset: 0, LastOffset: 3}}
+		if got := p.AbortedTxns(0, 100); !slices.Equal(got, want) {
+			t.Errorf("%s: aborted %v, want %v", who, got, want)
+		}
+		if n := p.OpenTxns(); n != 1 || p.firstOpen.Load() != 4 {
+			t.Errorf("%s: %d open, oldest from %d; want producer 22 open from 4", who, n, p.firstOpen.Load())
+		}
+	}
+	check("follower", f)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err = Open(Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	check("reopened", f)
+}
