@@ -312,6 +312,16 @@ func (p *Partition) Read(offset, maxBytes int64) (storage.Region, error) {
 	return p.log.Read(offset, maxBytes, hw)
 }
 
+// ReadCommitted is Read for read_committed consumers: up to lso, the last
+// stable offset the caller read (and answers with), not the high
+// watermark.
+func (p *Partition) ReadCommitted(offset, maxBytes, lso int64) (storage.Region, error) {
+	if offset > lso && offset <= p.log.LogEndOffset() {
+		return storage.Region{}, nil
+	}
+	return p.log.Read(offset, maxBytes, lso)
+}
+
 // Special ListOffsets timestamps.
 const (
 	LatestTimestamp   = -1

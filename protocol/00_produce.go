@@ -55,6 +55,14 @@ func handleProduce(c *conn, kreq kmsg.Request) (reply, error) {
 			err := cmp.Or(reqErr, topicErr)
 			var p *partition.Partition
 			if err == nil {
+				if h, herr := batch.ParseHeader(rp.Records); herr == nil && h.Transactional() {
+					// Until the transaction coordinator serves, nothing
+					// may open a transaction that no marker would end
+					// (it would hold read_committed consumers back).
+					err = kerr.TransactionalIDAuthorizationFailed
+				}
+			}
+			if err == nil {
 				p, err = partitionFor(c, rt.Topic, rp.Partition, true)
 			}
 			if err == nil {

@@ -81,6 +81,7 @@ func collectFetch(c *conn, req *kmsg.FetchRequest, topics []kmsg.FetchRequestTop
 		budget = 1<<31 - 1
 	}
 	first := true
+	readCommitted := req.ReplicaID < 0 && req.IsolationLevel == 1
 	for _, rt := range topics {
 		ft := fetchTopic{name: rt.Topic}
 		// An unauthorized follower or consumer learns nothing of the
@@ -117,7 +118,7 @@ func collectFetch(c *conn, req *kmsg.FetchRequest, topics []kmsg.FetchRequestTop
 					// progress.
 					fp.diverging, fp.divergingEpoch, fp.divergingEndOffset = true, le, end
 					fp.highWatermark = p.HighWatermark()
-					fp.lastStableOffset = fp.highWatermark
+					fp.lastStableOffset = p.LastStableOffset()
 					fp.logStartOffset = p.LogStartOffset()
 					fr.partitionErrors = true // answer now
 					ft.partitions = append(ft.partitions, fp)
@@ -130,7 +131,7 @@ func collectFetch(c *conn, req *kmsg.FetchRequest, topics []kmsg.FetchRequestTop
 					// it where, with no records (KIP-392).
 					fp.preferred, fp.preferredReplica = true, pr
 					fp.highWatermark = p.HighWatermark()
-					fp.lastStableOffset = fp.highWatermark
+					fp.lastStableOffset = p.LastStableOffset()
 					fp.logStartOffset = p.LogStartOffset()
 					fr.partitionErrors = true // answer now
 					ft.partitions = append(ft.partitions, fp)
@@ -145,13 +146,19 @@ func collectFetch(c *conn, req *kmsg.FetchRequest, topics []kmsg.FetchRequestTop
 			}
 			if err == nil {
 				fp.highWatermark = p.HighWatermark()
-				fp.lastStableOffset = fp.highWatermark
+				fp.lastStableOffset = p.LastStableOffset()
 				fp.logStartOffset = p.LogStartOffset()
 				limit := min(int64(rp.PartitionMaxBytes), budget)
 				if first || limit > 0 {
-					if replica {
+					switch {
+					case replica:
 						fp.records, err = p.ReadReplica(rp.FetchOffset, max(limit, 1))
-					} else {
+					case readCommitted:
+						// Up to the last stable offset, naming the aborted
+						// transactions in it so the consumer drops them.
+						fp.records, err = p.ReadCommitted(rp.FetchOffset, max(limit, 1), fp.lastStableOffset)
+						fp.aborted = p.AbortedTxns(rp.FetchOffset, fp.lastStableOffset)
+					default:
 						fp.records, err = p.Read(rp.FetchOffset, max(limit, 1))
 					}
 				}

@@ -2,7 +2,8 @@ package protocol
 
 // ListOffsets v0-v7: earliest (-2), latest (-1, the high watermark) and by
 // timestamp (first offset whose record timestamp is at or after it; inside
-// compressed batches, the batch's first offset). v0 answers in its old
+// compressed batches, the batch's first offset); read_committed (v2+)
+// "latest" is the last stable offset. v0 answers in its old
 // list-of-offsets form. As in Kafka, replica id -2 (the debugging replica
 // id) may ask any replica, leader or not, and "latest" is then that
 // replica's log end offset: `mlog topic list` shows each replica's LEO so. The max-timestamp query (-3, v7) is refused with
@@ -45,6 +46,10 @@ func handleListOffsets(c *conn, kreq kmsg.Request) (reply, error) {
 				epoch = rp.CurrentLeaderEpoch
 			}
 			off, err := listOffset(c, rt.Topic, rp.Partition, rp.Timestamp, epoch, req.ReplicaID == debuggingReplicaID)
+			if err == nil && req.Version >= 2 && req.IsolationLevel == 1 && rp.Timestamp == partition.LatestTimestamp && req.ReplicaID != debuggingReplicaID {
+				// read_committed: "latest" is the last stable offset.
+				off = min(off, c.lastStable(rt.Topic, rp.Partition))
+			}
 			switch {
 			case errors.Is(err, partition.ErrNoOffset):
 				// No such record: offset -1 (v0: no offsets), no error.
@@ -60,6 +65,16 @@ func handleListOffsets(c *conn, kreq kmsg.Request) (reply, error) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	return reply{resp: resp}, nil
+}
+
+// lastStable is a partition's last stable offset (its high watermark when
+// it is not here).
+func (c *conn) lastStable(topic string, id int32) int64 {
+	p, err := c.s.backend.Partition(topic, id)
+	if err != nil {
+		return 1<<63 - 1
+	}
+	return p.LastStableOffset()
 }
 
 // debuggingReplicaID lets ListOffsets ask a follower (Kafka's

@@ -8,6 +8,7 @@ import (
 	"net"
 	"syscall"
 
+	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/storage"
 )
 
@@ -43,7 +44,10 @@ type fetchPartition struct {
 	diverging          bool
 	divergingEpoch     int32
 	divergingEndOffset int64
-	records            storage.Region
+	// aborted are the aborted transactions a read_committed fetch's
+	// records overlap.
+	aborted []partition.AbortedTxn
+	records storage.Region
 }
 
 func (f *fetchReply) release() {
@@ -101,7 +105,14 @@ func (f *fetchReply) encode(buf []byte, correlationID int32) frame {
 			if v >= 5 {
 				b = be.AppendUint64(b, uint64(p.logStartOffset))
 			}
-			b = appendArrayLen(b, 0, flex) // aborted transactions: none
+			b = appendArrayLen(b, len(p.aborted), flex)
+			for _, a := range p.aborted {
+				b = be.AppendUint64(b, uint64(a.ProducerID))
+				b = be.AppendUint64(b, uint64(a.FirstOffset))
+				if flex {
+					b = append(b, 0) // tags
+				}
+			}
 			if v >= 11 {
 				pr := int32(-1)
 				if p.preferred {

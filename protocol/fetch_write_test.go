@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/storage"
 	"github.com/mlog/mlog/storage/batch/batchtest"
 )
@@ -42,6 +43,8 @@ func TestFetchFramingMatchesKmsg(t *testing.T) {
 				{id: 1, errorCode: 1, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1},
 			}},
 			{name: "empty", partitions: []fetchPartition{{id: 3, highWatermark: 9, lastStableOffset: 9, logStartOffset: 2}}},
+			{name: "txn", partitions: []fetchPartition{{id: 0, highWatermark: 9, lastStableOffset: 4, logStartOffset: 0,
+				aborted: []partition.AbortedTxn{{ProducerID: 7, FirstOffset: 1, LastOffset: 3}, {ProducerID: 8, FirstOffset: 2, LastOffset: 5}}}}},
 		}}
 		if v >= 11 {
 			fr.topics[1].partitions = append(fr.topics[1].partitions, fetchPartition{id: 5, highWatermark: 9, lastStableOffset: 9, logStartOffset: 2,
@@ -81,7 +84,10 @@ func TestFetchFramingMatchesKmsg(t *testing.T) {
 		resp.Topics = []kmsg.FetchResponseTopic{
 			{Topic: "orders", Partitions: []kmsg.FetchResponseTopicPartition{part(0, 0, 6, 6, 0, records), part(1, 1, -1, -1, -1, []byte{})}},
 			{Topic: "empty", Partitions: []kmsg.FetchResponseTopicPartition{part(3, 0, 9, 9, 2, []byte{})}},
+			{Topic: "txn", Partitions: []kmsg.FetchResponseTopicPartition{part(0, 0, 9, 4, 0, []byte{})}},
 		}
+		resp.Topics[2].Partitions[0].AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{
+			{ProducerID: 7, FirstOffset: 1}, {ProducerID: 8, FirstOffset: 2}}
 		if v >= 11 {
 			pr := part(5, 0, 9, 9, 2, []byte{})
 			pr.PreferredReadReplica = 3
