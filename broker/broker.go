@@ -21,6 +21,7 @@ import (
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/protocol"
 	"github.com/mlog/mlog/storage"
+	"github.com/mlog/mlog/txn"
 )
 
 // Broker is one running node: always a cluster member (a broker started
@@ -35,6 +36,7 @@ type Broker struct {
 	syncer  *storage.Syncer // one per broker: its partitions share fsyncs
 	metrics *metrics.Metrics
 	groups  *group.Coordinator
+	txns    *txn.Coordinator
 	cl      *clusterParts
 	// aclIndex is the ACL set last built (acls.go).
 	aclIndex atomic.Pointer[aclIndex]
@@ -80,6 +82,9 @@ func New(cfg Config) (*Broker, error) {
 	gcfg := group.DefaultConfig()
 	gcfg.Logger, gcfg.InitialRebalanceDelay = b.log, cfg.GroupInitialRebalanceDelay
 	if b.groups, err = group.New(gcfg); err != nil {
+		return nil, err
+	}
+	if b.txns, err = b.newTxnCoordinator(); err != nil {
 		return nil, err
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -312,6 +317,7 @@ func (b *Broker) shutdown(graceful bool) error {
 		}
 	}
 	b.wg.Wait() // nothing started without a stop step outlives shutdown
+	b.txns.Close()
 	b.groups.Close()
 	b.log.Info("broker stopped")
 	return err

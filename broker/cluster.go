@@ -22,6 +22,7 @@ import (
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/protocol"
 	"github.com/mlog/mlog/replication"
+	"github.com/mlog/mlog/txn"
 )
 
 type partKey = replication.Key
@@ -415,8 +416,11 @@ func (b *Broker) reconcile() {
 			// dead broker): Kafka's IsrShrinks / IsrExpands.
 			b.metrics.ISRChanged(len(c.old.ISR), len(c.new.ISR))
 		}
-		if c.k.Topic == group.OffsetsTopic {
+		switch c.k.Topic {
+		case group.OffsetsTopic:
 			b.electOffsets(c.k.Partition, c.p, c.p.Role().Leader())
+		case txn.StateTopic:
+			b.electTxns(c.k.Partition, c.p, c.p.Role().Leader())
 		}
 		b.followLocked(c.k, c.p, c.new, st)
 	}
@@ -426,8 +430,11 @@ func (b *Broker) reconcile() {
 			continue
 		}
 		b.unfollowLocked(k)
-		if k.Topic == group.OffsetsTopic {
+		switch k.Topic {
+		case group.OffsetsTopic:
 			b.electOffsets(k.Partition, p, false)
+		case txn.StateTopic:
+			b.electTxns(k.Partition, p, false)
 		}
 		removed[k] = p
 		delete(cl.parts, k)

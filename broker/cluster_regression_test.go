@@ -196,7 +196,7 @@ func TestRegressionOffsetsTopicWaitsForReplicas(t *testing.T) {
 	c.StartNode(0)
 	c.WaitBrokers(1)
 	b := c.Brokers[0]
-	if _, err := b.FindCoordinator(ctxT(t), "g", ""); !errors.Is(err, protocol.ErrCoordinatorNotAvailable) {
+	if _, err := b.FindCoordinator(ctxT(t), broker.CoordinatorGroup, "g", ""); !errors.Is(err, protocol.ErrCoordinatorNotAvailable) {
 		t.Fatalf("FindCoordinator with 1 of 3 brokers: %v, want COORDINATOR_NOT_AVAILABLE", err)
 	}
 	if _, err := b.Topic(group.OffsetsTopic); err == nil {
@@ -206,7 +206,7 @@ func TestRegressionOffsetsTopicWaitsForReplicas(t *testing.T) {
 	c.StartNode(2)
 	c.WaitBrokers(3)
 	testutil.Eventually(t, "a coordinator once three brokers are up", func() bool {
-		_, err := b.FindCoordinator(ctxT(t), "g", "")
+		_, err := b.FindCoordinator(ctxT(t), broker.CoordinatorGroup, "g", "")
 		return err == nil
 	})
 	ti, err := b.Topic(group.OffsetsTopic)

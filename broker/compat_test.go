@@ -32,13 +32,11 @@ func TestOldVersions(t *testing.T) {
 	}
 	for key, want := range map[int16][2]int16{0: {3, 9}, 1: {4, 12}, 2: {0, 7}, 3: {0, 12}, 8: {0, 8}, 9: {0, 8}, 10: {0, 4},
 		11: {0, 9}, 12: {0, 4}, 13: {0, 5}, 14: {0, 5}, 15: {0, 5}, 16: {0, 4}, 18: {0, 3}, 19: {0, 7}, 20: {0, 6}, 22: {0, 4},
+		24: {0, 3}, 25: {0, 3}, 26: {0, 3}, 27: {0, 1}, 29: {0, 3}, 30: {0, 3}, 31: {0, 3},
 		32: {0, 4}, 37: {0, 3}, 42: {0, 2}, 47: {0, 0}} {
 		if ranges[key] != want {
 			t.Errorf("%s advertised %v, want %v", kmsg.NameForKey(key), ranges[key], want)
 		}
-	}
-	if _, ok := ranges[24]; ok {
-		t.Error("AddPartitionsToTxn advertised but transactions are not implemented")
 	}
 
 	// Metadata v0 with an unknown topic auto-creates it (v0-v3 always may).

@@ -69,6 +69,16 @@ type Config struct {
 	// compacted: a closed segment is where compaction can start
 	// (offsets.topic.segment.bytes, 100 MiB as in Kafka).
 	OffsetsSegmentBytes int64
+	// TransactionStatePartitions is how many partitions
+	// __transaction_state gets (transaction.state.log.num.partitions).
+	TransactionStatePartitions int32
+	// TransactionMaxTimeout bounds the timeout a transactional producer
+	// may ask for (transaction.max.timeout.ms).
+	TransactionMaxTimeout time.Duration
+	// TransactionAbortInterval is how often transactions past their
+	// timeout are looked for and aborted
+	// (transaction.abort.timed.out.transaction.cleanup.interval.ms).
+	TransactionAbortInterval time.Duration
 	// GroupInitialRebalanceDelay holds an empty group's first rebalance
 	// back (group.initial.rebalance.delay.ms).
 	GroupInitialRebalanceDelay time.Duration
@@ -127,6 +137,9 @@ func DefaultConfig() Config {
 		MaxPartitions:              10000,
 		OffsetsPartitions:          16,
 		OffsetsSegmentBytes:        100 << 20,
+		TransactionStatePartitions: 16,
+		TransactionMaxTimeout:      15 * time.Minute,
+		TransactionAbortInterval:   10 * time.Second,
 		GroupInitialRebalanceDelay: group.DefaultConfig().InitialRebalanceDelay,
 		SyncAcks:                   true,
 		MaxRequestBytes:            100 << 20,
@@ -323,6 +336,10 @@ func (c *Config) Validate() error {
 	}
 	if c.OffsetsPartitions < 1 {
 		return fmt.Errorf("%w: offsets partitions %d", ErrInvalidConfig, c.OffsetsPartitions)
+	}
+	if c.TransactionStatePartitions < 1 || c.TransactionMaxTimeout <= 0 || c.TransactionAbortInterval <= 0 {
+		return fmt.Errorf("%w: transaction state partitions %d, max timeout %v, abort interval %v", ErrInvalidConfig,
+			c.TransactionStatePartitions, c.TransactionMaxTimeout, c.TransactionAbortInterval)
 	}
 	if c.OffsetsReplicationFactor < 0 {
 		return fmt.Errorf("%w: offsets topic replication factor %d", ErrInvalidConfig, c.OffsetsReplicationFactor)

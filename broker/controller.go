@@ -213,15 +213,23 @@ func (c controllerClient) send(ctx context.Context, req kmsg.Request) (kmsg.Resp
 	if addr == "" {
 		return nil, errNoController
 	}
+	cl := b.peerClient(addr)
+	if cl == nil {
+		return nil, brokerclient.ErrClientClosed
+	}
+	return cl.Request(ctx, req)
+}
+
+// peerClient is this broker's client to another broker's inter-broker
+// listener (the controller, a partition leader), made on first use; nil
+// once the broker is closing.
+func (b *Broker) peerClient(addr string) *brokerclient.Client {
 	b.cl.mu.Lock()
+	defer b.cl.mu.Unlock()
 	cl := b.cl.clients[addr]
 	if cl == nil && !b.cl.closing {
 		cl = brokerclient.NewClient(addr, "mlog-broker-"+b.cfg.NodeID, b.peerSecurity())
 		b.cl.clients[addr] = cl
 	}
-	b.cl.mu.Unlock()
-	if cl == nil {
-		return nil, brokerclient.ErrClientClosed
-	}
-	return cl.Request(ctx, req)
+	return cl
 }

@@ -13,13 +13,15 @@ import (
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/protocol"
 	"github.com/mlog/mlog/storage/batch"
+	"github.com/mlog/mlog/txn"
 )
 
-// offsetsLog is one __consumer_offsets replica as the coordinator uses it.
-type offsetsLog struct{ p *partition.Partition }
+// internalLog is one replica of an internal topic (__consumer_offsets,
+// __transaction_state) as its coordinator uses it.
+type internalLog struct{ p *partition.Partition }
 
 // Commit appends records and waits for acks=all.
-func (l offsetsLog) Commit(ctx context.Context, recs []batch.Record) error {
+func (l internalLog) Commit(ctx context.Context, recs []batch.Record) error {
 	a, err := l.p.Append(batch.Build(recs))
 	if err != nil {
 		return err
@@ -28,8 +30,9 @@ func (l offsetsLog) Commit(ctx context.Context, recs []batch.Record) error {
 	return err
 }
 
-// Replay reads every record from the log start to its end.
-func (l offsetsLog) Replay(fn func(batch.Record) error) error {
+// Replay reads every record from the log start to its end, skipping
+// control batches.
+func (l internalLog) Replay(fn func(batch.Record) error) error {
 	log := l.p.Log()
 	for off := log.LogStartOffset(); off < log.LogEndOffset(); {
 		reg, err := log.Read(off, 1<<20, -1)
@@ -46,9 +49,15 @@ func (l offsetsLog) Replay(fn func(batch.Record) error) error {
 		}
 		it := batch.NewIter(b)
 		for it.Next() {
+			if it.Header().Control() {
+				// A transaction marker (AddOffsetsToTxn put this
+				// partition in a transaction): no record of ours.
+				off = it.Header().LastOffset() + 1
+				continue
+			}
 			recs, err := batch.Records(it.Batch())
 			if err != nil {
-				return fmt.Errorf("broker: %s at %d: %w", group.OffsetsTopic, it.Header().BaseOffset, err)
+				return fmt.Errorf("broker: %s at %d: %w", l.p.Topic(), it.Header().BaseOffset, err)
 			}
 			for _, r := range recs {
 				if r.Offset < off {
@@ -85,27 +94,38 @@ func (b *Broker) offsetsReplicationFactor() int16 {
 	return int16(min(3, 1+len(b.cfg.Cluster.Peers)))
 }
 
-// FindCoordinator returns the leader of the group's offsets partition,
-// creating the offsets topic on first need — only once
+// Coordinator key types (FindCoordinator).
+const (
+	CoordinatorGroup       int8 = 0
+	CoordinatorTransaction int8 = 1
+)
+
+// FindCoordinator returns the leader of the internal partition holding a
+// consumer group's offsets (key type 0) or a transactional id's state (1),
+// creating the internal topic on first need — only once
 // offsets.topic.replication.factor brokers are alive, as Kafka does: made
 // earlier, it would keep fewer replicas for good.
-func (b *Broker) FindCoordinator(ctx context.Context, name, listener string) (protocol.BrokerInfo, error) {
-	t, err := b.Topic(group.OffsetsTopic)
+func (b *Broker) FindCoordinator(ctx context.Context, keyType int8, name, listener string) (protocol.BrokerInfo, error) {
+	topic, partitions := group.OffsetsTopic, b.cfg.OffsetsPartitions
+	if keyType == CoordinatorTransaction {
+		topic, partitions = txn.StateTopic, b.cfg.TransactionStatePartitions
+	}
+	t, err := b.Topic(topic)
 	if errors.Is(err, protocol.ErrUnknownTopic) {
 		rf := b.offsetsReplicationFactor()
 		if alive := len(b.Cluster("").Brokers); alive < int(rf) {
 			return protocol.BrokerInfo{}, fmt.Errorf("%w: %s needs %d live brokers (offsets.topic.replication.factor), %d alive",
-				protocol.ErrCoordinatorNotAvailable, group.OffsetsTopic, rf, alive)
+				protocol.ErrCoordinatorNotAvailable, topic, rf, alive)
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err = b.CreateTopic(cctx, protocol.TopicSpec{Name: group.OffsetsTopic, Partitions: b.cfg.OffsetsPartitions,
+		_, err = b.CreateTopic(cctx, protocol.TopicSpec{Name: topic, Partitions: partitions,
 			ReplicationFactor: rf, Configs: map[string]string{
 				"cleanup.policy": "compact", "segment.bytes": strconv.FormatInt(b.cfg.OffsetsSegmentBytes, 10)}}, false)
 		cancel()
 		if err != nil && !errors.Is(err, protocol.ErrTopicExists) {
-			return protocol.BrokerInfo{}, fmt.Errorf("%w: creating %s: %w", protocol.ErrCoordinatorNotAvailable, group.OffsetsTopic, err)
+			return protocol.BrokerInfo{}, fmt.Errorf("%w: creating %s: %w", protocol.ErrCoordinatorNotAvailable, topic, err)
 		}
-		t, err = b.Topic(group.OffsetsTopic)
+		t, err = b.Topic(topic)
 	}
 	if err != nil {
 		return protocol.BrokerInfo{}, fmt.Errorf("%w: %w", protocol.ErrCoordinatorNotAvailable, err)
@@ -121,7 +141,7 @@ func (b *Broker) FindCoordinator(ctx context.Context, name, listener string) (pr
 	if ci.NoListener[leader] {
 		return protocol.BrokerInfo{}, fmt.Errorf("%w: the coordinator, broker %d, has no listener %s", protocol.ErrCoordinatorNotAvailable, leader, listener)
 	}
-	return protocol.BrokerInfo{}, fmt.Errorf("%w: partition %d of %s has no live leader", protocol.ErrCoordinatorNotAvailable, p, group.OffsetsTopic)
+	return protocol.BrokerInfo{}, fmt.Errorf("%w: partition %d of %s has no live leader", protocol.ErrCoordinatorNotAvailable, p, topic)
 }
 
 // Group passes a group request to the coordinator.
@@ -133,7 +153,7 @@ func (b *Broker) Group(ctx context.Context, clientID, clientHost string, req kms
 // leads, after a role change.
 func (b *Broker) electOffsets(id int32, p *partition.Partition, leads bool) {
 	if leads {
-		b.groups.Elected(id, offsetsLog{p})
+		b.groups.Elected(id, internalLog{p})
 	} else {
 		b.groups.Resigned(id)
 	}

@@ -98,7 +98,7 @@ func TestListeners(t *testing.T) {
 	if got := listedTopics(t, anon); len(got) != 0 {
 		t.Errorf("an anonymous client sees %v without ACLs", got)
 	}
-	grant(t, adm, kadm.NewACLs().Allow("User:ANONYMOUS").Topics("public").Operations(kadm.OpRead))
+	grant(t, c, kadm.NewACLs().Allow("User:ANONYMOUS").Topics("public").Operations(kadm.OpRead))
 	testutil.Eventually(t, "the anonymous client reading public", func() bool { return fetchErr(t, c, anon, "public") == 0 })
 	if code := fetchErr(t, c, anon, "private"); code != kerr.TopicAuthorizationFailed.Code {
 		t.Errorf("an anonymous client fetching private: code %d", code)

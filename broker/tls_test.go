@@ -105,7 +105,7 @@ func TestTLSMutual(t *testing.T) {
 	if err := produceErr(t, app, "secure"); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Errorf("a client certificate without ACLs producing: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
-	grant(t, adm, kadm.NewACLs().Allow("User:CN=billing-app,OU=billing,O=Acme").Topics("secure").Operations(kadm.OpWrite))
+	grant(t, c, kadm.NewACLs().Allow("User:CN=billing-app,OU=billing,O=Acme").Topics("secure").Operations(kadm.OpWrite))
 	testutil.Eventually(t, "the certificate's principal writing", func() bool { return produceErr(t, app, "secure") == nil })
 
 	other := testutil.NewCA(t, "other")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mlog/mlog/broker"
 	"github.com/mlog/mlog/broker/brokertest"
+	"github.com/mlog/mlog/internal/testutil"
 	"github.com/mlog/mlog/storage/batch/batchtest"
 )
 
@@ -53,8 +54,8 @@ func readValues(t *testing.T, c *brokertest.Cluster, topic string, committed boo
 // marker (WriteTxnMarkers, replicated with acks=all) the aborted records
 // are dropped by the read_committed consumer and what follows is read;
 // after a commit marker the committed records are read. The followers
-// hold the same markers. Producers cannot send transactional batches
-// themselves until the coordinator serves (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+// hold the same markers. A transactional batch without a transactional
+// id is refused (INVALID_TXN_STATE): no coordinator would ever end it.
 func TestReadCommittedAndMarkers(t *testing.T) {
 	c := brokertest.Start(t, 3)
 	waitServing(c)
@@ -117,7 +118,7 @@ func TestReadCommittedAndMarkers(t *testing.T) {
 		}
 	}
 
-	// A producer's own transactional batch is refused for now.
+	// A transactional batch without its transactional id is refused.
 	raw := kmsg.NewPtrProduceRequest()
 	raw.Acks, raw.TimeoutMillis = -1, 5000
 	raw.Topics = []kmsg.ProduceRequestTopic{{Topic: "tx", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: txnRecords(300, 0, "x")}}}}
@@ -125,7 +126,164 @@ func TestReadCommittedAndMarkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.TransactionalIDAuthorizationFailed.Code {
-		t.Errorf("a client's transactional batch: code %d, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", code)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTxnState.Code {
+		t.Errorf("a transactional batch without a transactional id: code %d, want INVALID_TXN_STATE", code)
 	}
+}
+
+// txnProducer is a franz-go transactional producer.
+func txnProducer(t *testing.T, c *brokertest.Cluster, id string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	return c.Client(append([]kgo.Opt{kgo.TransactionalID(id), kgo.RecordRetries(20)}, opts...)...)
+}
+
+// produceInTxn runs one transaction of values and ends it.
+func produceInTxn(t *testing.T, cl *kgo.Client, topic string, commit bool, values ...string) error {
+	t.Helper()
+	if err := cl.BeginTransaction(); err != nil {
+		return err
+	}
+	for _, v := range values {
+		if err := cl.ProduceSync(ctxT(t), &kgo.Record{Topic: topic, Value: []byte(v)}).FirstErr(); err != nil {
+			return err
+		}
+	}
+	return cl.EndTransaction(ctxT(t), kgo.TransactionEndTry(commit))
+}
+
+// franz-go's transactional producer against the coordinator: committed
+// transactions are read by read_committed consumers, aborted ones only by
+// read_uncommitted ones; a second producer with the same transactional id
+// fences the first (its commit is refused), and the first's open
+// transaction is aborted.
+func TestTransactionalProducer(t *testing.T) {
+	c := brokertest.Start(t, 3)
+	waitServing(c)
+	if _, err := c.Admin().CreateTopic(ctxT(t), 1, 3, nil, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(c)
+	p := txnProducer(t, c, "shop")
+	if err := produceInTxn(t, p, "orders", true, "c1", "c2"); err != nil {
+		t.Fatalf("committed transaction: %v", err)
+	}
+	if err := produceInTxn(t, p, "orders", false, "a1"); err != nil {
+		t.Fatalf("aborted transaction: %v", err)
+	}
+	if err := produceInTxn(t, p, "orders", true, "c3"); err != nil {
+		t.Fatalf("second committed transaction: %v", err)
+	}
+	if got, want := readValues(t, c, "orders", true, 4), []string{"c1", "c2", "c3"}; !slices.Equal(got, want) {
+		t.Fatalf("read_committed: %v, want %v", got, want)
+	}
+	if got, want := readValues(t, c, "orders", false, 5), []string{"c1", "c2", "a1", "c3"}; !slices.Equal(got, want) {
+		t.Fatalf("read_uncommitted: %v, want %v", got, want)
+	}
+
+	// A zombie: the first instance opens a transaction, a second one
+	// with the same id starts; the first's commit must fail and its
+	// records never become visible.
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctxT(t), &kgo.Record{Topic: "orders", Value: []byte("zombie")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	p2 := txnProducer(t, c, "shop")
+	if err := produceInTxn(t, p2, "orders", true, "c4"); err != nil {
+		t.Fatalf("the new instance's transaction: %v", err)
+	}
+	if err := p.EndTransaction(ctxT(t), kgo.TryCommit); err == nil {
+		t.Fatal("the fenced instance committed")
+	}
+	if got, want := readValues(t, c, "orders", true, 5), []string{"c1", "c2", "c3", "c4"}; !slices.Equal(got, want) {
+		t.Fatalf("read_committed after fencing: %v, want %v", got, want)
+	}
+}
+
+// txnCoordinator is the index of the broker coordinating transactional id.
+func txnCoordinator(t *testing.T, c *brokertest.Cluster, id string) int {
+	t.Helper()
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.CoordinatorType, req.CoordinatorKey = 1, id
+	var node int32 = -1
+	testutil.Eventually(t, "a transaction coordinator", func() bool {
+		resp, err := req.RequestWith(ctxT(t), c.Client())
+		if err != nil || resp.ErrorCode != 0 {
+			return false
+		}
+		node = resp.NodeID
+		return true
+	})
+	return c.Index(node)
+}
+
+// A transaction its producer abandons is aborted once it outlives its
+// timeout: read_committed consumers are held back only until then, and
+// the abandoned records never become visible.
+func TestHungTransactionAborted(t *testing.T) {
+	c := brokertest.Start(t, 3, func(_ int, cfg *broker.Config) { cfg.TransactionAbortInterval = 100 * time.Millisecond })
+	waitServing(c)
+	if _, err := c.Admin().CreateTopic(ctxT(t), 1, 3, nil, "hung"); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(c)
+	p := txnProducer(t, c, "abandoned", kgo.TransactionTimeout(5*time.Second))
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctxT(t), &kgo.Record{Topic: "hung", Value: []byte("lost")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	produceValues(t, c.Client(), "hung", []string{"after"})
+	if got := readValues(t, c, "hung", true, 1); len(got) != 0 {
+		t.Fatalf("read_committed past an open transaction: %v", got)
+	}
+	// The coordinator aborts it (within the timeout plus a check); the
+	// consumer then reads what follows, never the abandoned record.
+	var got []string
+	testutil.Eventually(t, "the hung transaction aborted", func() bool {
+		got = readValues(t, c, "hung", true, 1)
+		return len(got) == 1
+	})
+	if got[0] != "after" {
+		t.Fatalf("read_committed after the abort: %v, want [after]", got)
+	}
+	// The producer was fenced by the abort: its commit is refused.
+	if err := p.EndTransaction(ctxT(t), kgo.TryCommit); err == nil {
+		t.Fatal("a producer whose transaction timed out committed it")
+	}
+}
+
+// The coordinator dies with a transaction open: the broker that takes its
+// __transaction_state partition over replays it, and the producer
+// (franz-go finds the new coordinator) commits it.
+func TestTransactionCoordinatorFailover(t *testing.T) {
+	c := brokertest.Start(t, 3)
+	waitServing(c)
+	if _, err := c.Admin().CreateTopic(ctxT(t), 1, 3, nil, "moving"); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(c)
+	p := txnProducer(t, c, "survivor")
+	if err := produceInTxn(t, p, "moving", true, "before"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctxT(t), &kgo.Record{Topic: "moving", Value: []byte("across")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	coord := txnCoordinator(t, c, "survivor")
+	c.Kill(coord)
+	c.WaitBrokers(2)
+	waitServing(c)
+	if err := p.EndTransaction(ctxT(t), kgo.TryCommit); err != nil {
+		t.Fatalf("commit after the coordinator died: %v", err)
+	}
+	want := []string{"before", "across"}
+	testutil.Eventually(t, "the committed records", func() bool {
+		return slices.Equal(readValues(t, c, "moving", true, len(want)), want)
+	})
 }

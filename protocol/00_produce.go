@@ -37,7 +37,7 @@ func handleProduce(c *conn, kreq kmsg.Request) (reply, error) {
 	switch {
 	case acks != 0 && acks != 1 && acks != -1:
 		reqErr = ErrInvalidRequiredAcks
-	case req.TransactionID != nil:
+	case req.TransactionID != nil && !c.allowed(acl.OpWrite, acl.ResourceTransactionalID, *req.TransactionID):
 		reqErr = kerr.TransactionalIDAuthorizationFailed
 	}
 	var pending []producePending
@@ -55,11 +55,12 @@ func handleProduce(c *conn, kreq kmsg.Request) (reply, error) {
 			err := cmp.Or(reqErr, topicErr)
 			var p *partition.Partition
 			if err == nil {
-				if h, herr := batch.ParseHeader(rp.Records); herr == nil && h.Transactional() {
-					// Until the transaction coordinator serves, nothing
-					// may open a transaction that no marker would end
-					// (it would hold read_committed consumers back).
-					err = kerr.TransactionalIDAuthorizationFailed
+				if h, herr := batch.ParseHeader(rp.Records); herr == nil && h.Transactional() != (req.TransactionID != nil) {
+					// Transactional batches come with their transactional
+					// id, and only they do: a transaction no coordinator
+					// knows would never end (and hold read_committed
+					// consumers back).
+					err = kerr.InvalidTxnState
 				}
 			}
 			if err == nil {

@@ -1,10 +1,12 @@
 package protocol
 
-// FindCoordinator v0-v4 for consumer groups (key type 0). The coordinator
-// of group g leads partition hash(g) % n of __consumer_offsets; the topic
-// is created on first need, meanwhile COORDINATOR_NOT_AVAILABLE (clients
-// retry). Transaction coordinators (key type 1) are not served. Needs
-// DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED).
+// FindCoordinator v0-v4 for consumer groups (key type 0) and transactional
+// ids (1). The coordinator of group g leads partition hash(g) % n of
+// __consumer_offsets, that of transactional id t partition hash(t) % n of
+// __transaction_state; the topic is created on first need, meanwhile
+// COORDINATOR_NOT_AVAILABLE (clients retry). Needs DESCRIBE on the group
+// (GROUP_AUTHORIZATION_FAILED) or the transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 import (
 	"context"
@@ -22,14 +24,19 @@ func handleFindCoordinator(c *conn, kreq kmsg.Request) (reply, error) {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	return reply{later: func(ctx context.Context) kmsg.Response {
 		find := func(key string) (BrokerInfo, int16, *string) {
-			if req.CoordinatorType != 0 {
-				msg := "only consumer group coordinators are served"
-				return BrokerInfo{NodeID: -1}, kerr.CoordinatorNotAvailable.Code, &msg
+			switch req.CoordinatorType {
+			case 0:
+				if !c.allowedGroup(acl.OpDescribe, key) {
+					return BrokerInfo{NodeID: -1}, kerr.GroupAuthorizationFailed.Code, nil
+				}
+			case 1:
+				if !c.allowed(acl.OpDescribe, acl.ResourceTransactionalID, key) {
+					return BrokerInfo{NodeID: -1}, kerr.TransactionalIDAuthorizationFailed.Code, nil
+				}
+			default:
+				return BrokerInfo{NodeID: -1}, kerr.InvalidRequest.Code, kmsg.StringPtr("unknown coordinator type")
 			}
-			if !c.allowedGroup(acl.OpDescribe, key) {
-				return BrokerInfo{NodeID: -1}, kerr.GroupAuthorizationFailed.Code, nil
-			}
-			b, err := c.s.backend.FindCoordinator(ctx, key, c.s.cfg.Listener)
+			b, err := c.s.backend.FindCoordinator(ctx, req.CoordinatorType, key, c.s.cfg.Listener)
 			if err != nil {
 				return BrokerInfo{NodeID: -1}, errorCode(err), errorMessage(err)
 			}

@@ -1,9 +1,11 @@
 package protocol
 
-// InitProducerID v0-v4 for idempotent producers. Transactions are not
-// supported: a transactional id gets INVALID_REQUEST. v3+ lets a producer
-// that already has an id ask for the next epoch (KIP-360), which it does
-// after some errors to reset its sequences. An idempotent producer needs
+// InitProducerID v0-v4 for idempotent and transactional producers. With a
+// transactional id the transaction coordinator answers (package txn:
+// epoch bump, fencing, the abort of what an earlier instance left open);
+// it needs WRITE on the transactional id. v3+ lets a producer that already
+// has an id ask for the next epoch (KIP-360), which it does after some
+// errors to reset its sequences. An idempotent producer needs
 // IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679).
 
 import (
@@ -23,8 +25,10 @@ func handleInitProducerID(c *conn, kreq kmsg.Request) (reply, error) {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	switch {
+	case req.TransactionalID != nil && !c.allowed(acl.OpWrite, acl.ResourceTransactionalID, *req.TransactionalID):
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 	case req.TransactionalID != nil:
-		resp.ErrorCode = kerr.InvalidRequest.Code
+		return txnHandler(c, req)
 	case !c.allowedCluster(acl.OpIdempotentWrite) && !c.allowedAny(acl.OpWrite, acl.ResourceTopic):
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 	case req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16:

@@ -80,9 +80,12 @@ type Backend interface {
 	ControlledShutdown(ctx context.Context, brokerID int32) error
 
 	// FindCoordinator returns the broker coordinating a consumer group
-	// (creating the offsets topic on first need), with its address on
-	// listener.
-	FindCoordinator(ctx context.Context, group, listener string) (BrokerInfo, error)
+	// (key type 0) or a transactional id (1), creating the internal topic
+	// on first need, with its address on listener.
+	FindCoordinator(ctx context.Context, keyType int8, key, listener string) (BrokerInfo, error)
+	// Transaction answers a transactional request (InitProducerID with a
+	// transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn).
+	Transaction(ctx context.Context, req kmsg.Request) kmsg.Response
 	// Group answers a consumer-group request (JoinGroup, SyncGroup,
 	// Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups,
 	// ListGroups, DeleteGroups, OffsetDelete).
