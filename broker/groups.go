@@ -30,9 +30,20 @@ func (l internalLog) Commit(ctx context.Context, recs []batch.Record) error {
 	return err
 }
 
-// Replay reads every record from the log start to its end, skipping
-// control batches.
-func (l internalLog) Replay(fn func(batch.Record) error) error {
+// CommitTxn appends records as a transactional producer's batch and waits
+// for acks=all.
+func (l internalLog) CommitTxn(ctx context.Context, recs []batch.Record, producerID int64, producerEpoch int16) error {
+	a, err := l.p.AppendForTxn(batch.BuildTxn(recs, producerID, producerEpoch))
+	if err != nil {
+		return err
+	}
+	_, err = l.p.WaitAck(ctx, a, -1)
+	return err
+}
+
+// Replay reads every record from the log start to its end, each with its
+// batch's header (a control batch's record is its marker).
+func (l internalLog) Replay(fn func(batch.Header, batch.Record) error) error {
 	log := l.p.Log()
 	for off := log.LogStartOffset(); off < log.LogEndOffset(); {
 		reg, err := log.Read(off, 1<<20, -1)
@@ -49,12 +60,6 @@ func (l internalLog) Replay(fn func(batch.Record) error) error {
 		}
 		it := batch.NewIter(b)
 		for it.Next() {
-			if it.Header().Control() {
-				// A transaction marker (AddOffsetsToTxn put this
-				// partition in a transaction): no record of ours.
-				off = it.Header().LastOffset() + 1
-				continue
-			}
 			recs, err := batch.Records(it.Batch())
 			if err != nil {
 				return fmt.Errorf("broker: %s at %d: %w", l.p.Topic(), it.Header().BaseOffset, err)
@@ -63,7 +68,7 @@ func (l internalLog) Replay(fn func(batch.Record) error) error {
 				if r.Offset < off {
 					continue
 				}
-				if err := fn(r); err != nil {
+				if err := fn(it.Header(), r); err != nil {
 					return err
 				}
 			}
@@ -142,6 +147,15 @@ func (b *Broker) FindCoordinator(ctx context.Context, keyType int8, name, listen
 		return protocol.BrokerInfo{}, fmt.Errorf("%w: the coordinator, broker %d, has no listener %s", protocol.ErrCoordinatorNotAvailable, leader, listener)
 	}
 	return protocol.BrokerInfo{}, fmt.Errorf("%w: partition %d of %s has no live leader", protocol.ErrCoordinatorNotAvailable, p, topic)
+}
+
+// TxnMarkerWritten tells the group coordinator that a transaction marker
+// is written and replicated in a __consumer_offsets partition it leads:
+// the offsets the transaction committed there count, or are dropped.
+func (b *Broker) TxnMarkerWritten(topic string, partition int32, producerID int64, commit bool) {
+	if topic == group.OffsetsTopic {
+		b.groups.TxnMarker(partition, producerID, commit)
+	}
 }
 
 // Group passes a group request to the coordinator.

@@ -2,10 +2,13 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -286,4 +289,208 @@ func TestTransactionCoordinatorFailover(t *testing.T) {
 	testutil.Eventually(t, "the committed records", func() bool {
 		return slices.Equal(readValues(t, c, "moving", true, len(want)), want)
 	})
+}
+
+// Exactly once through consume-transform-produce: franz-go's
+// GroupTransactSession reads input, writes output and commits its input
+// offsets in the same transactions (TxnOffsetCommit) while the transaction
+// coordinator is killed, then a leader of the output topic. The output, read
+// with read_committed, holds every input exactly once.
+func TestGroupTransactSessionExactlyOnce(t *testing.T) {
+	c := brokertest.Start(t, 3)
+	waitServing(c)
+	adm := c.Admin()
+	for _, topic := range []string{"input", "output"} {
+		if _, err := adm.CreateTopic(ctxT(t), 2, 3, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitServing(c)
+	const n = 400
+	var in []string
+	for i := range n {
+		in = append(in, fmt.Sprintf("v%03d", i))
+	}
+	produceValues(t, c.Client(), "input", in)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// A new session every few transactions: each joins the group
+		// and starts from the committed offsets, so offsets committed in
+		// transactions are what keeps the output free of repeats.
+		for ctx.Err() == nil {
+			sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(c.Seeds()...), kgo.TransactionalID("etl"),
+				kgo.ConsumerGroup("etl-group"), kgo.ConsumeTopics("input"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+				kgo.RequireStableFetchOffsets(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+				kgo.MaxBufferedRecords(50), kgo.FetchMaxBytes(2000), kgo.RecordRetries(1000))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for range 4 {
+				fs := sess.PollRecords(ctx, 20)
+				if ctx.Err() != nil {
+					break
+				}
+				if err := sess.Begin(); err != nil {
+					t.Errorf("begin: %v", err)
+					break
+				}
+				fs.EachRecord(func(r *kgo.Record) {
+					sess.Produce(ctx, &kgo.Record{Topic: "output", Value: append([]byte("out-"), r.Value...)}, nil)
+				})
+				if _, err := sess.End(ctx, kgo.TryCommit); err != nil && ctx.Err() == nil {
+					// A failed transaction is aborted and its input read
+					// again: that is the point. Keep going.
+					t.Logf("end: %v", err)
+				}
+			}
+			sess.Close()
+		}
+	}()
+
+	// read reads the committed output.
+	read := func(parent context.Context) []string {
+		cl := c.Client(kgo.ConsumeTopics("output"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		defer cl.Close()
+		rctx, rcancel := context.WithTimeout(parent, 3*time.Second)
+		defer rcancel()
+		var out []string
+		for {
+			fs := cl.PollFetches(rctx)
+			if rctx.Err() != nil {
+				return out
+			}
+			fs.EachRecord(func(r *kgo.Record) { out = append(out, string(r.Value)) })
+		}
+	}
+	waitFor := func(what string, atLeast int) {
+		t.Helper()
+		for ctx.Err() == nil {
+			if len(read(ctx)) >= atLeast {
+				return
+			}
+		}
+		t.Fatalf("timed out waiting for %s", what)
+	}
+
+	waitFor("some output", 80)
+	coord := txnCoordinator(t, c, "etl")
+	t.Logf("killing the transaction coordinator, broker %d", coord)
+	c.Kill(coord)
+	c.WaitBrokers(2)
+	waitFor("output after the coordinator died", 200)
+	c.StartNode(coord)
+	waitServing(c)
+	leaderID, _ := c.PartitionInfo("output", 0)
+	t.Logf("killing output-0's leader, broker %d", leaderID)
+	c.Kill(c.Index(leaderID))
+	c.WaitBrokers(2)
+	waitFor("all output", n)
+	cancel()
+	wg.Wait()
+
+	got := read(context.Background())
+	seen := map[string]int{}
+	for _, v := range got {
+		seen[v]++
+	}
+	for _, v := range in {
+		if seen["out-"+v] != 1 {
+			t.Errorf("out-%s appears %d times, want exactly once", v, seen["out-"+v])
+		}
+	}
+	if len(got) != n {
+		t.Errorf("read %d committed output records, want %d", len(got), n)
+	}
+}
+
+// Offsets committed inside a transaction (AddOffsetsToTxn, TxnOffsetCommit)
+// become the group's only when the transaction commits: until then an
+// OffsetFetch sees the old offset (UNSTABLE_OFFSET_COMMIT with
+// require_stable), after an abort the old offset stays.
+func TestTxnOffsetCommit(t *testing.T) {
+	c := brokertest.Start(t, 3)
+	waitServing(c)
+	adm := c.Admin()
+	if _, err := adm.CreateTopic(ctxT(t), 1, 3, nil, "src"); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(c)
+	offsets := kadm.Offsets{}
+	offsets.AddOffset("src", 0, 5, -1)
+	testutil.Eventually(t, "offset 5 committed outside a transaction", func() bool {
+		res, err := adm.CommitOffsets(ctxT(t), "g-tx", offsets)
+		return err == nil && res.Ok()
+	})
+	waitServing(c) // every broker knows __consumer_offsets, made by that commit
+	committed := func() int64 {
+		t.Helper()
+		fetched, err := adm.FetchOffsets(ctxT(t), "g-tx")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := fetched.Lookup("src", 0)
+		return o.At
+	}
+	p := txnProducer(t, c, "offsets-txn")
+	inTxn := func(offset int64, commit bool) {
+		t.Helper()
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(ctxT(t), &kgo.Record{Topic: "src", Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		pid, epoch, err := p.ProducerID(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = "offsets-txn", pid, epoch, "g-tx"
+		if resp, err := add.RequestWith(ctxT(t), p); err != nil || resp.ErrorCode != 0 {
+			t.Fatalf("AddOffsetsToTxn: %+v %v", resp, err)
+		}
+		commitReq := kmsg.NewPtrTxnOffsetCommitRequest()
+		commitReq.TransactionalID, commitReq.Group, commitReq.ProducerID, commitReq.ProducerEpoch = "offsets-txn", "g-tx", pid, epoch
+		commitReq.Generation = -1
+		rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = 0, offset
+		commitReq.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "src", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{rp}}}
+		resp, err := commitReq.RequestWith(ctxT(t), p)
+		if err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("TxnOffsetCommit: %+v %v", resp, err)
+		}
+		if got := committed(); got == offset {
+			t.Fatalf("offset %d visible before the transaction ended", offset)
+		}
+		stable := kmsg.NewPtrOffsetFetchRequest()
+		stable.Version = 7
+		stable.Group, stable.RequireStable = "g-tx", true
+		stable.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "src", Partitions: []int32{0}}}
+		if sresp, err := stable.RequestWith(ctxT(t), p); err != nil || sresp.Topics[0].Partitions[0].ErrorCode != kerr.UnstableOffsetCommit.Code {
+			t.Errorf("require_stable OffsetFetch during the transaction: %+v %v, want UNSTABLE_OFFSET_COMMIT", sresp, err)
+		}
+		if err := p.EndTransaction(ctxT(t), kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inTxn(9, true)
+	testutil.Eventually(t, "offset 9 committed with its transaction", func() bool { return committed() == 9 })
+	inTxn(12, false)
+	// The abort's markers are written before the next transaction can
+	// begin; once a new one has begun the aborted offset is surely gone.
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if got := committed(); got != 9 {
+		t.Fatalf("after an aborted transaction the offset is %d, want 9", got)
+	}
 }

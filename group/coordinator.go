@@ -64,6 +64,10 @@ type shard struct {
 	err    error         // replay error (set before ready closes)
 	groups map[string]*group
 	gone   bool // resigned
+	// pending are offsets committed inside open transactions, by producer
+	// id then group: they count once the producer's commit marker is
+	// written here, and are dropped at its abort marker.
+	pending map[int64]map[string]map[TopicPartition]Committed
 }
 
 // TopicPartition names a partition in a commit.
@@ -167,16 +171,16 @@ func (c *Coordinator) Elected(id int32, log Log) {
 		return
 	}
 	c.resignLocked(id)
-	s := &shard{id: id, log: log, ready: make(chan struct{}), groups: map[string]*group{}}
+	s := &shard{id: id, log: log, ready: make(chan struct{}), groups: map[string]*group{}, pending: map[int64]map[string]map[TopicPartition]Committed{}}
 	c.shards[id] = s
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		groups, err := replay(log, c.cfg)
+		groups, pending, err := replay(log, c.cfg)
 		n := len(groups)
 		c.mu.Lock()
 		if !s.gone {
-			s.groups, s.err = groups, err
+			s.groups, s.pending, s.err = groups, pending, err
 		}
 		c.mu.Unlock()
 		close(s.ready)

@@ -14,8 +14,12 @@ const OffsetsTopic = "__consumer_offsets"
 type Log interface {
 	// Commit appends records and returns once they are committed (acks=all).
 	Commit(ctx context.Context, recs []batch.Record) error
-	// Replay calls fn with every record from the start of the log.
-	Replay(fn func(batch.Record) error) error
+	// CommitTxn appends records as part of a producer's transaction (a
+	// transactional batch of its id and epoch), acks=all.
+	CommitTxn(ctx context.Context, recs []batch.Record, producerID int64, producerEpoch int16) error
+	// Replay calls fn with every record from the start of the log, with
+	// the header of its batch (a control batch's record is its marker).
+	Replay(fn func(batch.Header, batch.Record) error) error
 }
 
 // PartitionFor maps a group to its offsets partition as Kafka does:

@@ -81,9 +81,11 @@ func (c *Coordinator) persistAsync(s *shard, g *group) {
 	}()
 }
 
-// replay rebuilds groups from an offsets partition.
-func replay(log Log, cfg Config) (map[string]*group, error) {
+// replay rebuilds groups from an offsets partition, and the offsets of
+// transactions not yet ended.
+func replay(log Log, cfg Config) (map[string]*group, map[int64]map[string]map[TopicPartition]Committed, error) {
 	groups := map[string]*group{}
+	pending := map[int64]map[string]map[TopicPartition]Committed{}
 	get := func(name string) *group {
 		g := groups[name]
 		if g == nil {
@@ -92,7 +94,13 @@ func replay(log Log, cfg Config) (map[string]*group, error) {
 		}
 		return g
 	}
-	err := log.Replay(func(r batch.Record) error {
+	err := log.Replay(func(h batch.Header, r batch.Record) error {
+		if h.Control() {
+			if len(r.Key) >= 4 {
+				endTxn(pending, h.ProducerID, int16(binary.BigEndian.Uint16(r.Key[2:])) == batch.MarkerCommit, get)
+			}
+			return nil
+		}
 		if len(r.Key) < 2 {
 			return nil
 		}
@@ -102,8 +110,16 @@ func replay(log Log, cfg Config) (map[string]*group, error) {
 			if err := k.ReadFrom(r.Key); err != nil {
 				return fmt.Errorf("group: offset key at %d: %w", r.Offset, err)
 			}
-			g := get(k.Group)
 			tp := TopicPartition{k.Topic, k.Partition}
+			if h.Transactional() && r.Value != nil {
+				var v kmsg.OffsetCommitValue
+				if err := v.ReadFrom(r.Value); err != nil {
+					return fmt.Errorf("group: offset value at %d: %w", r.Offset, err)
+				}
+				addPending(pending, h.ProducerID, k.Group, tp, Committed{Offset: v.Offset, LeaderEpoch: v.LeaderEpoch, Metadata: v.Metadata, CommitMs: v.CommitTimestamp})
+				return nil
+			}
+			g := get(k.Group)
 			if r.Value == nil {
 				delete(g.offsets, tp)
 				return nil
@@ -146,7 +162,34 @@ func replay(log Log, cfg Config) (map[string]*group, error) {
 		}
 		return nil
 	})
-	return groups, err
+	return groups, pending, err
+}
+
+// addPending notes an offset committed inside producer's transaction.
+func addPending(pending map[int64]map[string]map[TopicPartition]Committed, producerID int64, groupName string, tp TopicPartition, o Committed) {
+	byGroup := pending[producerID]
+	if byGroup == nil {
+		byGroup = map[string]map[TopicPartition]Committed{}
+		pending[producerID] = byGroup
+	}
+	if byGroup[groupName] == nil {
+		byGroup[groupName] = map[TopicPartition]Committed{}
+	}
+	byGroup[groupName][tp] = o
+}
+
+// endTxn applies (commit) or drops (abort) the offsets producer's
+// transaction committed.
+func endTxn(pending map[int64]map[string]map[TopicPartition]Committed, producerID int64, commit bool, get func(string) *group) {
+	if commit {
+		for name, offsets := range pending[producerID] {
+			g := get(name)
+			for tp, o := range offsets {
+				g.offsets[tp] = o
+			}
+		}
+	}
+	delete(pending, producerID)
 }
 
 func deref(s *string) string {

@@ -154,7 +154,7 @@ func (p *Partition) WriteMarker(producerID int64, producerEpoch int16, commit bo
 		return Appended{}, fmt.Errorf("%w: marker for producer %d epoch %d, current %d", ErrInvalidProducerEpoch, producerID, producerEpoch, ps.epoch)
 	}
 	b := batch.BuildMarker(producerID, producerEpoch, commit, coordinatorEpoch, time.Now().UnixMilli())
-	res, err := p.log.AppendControl(b, p.leaderEpoch.Load())
+	res, err := p.log.AppendBroker(b, p.leaderEpoch.Load())
 	if err != nil {
 		return Appended{}, err
 	}
@@ -167,6 +167,43 @@ func (p *Partition) WriteMarker(producerID int64, producerEpoch int16, commit bo
 	}
 	p.txns.marker(producerID, res.BaseOffset, typ)
 	p.txns.prune(p.log.LogStartOffset())
+	p.publishLSO()
+	return Appended{res: res}, nil
+}
+
+// AppendForTxn appends, as the leader, a batch the broker writes on behalf
+// of a transactional producer (the group coordinator's TxnOffsetCommit
+// records): transactional, of the producer's id and epoch, without a
+// sequence. An older epoch than the producer's is refused; the batch opens
+// or joins the producer's transaction here.
+func (p *Partition) AppendForTxn(b []byte) (Appended, error) {
+	h, err := batch.Validate(b)
+	if err != nil {
+		return Appended{}, err
+	}
+	if !h.Transactional() || h.Control() || h.ProducerID < 0 {
+		return Appended{}, fmt.Errorf("%w: not a transactional data batch", batch.ErrCorrupt)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.leaderLocked(); err != nil {
+		return Appended{}, err
+	}
+	if err := p.syncProducersLocked(); err != nil {
+		return Appended{}, err
+	}
+	ps := p.producers[h.ProducerID]
+	if ps != nil && h.ProducerEpoch < ps.epoch {
+		return Appended{}, fmt.Errorf("%w: producer %d epoch %d, current %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, ps.epoch)
+	}
+	res, err := p.log.AppendBroker(b, p.leaderEpoch.Load())
+	if err != nil {
+		return Appended{}, err
+	}
+	if ps == nil || h.ProducerEpoch > ps.epoch {
+		p.producers[h.ProducerID] = &producerState{epoch: h.ProducerEpoch}
+	}
+	p.txns.batch(h.ProducerID, res.BaseOffset)
 	p.publishLSO()
 	return Appended{res: res}, nil
 }

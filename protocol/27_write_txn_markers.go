@@ -22,9 +22,11 @@ func handleWriteTxnMarkers(c *conn, kreq kmsg.Request) (reply, error) {
 	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
 	allowed := c.allowedCluster(acl.OpClusterAction)
 	type written struct {
-		sp  *kmsg.WriteTxnMarkersResponseMarkerTopicPartition
-		p   *partition.Partition
-		app partition.Appended
+		sp     *kmsg.WriteTxnMarkersResponseMarkerTopicPartition
+		p      *partition.Partition
+		app    partition.Appended
+		pid    int64
+		commit bool
 	}
 	var pending []written
 	for _, m := range req.Markers {
@@ -60,7 +62,7 @@ func handleWriteTxnMarkers(c *conn, kreq kmsg.Request) (reply, error) {
 					sp.ErrorCode = errorCode(err)
 					continue
 				}
-				pending = append(pending, written{sp, p, app})
+				pending = append(pending, written{sp, p, app, m.ProducerID, m.Committed})
 			}
 		}
 	}
@@ -71,7 +73,9 @@ func handleWriteTxnMarkers(c *conn, kreq kmsg.Request) (reply, error) {
 		for _, w := range pending {
 			if _, err := w.p.WaitAck(ctx, w.app, -1); err != nil {
 				w.sp.ErrorCode = errorCode(err)
+				continue
 			}
+			c.s.backend.TxnMarkerWritten(w.p.Topic(), w.p.ID(), w.pid, w.commit)
 		}
 		return resp
 	}}, nil

@@ -83,6 +83,9 @@ type Backend interface {
 	// (key type 0) or a transactional id (1), creating the internal topic
 	// on first need, with its address on listener.
 	FindCoordinator(ctx context.Context, keyType int8, key, listener string) (BrokerInfo, error)
+	// TxnMarkerWritten says a transaction marker is written and
+	// replicated in a partition this broker leads (WriteTxnMarkers).
+	TxnMarkerWritten(topic string, partition int32, producerID int64, commit bool)
 	// Transaction answers a transactional request (InitProducerID with a
 	// transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn).
 	Transaction(ctx context.Context, req kmsg.Request) kmsg.Response

@@ -76,6 +76,8 @@ func (c *conn) authorizeGroupRequest(kreq kmsg.Request) (denied kmsg.Response, f
 		}
 	case *kmsg.OffsetCommitRequest:
 		return c.authorizeOffsetCommit(req)
+	case *kmsg.TxnOffsetCommitRequest:
+		return c.authorizeTxnOffsetCommit(req)
 	case *kmsg.OffsetFetchRequest:
 		return c.authorizeOffsetFetch(req)
 	case *kmsg.DescribeGroupsRequest:
@@ -237,4 +239,42 @@ func (c *conn) authorizeOffsetFetch(req *kmsg.OffsetFetchRequest) (kmsg.Response
 			resp.Groups = append(resp.Groups, rg)
 		}
 	}
+}
+
+// authorizeTxnOffsetCommit needs WRITE on the transactional id, READ on the
+// group and on each topic; a refusal answers every partition.
+func (c *conn) authorizeTxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) (kmsg.Response, func(kmsg.Response)) {
+	code := int16(0)
+	switch {
+	case !c.allowed(acl.OpWrite, acl.ResourceTransactionalID, req.TransactionalID):
+		code = kerr.TransactionalIDAuthorizationFailed.Code
+	case !c.allowedGroup(acl.OpRead, req.Group):
+		code = kerr.GroupAuthorizationFailed.Code
+	}
+	topicRefused := false
+	for _, t := range req.Topics {
+		topicRefused = topicRefused || !c.allowedTopic(acl.OpRead, t.Topic)
+	}
+	if code == 0 && !topicRefused {
+		return nil, nil
+	}
+	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	for _, t := range req.Topics {
+		tc := code
+		if tc == 0 {
+			tc = kerr.OperationNotAttempted.Code
+			if !c.allowedTopic(acl.OpRead, t.Topic) {
+				tc = kerr.TopicAuthorizationFailed.Code
+			}
+		}
+		rt := kmsg.NewTxnOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, tc
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp, nil
 }

@@ -140,15 +140,17 @@ func (l *Log) Append(b []byte, leaderEpoch int32) (AppendResult, error) {
 	return l.appendAt(b, h, leaderEpoch)
 }
 
-// AppendControl appends a control batch the broker wrote (a transaction
-// marker), as Append does a producer's.
-func (l *Log) AppendControl(b []byte, leaderEpoch int32) (AppendResult, error) {
+// AppendBroker appends a batch the broker wrote itself for a transaction
+// (a marker, a coordinator's transactional offset commit), as Append does
+// a producer's but without the rules only producers keep (no control
+// batches, sequences from 0).
+func (l *Log) AppendBroker(b []byte, leaderEpoch int32) (AppendResult, error) {
 	h, err := batch.Validate(b)
 	if err != nil {
 		return AppendResult{}, err
 	}
-	if !h.Control() || h.RecordCount != 1 {
-		return AppendResult{}, fmt.Errorf("%w: not a control batch of one record", batch.ErrCorrupt)
+	if h.RecordCount < 1 || h.LastOffsetDelta != h.RecordCount-1 {
+		return AppendResult{}, fmt.Errorf("%w: recordCount %d, lastOffsetDelta %d", batch.ErrInvalidRecordCount, h.RecordCount, h.LastOffsetDelta)
 	}
 	return l.appendAt(b, h, leaderEpoch)
 }

@@ -20,8 +20,9 @@ import (
 type Log interface {
 	// Commit appends records and returns once they are committed (acks=all).
 	Commit(ctx context.Context, recs []batch.Record) error
-	// Replay calls fn with every record from the start of the log.
-	Replay(fn func(batch.Record) error) error
+	// Replay calls fn with every record from the start of the log, with
+	// the header of its batch.
+	Replay(fn func(batch.Header, batch.Record) error) error
 }
 
 // Markers asks the leaders of a transaction's partitions to end it.
@@ -201,7 +202,10 @@ func (c *Coordinator) resignLocked(id int32) {
 
 func replay(log Log) (map[string]*Metadata, error) {
 	txns := map[string]*Metadata{}
-	err := log.Replay(func(r batch.Record) error {
+	err := log.Replay(func(h batch.Header, r batch.Record) error {
+		if h.Control() {
+			return nil
+		}
 		id, m, err := decodeRecord(r)
 		if err != nil {
 			return err

@@ -164,8 +164,8 @@ func (c *Coordinator) addOffsets(ctx context.Context, partitions int, req *kmsg.
 	tp := TopicPartition{group.OffsetsTopic, group.PartitionFor(req.Group, c.cfg.OffsetsPartitions())}
 	codes := map[TopicPartition]int16{}
 	resp.ErrorCode = c.add(ctx, partitions, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Version >= 2, []TopicPartition{tp}, codes)
-	if code, ok := codes[tp]; ok && resp.ErrorCode == 0 {
-		resp.ErrorCode = code
+	if code, ok := codes[tp]; ok {
+		resp.ErrorCode = code // UNKNOWN_TOPIC_OR_PARTITION: retriable
 	}
 	return resp
 }

@@ -57,6 +57,23 @@ func Build(records []Record) []byte {
 	return EncodeBatch(&rb)
 }
 
+// BuildTxn encodes records as one uncompressed transactional batch of a
+// producer, without a sequence: what a coordinator writes on a
+// transactional producer's behalf (TxnOffsetCommit).
+func BuildTxn(records []Record, producerID int64, producerEpoch int16) []byte {
+	b := Build(records)
+	if b == nil {
+		return nil
+	}
+	rb := kmsg.RecordBatch{}
+	if err := rb.ReadFrom(b); err != nil {
+		return nil
+	}
+	rb.Attributes |= attrTransactional
+	rb.ProducerID, rb.ProducerEpoch, rb.FirstSequence = producerID, producerEpoch, -1
+	return EncodeBatch(&rb)
+}
+
 // Records decodes the records of one whole uncompressed batch.
 func Records(b []byte) ([]Record, error) {
 	h, err := ParseHeader(b)
