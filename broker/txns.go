@@ -38,6 +38,17 @@ func (b *Broker) Transaction(ctx context.Context, req kmsg.Request) kmsg.Respons
 	return b.txns.Handle(ctx, b.txnPartitions(), req)
 }
 
+// DescribeTransactions describes the transactional ids this broker
+// coordinates.
+func (b *Broker) DescribeTransactions(ids []string) []kmsg.DescribeTransactionsResponseTransactionState {
+	return b.txns.Describe(b.txnPartitions(), ids)
+}
+
+// ListTransactions lists the transactions this broker coordinates.
+func (b *Broker) ListTransactions(states []string, producerIDs []int64, minDuration time.Duration) ([]kmsg.ListTransactionsResponseTransactionState, []string) {
+	return b.txns.List(states, producerIDs, minDuration)
+}
+
 // txnPartitions is how many partitions __transaction_state has (or will
 // have when created).
 func (b *Broker) txnPartitions() int {

@@ -259,3 +259,32 @@ func (p *Partition) readMarkerType(offset, size int64) (int16, error) {
 	}
 	return batch.MarkerType(b)
 }
+
+// ActiveProducer is one producer as DescribeProducers shows it.
+type ActiveProducer struct {
+	ProducerID            int64
+	ProducerEpoch         int16
+	LastSequence          int32 // -1 when none is remembered
+	LastTimestamp         int64 // -1 when none is remembered
+	CurrentTxnStartOffset int64 // -1 without an open transaction
+}
+
+// ActiveProducers lists the producers this replica remembers, with the
+// first offset of each one's open transaction.
+func (p *Partition) ActiveProducers() []ActiveProducer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ActiveProducer, 0, len(p.producers))
+	for id, ps := range p.producers {
+		ap := ActiveProducer{ProducerID: id, ProducerEpoch: ps.epoch, LastSequence: -1, LastTimestamp: -1, CurrentTxnStartOffset: -1}
+		if n := len(ps.batches); n > 0 {
+			ap.LastSequence, ap.LastTimestamp = ps.batches[n-1].lastSeq, ps.batches[n-1].res.MaxTimestamp
+		}
+		if first, ok := p.txns.open[id]; ok {
+			ap.CurrentTxnStartOffset = first
+		}
+		out = append(out, ap)
+	}
+	slices.SortFunc(out, func(a, b ActiveProducer) int { return int(a.ProducerID - b.ProducerID) })
+	return out
+}

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -86,6 +87,10 @@ type Backend interface {
 	// TxnMarkerWritten says a transaction marker is written and
 	// replicated in a partition this broker leads (WriteTxnMarkers).
 	TxnMarkerWritten(topic string, partition int32, producerID int64, commit bool)
+	// DescribeTransactions and ListTransactions answer for the
+	// transactional ids this broker coordinates.
+	DescribeTransactions(ids []string) []kmsg.DescribeTransactionsResponseTransactionState
+	ListTransactions(states []string, producerIDs []int64, minDuration time.Duration) ([]kmsg.ListTransactionsResponseTransactionState, []string)
 	// Transaction answers a transactional request (InitProducerID with a
 	// transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn).
 	Transaction(ctx context.Context, req kmsg.Request) kmsg.Response
