@@ -344,7 +344,7 @@ func (b *Broker) RunRetention() {
 			b.log.Warn("retention failed", "topic", p.Topic(), "partition", p.ID(), "err", err)
 		}
 		if p.Log().Compacted() {
-			if _, err := p.Log().Compact(p.HighWatermark(), -1); err != nil {
+			if _, err := p.Compact(); err != nil {
 				b.log.Warn("compaction failed", "topic", p.Topic(), "partition", p.ID(), "err", err)
 			}
 		}

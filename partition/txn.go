@@ -18,6 +18,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mlog/mlog/storage"
 	"github.com/mlog/mlog/storage/batch"
 )
 
@@ -287,4 +288,21 @@ func (p *Partition) ActiveProducers() []ActiveProducer {
 	}
 	slices.SortFunc(out, func(a, b ActiveProducer) int { return int(a.ProducerID - b.ProducerID) })
 	return out
+}
+
+// Compact compacts the log (cleanup.policy=compact) below the last stable
+// offset, removing the records of aborted transactions, so that an
+// aborted value never supersedes a committed one.
+func (p *Partition) Compact() (storage.CompactStats, error) {
+	p.mu.Lock()
+	aborted := slices.Clone(p.txns.aborted)
+	p.mu.Unlock()
+	return p.log.Compact(p.LastStableOffset(), -1, func(h batch.Header) bool {
+		for _, a := range aborted {
+			if a.ProducerID == h.ProducerID && a.FirstOffset <= h.BaseOffset && h.BaseOffset < a.LastOffset {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -139,3 +139,79 @@ func TestTransactionsReplicatedAndRebuilt(t *testing.T) {
 	defer f.Close()
 	check("reopened", f)
 }
+
+// Compaction of a transactional topic keeps each key's latest committed
+// value: an aborted transaction's later value of the key is removed and
+// does not supersede the committed one; control batches stay.
+func TestCompactionDropsAbortedRecords(t *testing.T) {
+	lc := storage.DefaultConfig()
+	lc.Logger, lc.Compact = slog.New(slog.DiscardHandler), true
+	p, err := Open(Config{Topic: "t", Dir: t.TempDir(), Log: lc, SyncAcks: true, Logger: lc.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	leadAlone(t, p)
+	ctx := context.Background()
+	keyed := func(pid int64, seq int32, k, v string) []byte {
+		return batchtest.Build(batchtest.Spec{Keys: [][]byte{[]byte(k)}, Values: [][]byte{[]byte(v)}, Timestamp: 1_700_000_000_000,
+			ProducerID: pid, BaseSequence: seq, Attributes: attrTransactional})
+	}
+	if _, err := p.Produce(ctx, keyed(30, 0, "k", "committed"), -1); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := p.WriteMarker(30, 0, true, 0); err != nil {
+		t.Fatal(err)
+	} else if _, err := p.WaitAck(ctx, a, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Produce(ctx, keyed(31, 0, "k", "aborted"), -1); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := p.WriteMarker(31, 0, false, 0); err != nil {
+		t.Fatal(err)
+	} else if _, err := p.WaitAck(ctx, a, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Log().Roll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Produce(ctx, plain("after"), -1); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.Compact()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RecordsRemoved != 1 {
+		t.Fatalf("compaction removed %d records, want the aborted one", st.RecordsRemoved)
+	}
+	var values []string
+	controls := 0
+	for off := int64(0); off < p.LogEndOffset(); { // segment by segment
+		reg, err := p.Log().Read(off, 1<<20, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := reg.Bytes()
+		reg.Release()
+		it := batch.NewIter(b)
+		for it.Next() {
+			off = it.Header().LastOffset() + 1
+			if it.Header().Control() {
+				controls++
+				continue
+			}
+			recs, err := batch.Records(it.Batch())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				values = append(values, string(r.Value))
+			}
+		}
+	}
+	if !slices.Equal(values, []string{"committed", "after"}) || controls != 2 {
+		t.Fatalf("after compaction: values %v, %d markers; want [committed after] and both markers", values, controls)
+	}
+}

@@ -42,10 +42,16 @@ func (l *Log) Compacted() bool { return l.cfg.Compact }
 // segment or the new one, and missing indexes are rebuilt from the log.
 // Offsets never change, so followers and consumers see a log with gaps.
 //
-// Only offsets below upTo take part: the partition passes its high
-// watermark, so a record that may still be truncated away never
-// supersedes a committed one (Kafka's first uncleanable offset).
-func (l *Log) Compact(upTo, deleteRetentionMs int64) (CompactStats, error) {
+// Only offsets below upTo take part: the partition passes its last
+// stable offset, so a record that may still be truncated away, or whose
+// transaction is undecided, never supersedes a committed one (Kafka's
+// first uncleanable offset). aborted, when set, names the transactional
+// batches whose transaction was aborted: their records are removed and
+// never supersede another (control batches are kept).
+func (l *Log) Compact(upTo, deleteRetentionMs int64, aborted func(batch.Header) bool) (CompactStats, error) {
+	isAborted := func(h batch.Header) bool {
+		return aborted != nil && h.Transactional() && !h.Control() && aborted(h)
+	}
 	if deleteRetentionMs < 0 {
 		deleteRetentionMs = l.cfg.DeleteRetention.Milliseconds()
 	}
@@ -85,7 +91,7 @@ func (l *Log) Compact(upTo, deleteRetentionMs int64) (CompactStats, error) {
 	latest := map[string]int64{}
 	for _, s := range held {
 		err := eachBatch(s, func(b []byte, h batch.Header) error {
-			if h.Control() {
+			if h.Control() || isAborted(h) {
 				return nil
 			}
 			return batch.EachRecord(b, func(r batch.KeyedRecord) {
@@ -109,7 +115,10 @@ func (l *Log) Compact(upTo, deleteRetentionMs int64) (CompactStats, error) {
 			return st, fmt.Errorf("storage: compact %s: %w", s.path, err)
 		}
 		tombstonesExpired := fi.ModTime().Before(horizon)
-		removed, before, after, err := l.compactSegment(s, gen, func(_ batch.Header, r batch.KeyedRecord) bool {
+		removed, before, after, err := l.compactSegment(s, gen, func(h batch.Header, r batch.KeyedRecord) bool {
+			if isAborted(h) {
+				return false
+			}
 			if r.Key == nil {
 				return true
 			}

@@ -54,7 +54,7 @@ func BenchmarkCompact(b *testing.B) {
 		}
 		size := l.Size()
 		b.StartTimer()
-		st, err := l.Compact(math.MaxInt64, -1)
+		st, err := l.Compact(math.MaxInt64, -1, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

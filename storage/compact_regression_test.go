@@ -43,7 +43,7 @@ func TestRegressionCompactStopsAtHighWatermark(t *testing.T) {
 	sealAll(t, l)
 	appendKeyed(t, l, kv("k", "uncommitted")) // offset 1, above it
 	sealAll(t, l)
-	if _, err := l.Compact(1, -1); err != nil {
+	if _, err := l.Compact(1, -1, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.TruncateTo(1); err != nil { // the follower meets the new leader
@@ -81,7 +81,7 @@ func TestRegressionCompactRacesTruncate(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, err := l.Compact(math.MaxInt64, -1); err != nil {
+	if _, err := l.Compact(math.MaxInt64, -1, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := records(t, l)
@@ -110,7 +110,7 @@ func TestRegressionCompactNeverGrowsTheLog(t *testing.T) {
 	appendKeyed(t, l, kv("d", "new")) // supersedes a record inside the gzip batch
 	sealAll(t, l)
 	before := l.Size()
-	if _, err := l.Compact(math.MaxInt64, -1); err != nil {
+	if _, err := l.Compact(math.MaxInt64, -1, nil); err != nil {
 		t.Fatal(err)
 	}
 	if l.Size() > before {

@@ -94,7 +94,7 @@ func TestCompactKeyWrittenManyTimesLeavesOne(t *testing.T) {
 	sealAll(t, l)
 	segsBefore, sizeBefore := l.NumSegments(), l.Size()
 
-	st, err := l.Compact(math.MaxInt64, int64(24*time.Hour/time.Millisecond))
+	st, err := l.Compact(math.MaxInt64, int64(24*time.Hour/time.Millisecond), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestCompactTombstones(t *testing.T) {
 		batch.Record{Timestamp: ts, Key: nil, Value: []byte("no key")})
 	sealAll(t, l)
 	const retention = int64(time.Hour / time.Millisecond)
-	if _, err := l.Compact(math.MaxInt64, retention); err != nil {
+	if _, err := l.Compact(math.MaxInt64, retention, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := records(t, l)
@@ -165,7 +165,7 @@ func TestCompactTombstones(t *testing.T) {
 		t.Fatalf("tombstone within delete.retention.ms: %+v", got)
 	}
 	now = now.Add(2 * time.Hour)
-	if _, err := l.Compact(math.MaxInt64, retention); err != nil {
+	if _, err := l.Compact(math.MaxInt64, retention, nil); err != nil {
 		t.Fatal(err)
 	}
 	got = records(t, l)
@@ -187,7 +187,7 @@ func TestCompactReaderKeepsOldSegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Compact(math.MaxInt64, 0); err != nil {
+	if _, err := l.Compact(math.MaxInt64, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, err := r.Bytes()
@@ -246,7 +246,7 @@ func TestCompactCrashSafety(t *testing.T) {
 			t.Fatalf("leftover .tmp not removed: %v", err)
 		}
 		// And compaction then works on the recovered log.
-		if _, err := l.Compact(math.MaxInt64, 0); err != nil {
+		if _, err := l.Compact(math.MaxInt64, 0, nil); err != nil {
 			t.Fatal(err)
 		}
 		if got := records(t, l); len(got) != 10 {
@@ -269,7 +269,7 @@ func TestCompactCrashSafety(t *testing.T) {
 		// Only the compacted copy's sync fails: a background flush still
 		// queued from sealAll must not take the fault.
 		ffs.FailNextSyncOf(compactSuffix, os.ErrInvalid)
-		if _, err := l.Compact(math.MaxInt64, 0); err == nil {
+		if _, err := l.Compact(math.MaxInt64, 0, nil); err == nil {
 			t.Fatal("compaction succeeded with a failing fsync")
 		}
 		// Segments emptied before the failure are gone; the rest is as it
@@ -290,7 +290,7 @@ func TestCompactCrashSafety(t *testing.T) {
 
 	t.Run("crash right after", func(t *testing.T) {
 		dir, cfg, l, before := setup(t)
-		if _, err := l.Compact(math.MaxInt64, 0); err != nil {
+		if _, err := l.Compact(math.MaxInt64, 0, nil); err != nil {
 			t.Fatal(err)
 		}
 		after := records(t, l)
