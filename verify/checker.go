@@ -25,7 +25,11 @@ import (
 //   - poll_skips: a consumer jumped over offsets that the final read shows
 //     to hold records, without an assignment in between;
 //   - divergent: two replicas serve different values (or one serves none)
-//     at an offset below every replica's high watermark.
+//     at an offset below every replica's high watermark;
+//   - aborted_visible: a record of an aborted transaction in the final
+//     read or polled by a consumer (both read_committed);
+//   - torn_transaction: a transaction whose end the producer did not learn
+//     seen in part in the final read (it must be whole or absent).
 func Check(h *History) *Report {
 	r := &Report{
 		Consumed:     map[string]int{},
@@ -44,6 +48,7 @@ func Check(h *History) *Report {
 		r.FinalRecords[p] = len(pl.Records)
 	}
 	checkProduced(h, r)
+	checkTransactions(h, r)
 	checkDuplicates(h, r)
 	checkMultiValue(h, r)
 	checkVanished(h, r)
@@ -89,6 +94,9 @@ func checkProduced(h *History, r *Report) {
 		case Unknown:
 			r.Unknown++
 			continue
+		case Aborted:
+			r.Aborted++
+			continue
 		}
 		r.Acknowledged++
 		locs := idx[p.Value]
@@ -106,6 +114,53 @@ func checkProduced(h *History, r *Report) {
 		if !slices.Contains(locs, location{p.Partition, p.Offset}) {
 			r.Duplicated++
 			r.example(KindDuplicated, "moved: %s acknowledged at %d/%d, final read has it at %d/%d", short(p.Value), p.Partition, p.Offset, locs[0].partition, locs[0].offset)
+		}
+	}
+}
+
+// checkTransactions finds aborted records that readers saw, and
+// transactions of unknown end seen in part by the final read.
+func checkTransactions(h *History, r *Report) {
+	idx := finalIndex(h)
+	consumed := map[string]string{} // value -> consumer that polled it
+	for _, c := range h.Consumers {
+		for _, e := range c.Events {
+			if e.Kind == Record {
+				consumed[e.Value] = c.Name
+			}
+		}
+	}
+	type txn struct{ total, seen int }
+	undecided := map[string]*txn{}
+	for _, p := range h.Produced {
+		if p.Txn == "" {
+			continue
+		}
+		switch p.Outcome {
+		case Aborted:
+			if locs := idx[p.Value]; len(locs) > 0 {
+				r.AbortedVisible++
+				r.example(KindAbortedVisible, "%s of aborted %s is in the final read at %d/%d", short(p.Value), p.Txn, locs[0].partition, locs[0].offset)
+			} else if name, ok := consumed[p.Value]; ok {
+				r.AbortedVisible++
+				r.example(KindAbortedVisible, "%s of aborted %s was polled by %s", short(p.Value), p.Txn, name)
+			}
+		case Unknown, Failed:
+			t := undecided[p.Txn]
+			if t == nil {
+				t = &txn{}
+				undecided[p.Txn] = t
+			}
+			t.total++
+			if len(idx[p.Value]) > 0 {
+				t.seen++
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(undecided)) {
+		if t := undecided[name]; t.seen > 0 && t.seen < t.total {
+			r.TornTransactions++
+			r.example(KindTornTxn, "%s: %d of its %d records in the final read", name, t.seen, t.total)
 		}
 	}
 }

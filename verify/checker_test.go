@@ -54,6 +54,7 @@ func only(t *testing.T, r *Report, kind string, n int, want string) {
 	counts := map[string]int{
 		KindLost: r.Lost, KindDuplicated: r.Duplicated, KindMultiValueOffset: r.MultiValueOffset,
 		KindVanished: r.Vanished, KindReordered: r.Reordered, KindPollSkip: r.PollSkips, KindDivergent: r.Divergent,
+		KindAbortedVisible: r.AbortedVisible, KindTornTxn: r.TornTransactions,
 	}
 	for k, c := range counts {
 		if k == kind && c != n {
@@ -350,4 +351,39 @@ func TestValueIDRoundTrip(t *testing.T) {
 			t.Errorf("valueID(%q) accepted", foreign)
 		}
 	}
+}
+
+// Transactions: an aborted record is never counted lost, but seen by the
+// final read or a consumer it is a violation; a transaction whose end is
+// unknown may be absent or whole, never in part.
+func TestCheckTransactions(t *testing.T) {
+	h := cleanHistory()
+	h.Produced = append(h.Produced,
+		Produced{Value: val(100), Outcome: Aborted, Partition: 0, Offset: 5, Txn: "p0-t1"},
+		Produced{Value: val(101), Outcome: Unknown, Partition: 0, Offset: -1, Txn: "p0-t2"},
+		Produced{Value: val(102), Outcome: Unknown, Partition: 1, Offset: -1, Txn: "p0-t2"})
+	r := Check(h)
+	if !r.OK() || r.Aborted != 1 || r.Unknown != 2 {
+		t.Fatalf("an aborted and an absent undecided transaction: OK %v, aborted %d, unknown %d", r.OK(), r.Aborted, r.Unknown)
+	}
+
+	seen := cleanHistory()
+	seen.Produced = append(seen.Produced, Produced{Value: val(100), Outcome: Aborted, Partition: 0, Offset: 5, Txn: "p0-t1"})
+	seen.Final[0].Records[5], seen.Final[0].HighWatermark = val(100), 6
+	only(t, Check(seen), KindAbortedVisible, 1, "of aborted p0-t1 is in the final read at 0/5")
+
+	polled := cleanHistory()
+	polled.Produced = append(polled.Produced, Produced{Value: val(100), Outcome: Aborted, Partition: 0, Offset: 5, Txn: "p0-t1"})
+	polled.Consumers[0].Events = append(polled.Consumers[0].Events, ConsumerEvent{Kind: Record, Partition: 0, Offset: 5, Value: val(100)})
+	r = Check(polled)
+	if r.AbortedVisible != 1 || !strings.Contains(strings.Join(r.Examples[KindAbortedVisible], ""), "was polled by consumer-0") {
+		t.Errorf("an aborted record polled by a consumer: %d, %q", r.AbortedVisible, r.Examples[KindAbortedVisible])
+	}
+
+	torn := cleanHistory()
+	torn.Produced = append(torn.Produced,
+		Produced{Value: val(101), Outcome: Unknown, Partition: 0, Offset: -1, Txn: "p0-t2"},
+		Produced{Value: val(102), Outcome: Unknown, Partition: 1, Offset: -1, Txn: "p0-t2"})
+	torn.Final[0].Records[5], torn.Final[0].HighWatermark = val(101), 6
+	only(t, Check(torn), KindTornTxn, 1, "p0-t2: 1 of its 2 records in the final read")
 }

@@ -63,6 +63,12 @@ type Config struct {
 	// acks=all (Kafka's rule).
 	Acks       Acks
 	Idempotent bool
+	// Transactional makes every producer transactional: records go out in
+	// transactions of 1 to TxnMaxRecords records, a tenth of them aborted
+	// (chosen by Seed), and consumers and the final read use
+	// read_committed. Needs Idempotent.
+	Transactional bool
+	TxnMaxRecords int
 	// Duration is how long the producers produce.
 	Duration time.Duration
 	// Rate is the total records per second over all producers; 0 is
@@ -108,6 +114,7 @@ func DefaultConfig() Config {
 		GroupConsumers:    1,
 		Acks:              AcksAll,
 		Idempotent:        true,
+		TxnMaxRecords:     10,
 		Duration:          30 * time.Second,
 		Rate:              1000,
 		RecordSize:        100,
@@ -150,6 +157,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseAcks(string(c.Acks)); err != nil {
 		return err
+	}
+	if c.Transactional && (!c.Idempotent || c.TxnMaxRecords < 1) {
+		return bad("transactional producers need idempotence (and acks all) and at least 1 record per transaction")
 	}
 	if c.Idempotent && c.Acks != AcksAll {
 		return bad("an idempotent producer needs acks all, not %s", c.Acks)

@@ -122,6 +122,10 @@ func finalRead(ctx context.Context, cfg *Config, adm *kadm.Client, base []kgo.Op
 			if pl == nil {
 				return
 			}
+			if r.Attrs.IsControl() {
+				next[r.Partition] = max(next[r.Partition], r.Offset+1)
+				return
+			}
 			v := string(r.Value)
 			if old, ok := pl.Records[r.Offset]; ok && old != v {
 				pl.Replaced = append(pl.Replaced, Observation{r.Partition, r.Offset, old})

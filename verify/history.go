@@ -42,6 +42,9 @@ const (
 	// Failed: the client reported an error. The record may still have been
 	// written (a timeout), so a failed record is never counted lost.
 	Failed
+	// Aborted: its transaction was aborted (the abort acknowledged): no
+	// read_committed reader may see it.
+	Aborted
 )
 
 func (o Outcome) String() string {
@@ -50,6 +53,8 @@ func (o Outcome) String() string {
 		return "acknowledged"
 	case Failed:
 		return "failed"
+	case Aborted:
+		return "aborted"
 	}
 	return "unknown"
 }
@@ -64,6 +69,10 @@ type Produced struct {
 	Offset int64
 	// Err is the client's error for a failed record.
 	Err string
+	// Txn names the record's transaction ("p<producer>-t<n>"), empty when
+	// the producer is not transactional: a transaction whose end is not
+	// known must be seen whole or not at all.
+	Txn string
 }
 
 // EventKind tells what a consumer event is.

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -27,8 +28,8 @@ type producer struct {
 	cutoff bool
 }
 
-// producerOpts are the kgo options of every producer for cfg.
-func producerOpts(cfg *Config) []kgo.Opt {
+// producerOpts are the kgo options of producer id for cfg.
+func producerOpts(cfg *Config, id int) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -46,6 +47,9 @@ func producerOpts(cfg *Config) []kgo.Opt {
 	if !cfg.Idempotent {
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}
+	if cfg.Transactional {
+		opts = append(opts, kgo.TransactionalID(fmt.Sprintf("%s-p%d", cfg.RunID, id)), kgo.TransactionTimeout(10*time.Second))
+	}
 	return opts
 }
 
@@ -61,7 +65,7 @@ func produce(ctx context.Context, cfg *Config, partitions int32, base []kgo.Opt)
 		}
 	}()
 	for i := range ps {
-		cl, err := kgo.NewClient(append(append([]kgo.Opt{}, base...), producerOpts(cfg)...)...)
+		cl, err := kgo.NewClient(append(append([]kgo.Opt{}, base...), producerOpts(cfg, i)...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -100,6 +104,7 @@ func (p *producer) run(ctx context.Context, end time.Time) {
 	start := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	txnLeft, txnNo, txnFirst := 0, 0, 0 // records left in the open transaction, its number, its first record
 	for seq := int64(0); ctx.Err() == nil; seq++ {
 		if p.rate > 0 {
 			// Pace by the schedule, not by the last send, so a slow
@@ -117,18 +122,73 @@ func (p *producer) run(ctx context.Context, end time.Time) {
 		if !time.Now().Before(end) || ctx.Err() != nil {
 			break
 		}
+		if p.cfg.Transactional && txnLeft == 0 {
+			if err := p.cl.BeginTransaction(); err != nil {
+				p.cfg.Logger.Warn("producer cannot begin a transaction", "producer", p.id, "err", err)
+				break
+			}
+			txnLeft, txnNo = 1+rng.IntN(p.cfg.TxnMaxRecords), txnNo+1
+			p.mu.Lock()
+			txnFirst = len(p.records)
+			p.mu.Unlock()
+		}
 		value := makeValue(p.cfg.RunID, p.id, seq, p.cfg.RecordSize, rng)
 		part := rng.Int32N(p.partitions)
 		p.mu.Lock()
 		i := len(p.records)
 		p.records = append(p.records, Produced{Value: value, Partition: part, Offset: -1})
+		if p.cfg.Transactional {
+			p.records[i].Txn = fmt.Sprintf("p%d-t%d", p.id, txnNo)
+		}
 		p.mu.Unlock()
 		p.cl.Produce(ctx, &kgo.Record{Value: []byte(value), Partition: part}, func(r *kgo.Record, err error) {
 			p.finish(i, r, err)
 		})
+		if p.cfg.Transactional {
+			if txnLeft--; txnLeft == 0 {
+				p.endTxn(ctx, txnFirst, rng.IntN(10) != 0) // a tenth aborted
+			}
+		}
+	}
+	if p.cfg.Transactional && txnLeft > 0 {
+		p.endTxn(ctx, txnFirst, false)
 	}
 	if err := p.cl.Flush(ctx); err != nil {
 		p.cfg.Logger.Warn("producer gave up waiting for records in flight", "producer", p.id, "err", err)
+	}
+}
+
+// endTxn flushes the open transaction (records txnFirst on) and ends it:
+// committed, its records are acknowledged where they were written;
+// aborted, they are aborted; if the end fails they stay undecided
+// (unknown), to be seen whole or not at all.
+func (p *producer) endTxn(ctx context.Context, txnFirst int, commit bool) {
+	flushErr := p.cl.Flush(ctx)
+	end := kgo.TryAbort
+	if commit && flushErr == nil {
+		end = kgo.TryCommit
+	}
+	err := p.cl.EndTransaction(ctx, end)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cutoff {
+		return
+	}
+	for i := txnFirst; i < len(p.records); i++ {
+		rec := &p.records[i]
+		switch {
+		case err != nil:
+			rec.Outcome, rec.Err = Unknown, err.Error()
+		case end == kgo.TryAbort:
+			rec.Outcome = Aborted
+		case rec.Offset >= 0:
+			rec.Outcome = Acknowledged
+		default:
+			rec.Outcome = Unknown // committed, but its own produce was not acknowledged
+		}
+	}
+	if err != nil {
+		p.cfg.Logger.Info("transaction end failed; its records are undecided", "producer", p.id, "err", err)
 	}
 }
 
@@ -141,6 +201,9 @@ func (p *producer) finish(i int, r *kgo.Record, err error) {
 	}
 	rec := &p.records[i]
 	switch {
+	case err == nil && p.cfg.Transactional:
+		// Written, not yet committed: endTxn decides.
+		rec.Partition, rec.Offset = r.Partition, r.Offset
 	case err == nil:
 		rec.Outcome = Acknowledged
 		rec.Partition = r.Partition

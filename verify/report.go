@@ -18,6 +18,8 @@ const (
 	KindReordered        = "reordered"
 	KindPollSkip         = "poll_skips"
 	KindDivergent        = "divergent"
+	KindAbortedVisible   = "aborted_visible"
+	KindTornTxn          = "torn_transaction"
 )
 
 // maxExamples bounds the examples kept per kind.
@@ -31,6 +33,7 @@ type Report struct {
 	Acknowledged int `json:"acknowledged"`
 	Failed       int `json:"failed"`
 	Unknown      int `json:"unknown"`
+	Aborted      int `json:"aborted"`
 	// Consumed is how many records each consumer polled, by name.
 	Consumed map[string]int `json:"consumed"`
 	// FinalRecords is how many records the final read found per partition.
@@ -46,6 +49,10 @@ type Report struct {
 	Reordered        int `json:"reordered"`
 	PollSkips        int `json:"poll_skips"`
 	Divergent        int `json:"divergent"`
+	// AbortedVisible counts aborted records a read_committed reader saw;
+	// TornTransactions the transactions of unknown end seen in part.
+	AbortedVisible   int `json:"aborted_visible"`
+	TornTransactions int `json:"torn_transactions"`
 	// ReplicaCheck is "done" or "skipped: <why>".
 	ReplicaCheck string `json:"replica_check"`
 	// ReplicasCompared counts the replica logs compared, over every
@@ -61,7 +68,8 @@ type Report struct {
 
 // Violations is the total of every violation count.
 func (r *Report) Violations() int {
-	return r.Lost + r.Duplicated + r.MultiValueOffset + r.Vanished + r.Reordered + r.PollSkips + r.Divergent
+	return r.Lost + r.Duplicated + r.MultiValueOffset + r.Vanished + r.Reordered + r.PollSkips + r.Divergent +
+		r.AbortedVisible + r.TornTransactions
 }
 
 // OK reports a run without violations whose final read completed.
@@ -93,6 +101,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "acknowledged:       %d\n", r.Acknowledged)
 	fmt.Fprintf(&b, "failed:             %d\n", r.Failed)
 	fmt.Fprintf(&b, "unknown:            %d\n", r.Unknown)
+	if r.Aborted > 0 {
+		fmt.Fprintf(&b, "aborted:            %d\n", r.Aborted)
+	}
 	for _, name := range slices.Sorted(maps.Keys(r.Consumed)) {
 		fmt.Fprintf(&b, "consumed by %s: %d\n", name, r.Consumed[name])
 	}
@@ -107,12 +118,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "reordered:          %d\n", r.Reordered)
 	fmt.Fprintf(&b, "poll-skips:         %d\n", r.PollSkips)
 	fmt.Fprintf(&b, "divergent:          %d\n", r.Divergent)
+	fmt.Fprintf(&b, "aborted-visible:    %d\n", r.AbortedVisible)
+	fmt.Fprintf(&b, "torn-transactions:  %d\n", r.TornTransactions)
 	if r.ReplicaCheck == replicaCheckDone {
 		fmt.Fprintf(&b, "replica check:      done (%d replica logs compared at %d offsets)\n", r.ReplicasCompared, r.OffsetsCompared)
 	} else {
 		fmt.Fprintf(&b, "replica check:      %s\n", r.ReplicaCheck)
 	}
-	for _, kind := range []string{KindLost, KindDuplicated, KindMultiValueOffset, KindVanished, KindReordered, KindPollSkip, KindDivergent} {
+	for _, kind := range []string{KindLost, KindDuplicated, KindMultiValueOffset, KindVanished, KindReordered, KindPollSkip, KindDivergent,
+		KindAbortedVisible, KindTornTxn} {
 		ex := r.Examples[kind]
 		if len(ex) == 0 {
 			continue

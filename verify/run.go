@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,9 +56,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	cfg.Logger.Info("verify: topic ready", "topic", cfg.Topic, "partitions", partitions, "run", cfg.RunID)
 
+	// Consumers and the final read see what read_committed readers see
+	// when the producers are transactional; the replica comparison reads
+	// every record.
+	readBase := base
+	if cfg.Transactional {
+		readBase = append(slices.Clone(base), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
 	h := &History{}
 	if !cfg.CheckOnly {
-		if err := workload(ctx, &cfg, adm, base, partitions, h); err != nil {
+		if err := workload(ctx, &cfg, adm, base, readBase, partitions, h); err != nil {
 			return nil, err
 		}
 	}
@@ -69,7 +77,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	readCtx, cancelRead := context.WithTimeout(ctx, cfg.FinalReadTimeout)
 	defer cancelRead()
-	h.Final, err = finalRead(readCtx, &cfg, adm, base, partitions)
+	finalBase := readBase
+	if cfg.Transactional {
+		// Markers count as read: a log may end with one (or with an
+		// aborted transaction read_committed skips, then its marker).
+		finalBase = append(slices.Clone(readBase), kgo.KeepControlRecords())
+	}
+	h.Final, err = finalRead(readCtx, &cfg, adm, finalBase, partitions)
 	if err != nil {
 		h.FinalReadErr = err.Error()
 	}
@@ -86,8 +100,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // workload runs the consumers while the producers produce, then lets the
 // consumers catch up with the high watermarks, and records both in h.
-func workload(ctx context.Context, cfg *Config, adm *kadm.Client, base []kgo.Opt, partitions int32, h *History) error {
-	cs, err := startConsumers(ctx, cfg, partitions, base)
+func workload(ctx context.Context, cfg *Config, adm *kadm.Client, base, readBase []kgo.Opt, partitions int32, h *History) error {
+	cs, err := startConsumers(ctx, cfg, partitions, readBase)
 	if err != nil {
 		return fmt.Errorf("verify: consumers: %w", err)
 	}

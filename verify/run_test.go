@@ -270,3 +270,44 @@ func TestRunSurvivesLeaderKill(t *testing.T) {
 		t.Errorf("%d replica logs compared at %d offsets; want 9, at least %d", r.ReplicasCompared, r.OffsetsCompared, r.Acknowledged)
 	}
 }
+
+// A transactional run on a healthy three-node cluster: a tenth of the
+// transactions are aborted, none of their records is visible to the
+// read_committed consumers and final read, and every committed record is
+// there.
+func TestRunTransactionalOnThreeNodeCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	c := brokertest.Start(t, 3)
+	cfg := verify.DefaultConfig()
+	cfg.Seeds = c.Seeds()
+	cfg.Topic = "verify-txn"
+	cfg.Transactional = true
+	cfg.Duration = 4 * time.Second
+	cfg.Rate = 300
+	cfg.FinalReadTimeout = 30 * time.Second
+	cfg.DrainTimeout = 10 * time.Second
+	cfg.Logger = testLogger(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := verify.Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := report(t, r)
+	t.Log("\n" + text)
+	if !r.OK() {
+		t.Fatalf("violations on a healthy cluster:\n%s", text)
+	}
+	if r.Acknowledged == 0 || r.Aborted == 0 {
+		t.Fatalf("acknowledged %d, aborted %d: want both (a tenth of the transactions abort)", r.Acknowledged, r.Aborted)
+	}
+	final := 0
+	for _, n := range r.FinalRecords {
+		final += n
+	}
+	if final != r.Acknowledged+r.Unknown && final != r.Acknowledged {
+		t.Errorf("final read holds %d records for %d committed (%d undecided)", final, r.Acknowledged, r.Unknown)
+	}
+}

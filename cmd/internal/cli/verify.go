@@ -103,6 +103,8 @@ See docs/verify.md.`,
 	fl.IntVar(&cfg.GroupConsumers, "group-consumers", cfg.GroupConsumers, "members of one consumer group")
 	fl.StringVar(&acks, "acks", string(cfg.Acks), "all, 1 or 0")
 	fl.BoolVar(&cfg.Idempotent, "idempotent", cfg.Idempotent, "idempotent producers (needs --acks all; off by default with --acks 1 or 0)")
+	fl.BoolVar(&cfg.Transactional, "transactional", false, "transactional producers (1 to --txn-max-records records per transaction, a tenth aborted); consumers and the final read use read_committed and check that no aborted record is visible and every transaction is whole")
+	fl.IntVar(&cfg.TxnMaxRecords, "txn-max-records", cfg.TxnMaxRecords, "most records per transaction with --transactional")
 	fl.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to produce")
 	fl.IntVar(&cfg.Rate, "rate", cfg.Rate, "records per second over all producers (0: unlimited)")
 	fl.IntVar(&cfg.RecordSize, "record-size", cfg.RecordSize, "bytes per value")
