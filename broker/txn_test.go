@@ -494,3 +494,50 @@ func TestTxnOffsetCommit(t *testing.T) {
 		t.Fatalf("after an aborted transaction the offset is %d, want 9", got)
 	}
 }
+
+// A commit prepared when the coordinator dies is finished by the next one:
+// the only replica of the transaction's data partition is down when the
+// producer commits (the coordinator writes PrepareCommit, answers, and
+// cannot place the marker), then the coordinator is killed and the data
+// partition's broker comes back; the coordinator that replays the
+// transaction's state writes the marker, and the record becomes visible
+// to read_committed readers.
+func TestPreparedCommitResumedByNextCoordinator(t *testing.T) {
+	c := brokertest.Start(t, 3)
+	waitServing(c)
+	if _, err := c.Admin().CreateTopic(ctxT(t), 1, 1, nil, "lonely"); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(c)
+	dataLeader, _ := c.PartitionInfo("lonely", 0)
+	data := c.Index(dataLeader)
+	// A transactional id whose coordinator is not the data partition's
+	// broker.
+	id := ""
+	for i := 0; id == ""; i++ {
+		if cand := fmt.Sprintf("resume-%d", i); txnCoordinator(t, c, cand) != data {
+			id = cand
+		}
+	}
+	coord := txnCoordinator(t, c, id)
+	p := txnProducer(t, c, id)
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctxT(t), &kgo.Record{Topic: "lonely", Value: []byte("prepared")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(data)
+	c.WaitBrokers(2)
+	if err := p.EndTransaction(ctxT(t), kgo.TryCommit); err != nil {
+		t.Fatalf("commit with the data partition down (answered once prepared): %v", err)
+	}
+	c.Kill(coord)
+	c.StartNode(data)
+	c.StartNode(coord)
+	waitServing(c)
+	testutil.Eventually(t, "the prepared commit finished by the next coordinator", func() bool {
+		got := readValues(t, c, "lonely", true, 1)
+		return slices.Equal(got, []string{"prepared"})
+	})
+}

@@ -49,6 +49,32 @@ func TestSmokeKillLeader(t *testing.T) {
 	checkResult(t, res)
 }
 
+// TestSmokeKillLeaderTxn is the smoke schedule with verify's transactional
+// workload: committed transactions whole, aborted ones invisible, while a
+// partition leader is killed and restarted.
+func TestSmokeKillLeaderTxn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the smoke schedule takes about 30 s; make test runs it")
+	}
+	RequireNetns(t)
+	bin := mlogBin(t)
+	requireVerify(t, bin)
+	cfg := DefaultRunConfig(bin)
+	cfg.Rate, cfg.Warmup, cfg.Tail = 200, 2*time.Second, 3*time.Second
+	cfg.HoldMin, cfg.HoldJitter = 11*time.Second, 2*time.Second
+	s, err := ScheduleByName("kill-leader-txn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Budget = 16 * time.Second
+	res := RunSchedule(t, cfg, s, uint64(envInt(t, "CHAOS_SEED", 1)))
+	logResult(t, res)
+	checkResult(t, res)
+	if res.Report == nil || res.Report.Aborted == 0 || res.Report.Acknowledged == 0 {
+		t.Fatalf("the transactional workload committed or aborted nothing: %+v", res.Report)
+	}
+}
+
 // TestChaos is `make chaos`: every schedule (or CHAOS_SCHEDULES) run
 // CHAOS_RUNS times with seeds CHAOS_SEED, CHAOS_SEED+1, ...; the results
 // table goes to stdout and CHAOS_RESULTS. acks=all schedules must show no
@@ -161,6 +187,9 @@ func logResult(t *testing.T, res Result) {
 	t.Logf("%s seed %d acks=%s: acknowledged %d failed %d unknown %d; lost %d duplicated %d reordered %d divergent %d (violations %d); final read %s; replica check %s; settled %v; %v",
 		res.Schedule, res.Seed, res.Acks, rep.Acknowledged, rep.Failed, rep.Unknown, rep.Lost, rep.Duplicated, rep.Reordered,
 		rep.Divergent, rep.Violations(), rep.FinalRead, rep.ReplicaCheck, res.Settled, res.Elapsed.Round(time.Second))
+	if rep.Aborted > 0 || rep.AbortedVisible > 0 || rep.TornTransactions > 0 {
+		t.Logf("%s seed %d transactions: aborted %d, aborted visible %d, torn %d", res.Schedule, res.Seed, rep.Aborted, rep.AbortedVisible, rep.TornTransactions)
+	}
 }
 
 // commit names the tree the binary was built from.

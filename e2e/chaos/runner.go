@@ -76,6 +76,7 @@ func RunSchedule(t *testing.T, cfg RunConfig, s Schedule, seed uint64) Result {
 	w := Workload{Topic: fmt.Sprintf("chaos-%s-%d", s.Name, seed), Partitions: cfg.Partitions, ReplicationFactor: 3,
 		MinInsyncReplicas: s.MinISR, Acks: s.Acks, Producers: 2, Rate: cfg.Rate, Seed: seed,
 		Duration: warmup + s.Budget + cfg.Tail,
+		Args:     transactionalArgs(s),
 		// The faults may overrun their budget (a slow restart or unmount):
 		// the final read must outlast them and the settling after.
 		FinalReadTimeout: s.Budget + cfg.Settle + 2*time.Minute}
@@ -142,4 +143,12 @@ func RunSchedule(t *testing.T, cfg RunConfig, s Schedule, seed uint64) Result {
 		}
 	}
 	return res
+}
+
+// transactionalArgs are verify's flags for a transactional schedule.
+func transactionalArgs(s Schedule) []string {
+	if !s.Transactional {
+		return nil
+	}
+	return []string{"--transactional"}
 }

@@ -25,6 +25,10 @@ type Schedule struct {
 	// TopicConfigs, when set, are given to the topic, which the harness
 	// then creates itself before verify reuses it.
 	TopicConfigs map[string]string
+	// Transactional runs verify's transactional workload
+	// (--transactional): committed transactions must be whole, aborted
+	// ones invisible to read_committed readers.
+	Transactional bool
 	// Disk, when set, puts every data dir on its own Disk (power-loss).
 	Disk func(backing, mountpoint string) (Disk, error)
 	// Faults injects the faults and undoes those it can; whatever it
@@ -289,6 +293,22 @@ func Schedules() []Schedule {
 		// acks=1 is not promised to survive a leader's death: reported, not
 		// asserted.
 		{Name: "kill-leader-acks1", Acks: "1", Budget: hold, Faults: killHeld(leader)},
+		// Transactions under faults: the leader of a data partition, then
+		// any node (the transaction coordinator among them).
+		{Name: "kill-leader-txn", Transactional: true, Budget: hold, Faults: killHeld(leader)},
+		{Name: "kill-random-txn", Transactional: true, Budget: 3 * hold, Faults: func(f *Faulter) error {
+			for round := 0; round < 2; round++ {
+				if round > 0 {
+					if err := f.Settle(); err != nil {
+						return err
+					}
+				}
+				if err := killHeld(random)(f); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
 	}
 	for i := range all {
 		if all[i].Acks == "" {
