@@ -19,7 +19,13 @@ func init() { register((*Coordinator).handleTxnOffsetCommit) }
 
 func (c *Coordinator) handleTxnOffsetCommit(ctx context.Context, r call, req *kmsg.TxnOffsetCommitRequest, resp *kmsg.TxnOffsetCommitResponse) {
 	code := c.commitTxn(ctx, r.shard(req.Group), req)
-	for _, t := range req.Topics {
+	resp.Topics = append(resp.Topics, TxnOffsetCommitResults(req.Topics, code)...)
+}
+
+// TxnOffsetCommitResults answers every partition of topics with code.
+func TxnOffsetCommitResults(topics []kmsg.TxnOffsetCommitRequestTopic, code int16) []kmsg.TxnOffsetCommitResponseTopic {
+	out := make([]kmsg.TxnOffsetCommitResponseTopic, 0, len(topics))
+	for _, t := range topics {
 		rt := kmsg.NewTxnOffsetCommitResponseTopic()
 		rt.Topic = t.Topic
 		for _, p := range t.Partitions {
@@ -27,8 +33,9 @@ func (c *Coordinator) handleTxnOffsetCommit(ctx context.Context, r call, req *km
 			rp.Partition, rp.ErrorCode = p.Partition, code
 			rt.Partitions = append(rt.Partitions, rp)
 		}
-		resp.Topics = append(resp.Topics, rt)
+		out = append(out, rt)
 	}
+	return out
 }
 
 func (c *Coordinator) commitTxn(ctx context.Context, shardID int32, req *kmsg.TxnOffsetCommitRequest) int16 {

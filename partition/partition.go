@@ -168,10 +168,7 @@ func (p *Partition) Append(b []byte) (Appended, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.leaderLocked(); err != nil {
-		return Appended{}, err
-	}
-	if err := p.syncProducersLocked(); err != nil {
+	if err := p.writableLocked(); err != nil {
 		return Appended{}, err
 	}
 	if h.Idempotent() {
@@ -195,6 +192,15 @@ func (p *Partition) Append(b []byte) (Appended, error) {
 		p.publishLSO()
 	}
 	return Appended{res: res}, nil
+}
+
+// writableLocked is what every write as the leader checks first: this
+// replica leads, and its producer state matches the log.
+func (p *Partition) writableLocked() error {
+	if err := p.leaderLocked(); err != nil {
+		return err
+	}
+	return p.syncProducersLocked()
 }
 
 // leaderLocked refuses unless this replica leads. Checked under mu, where

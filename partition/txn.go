@@ -144,10 +144,7 @@ func (p *Partition) OpenTxns() int {
 func (p *Partition) WriteMarker(producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) (Appended, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.leaderLocked(); err != nil {
-		return Appended{}, err
-	}
-	if err := p.syncProducersLocked(); err != nil {
+	if err := p.writableLocked(); err != nil {
 		return Appended{}, err
 	}
 	ps := p.producers[producerID]
@@ -187,10 +184,7 @@ func (p *Partition) AppendForTxn(b []byte) (Appended, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.leaderLocked(); err != nil {
-		return Appended{}, err
-	}
-	if err := p.syncProducersLocked(); err != nil {
+	if err := p.writableLocked(); err != nil {
 		return Appended{}, err
 	}
 	ps := p.producers[h.ProducerID]

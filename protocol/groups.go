@@ -267,14 +267,7 @@ func (c *conn) authorizeTxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) (kmsg.
 				tc = kerr.TopicAuthorizationFailed.Code
 			}
 		}
-		rt := kmsg.NewTxnOffsetCommitResponseTopic()
-		rt.Topic = t.Topic
-		for _, p := range t.Partitions {
-			rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-			rp.Partition, rp.ErrorCode = p.Partition, tc
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		resp.Topics = append(resp.Topics, rt)
+		resp.Topics = append(resp.Topics, group.TxnOffsetCommitResults([]kmsg.TxnOffsetCommitRequestTopic{t}, tc)...)
 	}
 	return resp, nil
 }

@@ -44,15 +44,11 @@ func (c *Coordinator) Describe(partitions int, ids []string) []kmsg.DescribeTran
 			if m.State != kmsg.TransactionStateOngoing && !preparing(m) {
 				st.StartTimestamp = -1
 			}
-			for _, tp := range m.Partitions {
-				if n := len(st.Topics); n == 0 || st.Topics[n-1].Topic != tp.Topic {
-					t := kmsg.NewDescribeTransactionsResponseTransactionStateTopic()
-					t.Topic = tp.Topic
-					st.Topics = append(st.Topics, t)
-				}
-				t := &st.Topics[len(st.Topics)-1]
-				t.Partitions = append(t.Partitions, tp.Partition)
-			}
+			m.eachTopic(func(topic string, parts []int32) {
+				t := kmsg.NewDescribeTransactionsResponseTransactionStateTopic()
+				t.Topic, t.Partitions = topic, parts
+				st.Topics = append(st.Topics, t)
+			})
 		}
 		out = append(out, st)
 	}
@@ -77,9 +73,7 @@ func (c *Coordinator) List(states []string, producerIDs []int64, minDuration tim
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range c.shards {
-		select {
-		case <-s.ready:
-		default:
+		if !s.loaded() {
 			continue
 		}
 		for id, e := range s.txns {

@@ -200,6 +200,16 @@ func (c *Coordinator) resignLocked(id int32) {
 	}
 }
 
+// loaded reports whether the shard's replay finished.
+func (s *shard) loaded() bool {
+	select {
+	case <-s.ready:
+		return true
+	default:
+		return false
+	}
+}
+
 func replay(log Log) (map[string]*Metadata, error) {
 	txns := map[string]*Metadata{}
 	err := log.Replay(func(h batch.Header, r batch.Record) error {
@@ -229,9 +239,7 @@ func (c *Coordinator) shardFor(id string, partitions int) (*shard, int16) {
 	if s == nil {
 		return nil, kerr.NotCoordinator.Code
 	}
-	select {
-	case <-s.ready:
-	default:
+	if !s.loaded() {
 		return nil, kerr.CoordinatorLoadInProgress.Code
 	}
 	if s.err != nil {
@@ -354,9 +362,7 @@ func (c *Coordinator) abortLoop() {
 		var due []expired
 		c.mu.Lock()
 		for _, s := range c.shards {
-			select {
-			case <-s.ready:
-			default:
+			if !s.loaded() {
 				continue
 			}
 			for id, e := range s.txns {

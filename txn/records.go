@@ -57,6 +57,20 @@ func compareTP(a, b TopicPartition) int {
 	return int(a.Partition) - int(b.Partition)
 }
 
+// eachTopic calls fn with each topic of the transaction and its
+// partitions, in order.
+func (m *Metadata) eachTopic(fn func(topic string, partitions []int32)) {
+	for i := 0; i < len(m.Partitions); {
+		j := i
+		var parts []int32
+		for ; j < len(m.Partitions) && m.Partitions[j].Topic == m.Partitions[i].Topic; j++ {
+			parts = append(parts, m.Partitions[j].Partition)
+		}
+		fn(m.Partitions[i].Topic, parts)
+		i = j
+	}
+}
+
 // record encodes m as Kafka's TxnMetadataKey/Value (value version 0).
 func (m *Metadata) record(nowMs int64) batch.Record {
 	k := kmsg.NewTxnMetadataKey()
@@ -64,15 +78,11 @@ func (m *Metadata) record(nowMs int64) batch.Record {
 	v := kmsg.NewTxnMetadataValue()
 	v.ProducerID, v.ProducerEpoch, v.TimeoutMillis, v.State = m.ProducerID, m.ProducerEpoch, m.TimeoutMs, m.State
 	v.LastUpdateTimestamp, v.StartTimestamp = m.LastUpdateMs, m.StartMs
-	for _, tp := range m.Partitions {
-		if n := len(v.Topics); n == 0 || v.Topics[n-1].Topic != tp.Topic {
-			t := kmsg.NewTxnMetadataValueTopic()
-			t.Topic = tp.Topic
-			v.Topics = append(v.Topics, t)
-		}
-		t := &v.Topics[len(v.Topics)-1]
-		t.Partitions = append(t.Partitions, tp.Partition)
-	}
+	m.eachTopic(func(topic string, parts []int32) {
+		t := kmsg.NewTxnMetadataValueTopic()
+		t.Topic, t.Partitions = topic, parts
+		v.Topics = append(v.Topics, t)
+	})
 	return batch.Record{Timestamp: nowMs, Key: k.AppendTo(nil), Value: v.AppendTo(nil)}
 }
 

@@ -201,19 +201,7 @@ func Schedules() []Schedule {
 	all := []Schedule{
 		{Name: "kill-leader", Budget: hold, Faults: killHeld(leader)},
 		{Name: "kill-controller", Budget: hold, Faults: killHeld(controller)},
-		{Name: "kill-random", Budget: 3 * hold, Faults: func(f *Faulter) error {
-			for round := 0; round < 2; round++ {
-				if round > 0 {
-					if err := f.Settle(); err != nil {
-						return err
-					}
-				}
-				if err := killHeld(random)(f); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
+		{Name: "kill-random", Budget: 3 * hold, Faults: killRandomTwice},
 		{Name: "pause-leader", Budget: hold, Faults: pauseHeld(leader)},
 		{Name: "pause-controller", Budget: hold, Faults: pauseHeld(controller)},
 		{Name: "partition-leader", Budget: hold, Faults: func(f *Faulter) error {
@@ -296,19 +284,7 @@ func Schedules() []Schedule {
 		// Transactions under faults: the leader of a data partition, then
 		// any node (the transaction coordinator among them).
 		{Name: "kill-leader-txn", Transactional: true, Budget: hold, Faults: killHeld(leader)},
-		{Name: "kill-random-txn", Transactional: true, Budget: 3 * hold, Faults: func(f *Faulter) error {
-			for round := 0; round < 2; round++ {
-				if round > 0 {
-					if err := f.Settle(); err != nil {
-						return err
-					}
-				}
-				if err := killHeld(random)(f); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
+		{Name: "kill-random-txn", Transactional: true, Budget: 3 * hold, Faults: killRandomTwice},
 	}
 	for i := range all {
 		if all[i].Acks == "" {
@@ -346,6 +322,21 @@ func loneLeader(f *Faulter) error {
 	}
 	f.Hold()
 	return f.C.Restart(l)
+}
+
+// killRandomTwice kills a random node for a hold, twice, settling between.
+func killRandomTwice(f *Faulter) error {
+	for round := 0; round < 2; round++ {
+		if round > 0 {
+			if err := f.Settle(); err != nil {
+				return err
+			}
+		}
+		if err := killHeld(random)(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ScheduleByName finds a schedule.
