@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/mlog/mlog/metrics"
 	"github.com/mlog/mlog/partition"
 	"github.com/mlog/mlog/protocol"
+	"github.com/mlog/mlog/rest"
 	"github.com/mlog/mlog/storage"
 	"github.com/mlog/mlog/txn"
 )
@@ -202,19 +204,33 @@ func (b *Broker) startHTTP() (func(bool) error, error) {
 	if b.cfg.HTTPAddr == "" {
 		return nil, nil
 	}
-	hs, err := metrics.Serve(b.cfg.HTTPAddr, b.metrics, b.Ready, b.log)
+	proxy, err := b.restProxy()
+	if err != nil {
+		return nil, err
+	}
+	routes := map[string]http.Handler{}
+	for _, pattern := range rest.Patterns() {
+		routes[pattern] = proxy
+	}
+	hs, err := metrics.Serve(b.cfg.HTTPAddr, b.metrics, b.Ready, b.log, routes)
 	if err != nil && b.cfg.HTTPAddrOptional && errors.Is(err, syscall.EADDRINUSE) {
+		proxy.Close()
 		b.log.Warn("HTTP listener not started: its default address is taken; set --http-addr", "http_addr", b.cfg.HTTPAddr, "err", err)
 		return nil, nil
 	}
 	if err != nil {
+		proxy.Close()
 		return nil, err
 	}
 	b.mu.Lock()
 	b.http = hs
 	b.mu.Unlock()
 	b.log.Info("metrics listening", "http_addr", hs.Addr().String())
-	return func(bool) error { return hs.Close() }, nil
+	return func(bool) error {
+		err := hs.Close()
+		proxy.Close()
+		return err
+	}, nil
 }
 
 // HTTPAddr is the metrics listener's address (nil without one).

@@ -6,7 +6,10 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/mlog/mlog/protocol"
+	"github.com/mlog/mlog/rest"
 )
 
 // Security protocols of a listener, as Kafka names them.
@@ -185,4 +188,26 @@ func (b *Broker) ListenerAddr(name string) net.Addr {
 		}
 	}
 	return nil
+}
+
+// restProxy is the REST API of the HTTP listener, a Kafka client of this
+// broker's first listener: logged in as each request's basic-auth user
+// when that listener takes SASL, trusting the cluster's CAs (and showing
+// no certificate) when it speaks TLS.
+func (b *Broker) restProxy() (*rest.Proxy, error) {
+	first := b.cfg.listeners()[0]
+	cfg := rest.DefaultConfig()
+	cfg.Logger, cfg.SASL = b.log, first.sasl()
+	cfg.Seeds = func() []string {
+		if a := b.Addr(); a != nil {
+			return []string{a.String()}
+		}
+		return []string{first.Addr}
+	}
+	if first.tls() && b.cfg.PeerTLS != nil {
+		tc := b.cfg.PeerTLS.Clone()
+		tc.Certificates, tc.GetClientCertificate = nil, nil
+		cfg.ClientOpts = append(cfg.ClientOpts, kgo.DialTLSConfig(tc))
+	}
+	return rest.New(cfg)
 }

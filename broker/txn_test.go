@@ -485,11 +485,16 @@ func TestTxnOffsetCommit(t *testing.T) {
 	inTxn(9, true)
 	testutil.Eventually(t, "offset 9 committed with its transaction", func() bool { return committed() == 9 })
 	inTxn(12, false)
-	// The abort's markers are written before the next transaction can
-	// begin; once a new one has begun the aborted offset is surely gone.
-	if err := p.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
+	// Once the abort's marker reached the offsets partition, nothing is
+	// pending (require_stable answers), and the offset is still 9.
+	testutil.Eventually(t, "the aborted offsets dropped", func() bool {
+		stable := kmsg.NewPtrOffsetFetchRequest()
+		stable.Version = 7
+		stable.Group, stable.RequireStable = "g-tx", true
+		stable.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "src", Partitions: []int32{0}}}
+		resp, err := stable.RequestWith(ctxT(t), p)
+		return err == nil && resp.ErrorCode == 0 && resp.Topics[0].Partitions[0].ErrorCode == 0
+	})
 	if got := committed(); got != 9 {
 		t.Fatalf("after an aborted transaction the offset is %d, want 9", got)
 	}

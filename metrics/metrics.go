@@ -95,9 +95,13 @@ type Server struct {
 }
 
 // Serve listens on addr. /healthz answers 200 while the process serves;
-// /readyz answers 200 once ready() is true (503 before).
-func Serve(addr string, m *Metrics, ready func() bool, log *slog.Logger) (*Server, error) {
+// /readyz answers 200 once ready() is true (503 before). routes adds
+// handlers by mux pattern (the REST API).
+func Serve(addr string, m *Metrics, ready func() bool, log *slog.Logger, routes map[string]http.Handler) (*Server, error) {
 	mux := http.NewServeMux()
+	for pattern, h := range routes {
+		mux.Handle(pattern, h)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -1,0 +1,223 @@
+package rest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mlog/mlog/broker"
+	"github.com/mlog/mlog/broker/brokertest"
+	"github.com/mlog/mlog/internal/testutil"
+	"github.com/mlog/mlog/rest"
+)
+
+// cluster starts n brokers with HTTP listeners and an RF-n topic of three
+// partitions.
+func cluster(t *testing.T, n int) *brokertest.Cluster {
+	t.Helper()
+	c := brokertest.Start(t, n, func(_ int, cfg *broker.Config) { cfg.HTTPAddr = "127.0.0.1:0" })
+	c.WaitBrokers(n)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.Admin().CreateTopic(ctx, 3, int16(n), nil, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "orders led everywhere", func() bool {
+		for i := range c.Brokers {
+			for p := int32(0); p < 3; p++ {
+				if leader, _ := c.PartitionInfo("orders", p); leader < 0 || c.Index(leader) < 0 {
+					return false
+				}
+			}
+			if _, err := c.Brokers[i].Topic("orders"); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	return c
+}
+
+func url(c *brokertest.Cluster, i int, path string) string {
+	return "http://" + c.Brokers[i].HTTPAddr().String() + path
+}
+
+// call sends a request and decodes the JSON answer into out (when set),
+// returning the status and the raw body.
+func call(t *testing.T, method, u, contentType string, body []byte, out any) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != rest.ContentTypeV2 {
+		t.Errorf("%s %s: content type %q, want %s", method, u, ct, rest.ContentTypeV2)
+	}
+	if out != nil && resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, u, err, raw)
+		}
+	}
+	return resp.StatusCode, string(raw)
+}
+
+// wantError checks a REST Proxy error body.
+func wantError(t *testing.T, status int, body string, wantStatus, wantCode int) {
+	t.Helper()
+	var e struct {
+		Code int    `json:"error_code"`
+		Msg  string `json:"message"`
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil || status != wantStatus || e.Code != wantCode || e.Msg == "" {
+		t.Errorf("status %d body %s: want %d with error_code %d and a message", status, body, wantStatus, wantCode)
+	}
+}
+
+// Metadata endpoints on every node of a three-node cluster, and their
+// errors.
+func TestMetadataEndpoints(t *testing.T) {
+	c := cluster(t, 3)
+	for i := range c.Brokers {
+		var brokers struct {
+			Brokers []int32 `json:"brokers"`
+		}
+		if st, body := call(t, "GET", url(c, i, "/brokers"), "", nil, &brokers); st != 200 || !slices.Equal(brokers.Brokers, []int32{1, 2, 3}) {
+			t.Errorf("node %d GET /brokers: %d %s", i, st, body)
+		}
+		var topics []string
+		if st, body := call(t, "GET", url(c, i, "/topics"), "", nil, &topics); st != 200 || !slices.Contains(topics, "orders") || slices.Contains(topics, "__consumer_offsets") {
+			t.Errorf("node %d GET /topics: %d %s", i, st, body)
+		}
+	}
+	var topic struct {
+		Name       string            `json:"name"`
+		Configs    map[string]string `json:"configs"`
+		Partitions []struct {
+			Partition int32 `json:"partition"`
+			Leader    int32 `json:"leader"`
+			Replicas  []struct {
+				Broker int32 `json:"broker"`
+				Leader bool  `json:"leader"`
+				InSync bool  `json:"in_sync"`
+			} `json:"replicas"`
+		} `json:"partitions"`
+	}
+	if st, body := call(t, "GET", url(c, 0, "/topics/orders"), "", nil, &topic); st != 200 || topic.Name != "orders" || len(topic.Partitions) != 3 {
+		t.Fatalf("GET /topics/orders: %d %s", st, body)
+	}
+	for _, p := range topic.Partitions {
+		leader, _ := c.PartitionInfo("orders", p.Partition)
+		leaders := 0
+		for _, r := range p.Replicas {
+			if r.Leader {
+				leaders++
+				if r.Broker != leader {
+					t.Errorf("partition %d: replica %d marked leader, the leader is %d", p.Partition, r.Broker, leader)
+				}
+			}
+		}
+		if p.Leader != leader || len(p.Replicas) != 3 || leaders != 1 {
+			t.Errorf("partition %+v, leader %d", p, leader)
+		}
+	}
+	if topic.Configs["cleanup.policy"] != "delete" {
+		t.Errorf("configs %v lack cleanup.policy=delete", topic.Configs)
+	}
+	var parts []map[string]any
+	if st, body := call(t, "GET", url(c, 1, "/topics/orders/partitions"), "", nil, &parts); st != 200 || len(parts) != 3 {
+		t.Errorf("GET partitions: %d %s", st, body)
+	}
+	if st, body := call(t, "GET", url(c, 2, "/topics/orders/partitions/2"), "", nil, nil); st != 200 || !strings.Contains(body, `"partition":2`) {
+		t.Errorf("GET partition 2: %d %s", st, body)
+	}
+	st, body := call(t, "GET", url(c, 0, "/topics/nope"), "", nil, nil)
+	wantError(t, st, body, 404, 40401)
+	st, body = call(t, "GET", url(c, 0, "/topics/orders/partitions/7"), "", nil, nil)
+	wantError(t, st, body, 404, 40402)
+}
+
+type produced struct {
+	Offsets []struct {
+		Partition int32   `json:"partition"`
+		Offset    int64   `json:"offset"`
+		ErrorCode *int    `json:"error_code"`
+		Error     *string `json:"error"`
+	} `json:"offsets"`
+}
+
+// Records produced over HTTP, JSON and binary, through every node (two of
+// the three lead no given partition: the node's client sends each record
+// to its leader), are read back by a Kafka consumer with the keys and
+// values the requests carried; bad requests get REST Proxy's errors.
+func TestProduce(t *testing.T) {
+	c := cluster(t, 3)
+	for i := range c.Brokers {
+		body := fmt.Sprintf(`{"records":[{"key":{"node":%d},"value":{"n":%d,"s":"json"},"partition":%d}]}`, i, i, i)
+		var out produced
+		st, raw := call(t, "POST", url(c, i, "/topics/orders"), rest.ContentTypeJSON, []byte(body), &out)
+		if st != 200 || len(out.Offsets) != 1 || out.Offsets[0].Partition != int32(i) || out.Offsets[0].ErrorCode != nil {
+			t.Fatalf("node %d JSON produce: %d %s", i, st, raw)
+		}
+	}
+	bin := fmt.Sprintf(`{"records":[{"key":%q,"value":%q},{"value":%q}]}`,
+		base64.StdEncoding.EncodeToString([]byte("k-bin")), base64.StdEncoding.EncodeToString([]byte{0, 1, 2, 255}),
+		base64.StdEncoding.EncodeToString([]byte("no key")))
+	var out produced
+	if st, raw := call(t, "POST", url(c, 1, "/topics/orders/partitions/2"), rest.ContentTypeBinary, []byte(bin), &out); st != 200 || len(out.Offsets) != 2 ||
+		out.Offsets[0].Partition != 2 || out.Offsets[1].Partition != 2 || out.Offsets[1].Offset != out.Offsets[0].Offset+1 {
+		t.Fatalf("binary produce to partition 2: %d %s", st, raw)
+	}
+
+	cl := c.Client(kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got := map[string]string{}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for len(got) < 5 && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got[string(r.Key)+"@"+fmt.Sprint(r.Partition)] = string(r.Value) })
+	}
+	want := map[string]string{
+		`{"node":0}@0`: `{"n":0,"s":"json"}`, `{"node":1}@1`: `{"n":1,"s":"json"}`, `{"node":2}@2`: `{"n":2,"s":"json"}`,
+		"k-bin@2": "\x00\x01\x02\xff", "@2": "no key",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("record %s: value %q, want %q (all: %q)", k, got[k], v, got)
+		}
+	}
+
+	for _, tc := range []struct {
+		name, path, ct, body string
+		status, code         int
+	}{
+		{"unsupported content type", "/topics/orders", "text/plain", `{"records":[{"value":1}]}`, 415, 415},
+		{"not JSON", "/topics/orders", rest.ContentTypeJSON, `{"records":`, 422, 42201},
+		{"no records", "/topics/orders", rest.ContentTypeJSON, `{"records":[]}`, 422, 42202},
+		{"bad base64", "/topics/orders", rest.ContentTypeBinary, `{"records":[{"value":"%%%"}]}`, 422, 42201},
+		{"unknown topic", "/topics/nope", rest.ContentTypeJSON, `{"records":[{"value":1}]}`, 404, 40401},
+		{"unknown partition", "/topics/orders/partitions/9", rest.ContentTypeJSON, `{"records":[{"value":1}]}`, 404, 40402},
+		{"partition in a record", "/topics/orders", rest.ContentTypeJSON, `{"records":[{"value":1,"partition":5}]}`, 404, 40402},
+		{"too large", "/topics/orders", rest.ContentTypeJSON, `{"records":[{"value":"` + strings.Repeat("x", 9<<20) + `"}]}`, 413, 413},
+	} {
+		st, raw := call(t, "POST", url(c, 0, tc.path), tc.ct, []byte(tc.body), nil)
+		t.Run(tc.name, func(t *testing.T) { wantError(t, st, raw, tc.status, tc.code) })
+	}
+}
