@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/mlog/mlog/broker"
 	"github.com/mlog/mlog/broker/brokertest"
@@ -220,4 +222,58 @@ func TestProduce(t *testing.T) {
 		st, raw := call(t, "POST", url(c, 0, tc.path), tc.ct, []byte(tc.body), nil)
 		t.Run(tc.name, func(t *testing.T) { wantError(t, st, raw, tc.status, tc.code) })
 	}
+}
+
+// Under SASL every request needs basic credentials of a SCRAM user, and
+// the user's ACLs apply: no credentials or a wrong password get 401, a
+// user without an ACL for the topic 403, the super user writes.
+func TestBasicAuthUnderSASL(t *testing.T) {
+	c := brokertest.Start(t, 1, func(_ int, cfg *broker.Config) {
+		cfg.HTTPAddr = "127.0.0.1:0"
+		cfg.SASLMechanisms = []string{"SCRAM-SHA-512"}
+		cfg.BootstrapUser, cfg.BootstrapPassword = "admin", "admin-secret"
+	})
+	admin := scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism()
+	c.ClientOpts = []kgo.Opt{kgo.SASL(admin)}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	testutil.Eventually(t, "the bootstrap user", func() bool { return c.Client().Ping(ctx) == nil })
+	adm := c.Admin()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "secret"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: "alice", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: "alice-pw"}}); err != nil {
+		t.Fatal(err)
+	}
+	as := func(user, pass, method, path, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url(c, 0, path), strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		req.Header.Set("Content-Type", rest.ContentTypeJSON)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	st, body := as("", "", "GET", "/topics", "")
+	wantError(t, st, body, 401, 40101)
+	st, body = as("admin", "wrong", "GET", "/topics", "")
+	wantError(t, st, body, 401, 40101)
+	if st, body := as("admin", "admin-secret", "POST", "/topics/secret", `{"records":[{"value":"x"}]}`); st != 200 || strings.Contains(body, "error_code\":4") {
+		t.Errorf("the super user producing: %d %s", st, body)
+	}
+	testutil.Eventually(t, "alice's credential", func() bool {
+		st, _ := as("alice", "alice-pw", "GET", "/topics", "")
+		return st == 200
+	})
+	st, body = as("alice", "alice-pw", "POST", "/topics/secret", `{"records":[{"value":"x"}]}`)
+	wantError(t, st, body, 403, 40301)
 }
