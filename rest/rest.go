@@ -43,12 +43,15 @@ type Config struct {
 	MaxBodyBytes int64
 	// Timeout bounds one request's work against the cluster.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// InstanceTimeout closes a consumer instance idle this long
+	// (consumer.instance.timeout.ms).
+	InstanceTimeout time.Duration
+	Logger          *slog.Logger
 }
 
 // DefaultConfig returns the defaults: 8 MiB bodies, 30 s per request.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 8 << 20, Timeout: 30 * time.Second}
+	return Config{MaxBodyBytes: 8 << 20, Timeout: 30 * time.Second, InstanceTimeout: 5 * time.Minute}
 }
 
 // Proxy serves the REST API.
@@ -56,9 +59,12 @@ type Proxy struct {
 	cfg Config
 	mux *http.ServeMux
 
-	mu      sync.Mutex
-	clients map[string]*kgo.Client // by basic-auth user and password ("" without SASL)
-	closed  bool
+	mu        sync.Mutex
+	clients   map[string]*kgo.Client // by basic-auth user and password ("" without SASL)
+	instances map[string]*instance   // consumer instances by group/name
+	closed    bool
+	stop      chan struct{}
+	wg        sync.WaitGroup
 }
 
 // New makes a proxy; Close releases its Kafka clients.
@@ -66,13 +72,13 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Seeds == nil {
 		return nil, errors.New("rest: Seeds is required")
 	}
-	if cfg.MaxBodyBytes <= 0 || cfg.Timeout <= 0 {
-		return nil, fmt.Errorf("rest: max body %d, timeout %v", cfg.MaxBodyBytes, cfg.Timeout)
+	if cfg.MaxBodyBytes <= 0 || cfg.Timeout <= 0 || cfg.InstanceTimeout <= 0 {
+		return nil, fmt.Errorf("rest: max body %d, timeout %v, instance timeout %v", cfg.MaxBodyBytes, cfg.Timeout, cfg.InstanceTimeout)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Proxy{cfg: cfg, mux: http.NewServeMux(), clients: map[string]*kgo.Client{}}
+	p := &Proxy{cfg: cfg, mux: http.NewServeMux(), clients: map[string]*kgo.Client{}, instances: map[string]*instance{}, stop: make(chan struct{})}
 	p.mux.HandleFunc("GET /topics", p.listTopics)
 	p.mux.HandleFunc("GET /topics/{topic}", p.getTopic)
 	p.mux.HandleFunc("GET /topics/{topic}/partitions", p.getPartitions)
@@ -80,22 +86,38 @@ func New(cfg Config) (*Proxy, error) {
 	p.mux.HandleFunc("POST /topics/{topic}", p.produce)
 	p.mux.HandleFunc("POST /topics/{topic}/partitions/{partition}", p.produce)
 	p.mux.HandleFunc("GET /brokers", p.listBrokers)
+	p.consumerRoutes()
+	p.wg.Add(1)
+	go p.expireLoop()
 	return p, nil
 }
 
 // Patterns are the paths the proxy serves, for the HTTP listener's mux.
-func Patterns() []string { return []string{"/topics", "/topics/", "/brokers"} }
+func Patterns() []string { return []string{"/topics", "/topics/", "/brokers", "/consumers/"} }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.mux.ServeHTTP(w, r) }
 
-// Close closes every Kafka client.
+// Close closes every consumer instance and Kafka client.
 func (p *Proxy) Close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
 	p.closed = true
+	close(p.stop)
+	instances := p.instances
+	p.instances = map[string]*instance{}
 	for k, cl := range p.clients {
 		cl.Close()
 		delete(p.clients, k)
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	for _, in := range instances {
+		in.mu.Lock()
+		in.close()
+		in.mu.Unlock()
 	}
 }
 
@@ -141,17 +163,35 @@ func kafkaError(err error) *apiError {
 	return errorf(http.StatusInternalServerError, 50002, "Kafka error: %v", err)
 }
 
+// userOpts are the Kafka client options of the request's user: under
+// SASL a login with its basic credentials (401 without them).
+func (p *Proxy) userOpts(r *http.Request) ([]kgo.Opt, error) {
+	if !p.cfg.SASL {
+		return nil, nil
+	}
+	user, pass, ok := r.BasicAuth()
+	if !ok || user == "" {
+		return nil, errorf(http.StatusUnauthorized, 40101, "authentication required: HTTP basic credentials of a SCRAM user")
+	}
+	return []kgo.Opt{kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism())}, nil
+}
+
+// baseOpts are every Kafka client's options but the user's.
+func (p *Proxy) baseOpts() []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(p.cfg.Seeds()...), kgo.RecordPartitioner(explicitPartitioner{}),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MetadataMinAge(250 * time.Millisecond)}, p.cfg.ClientOpts...)
+}
+
 // client is the Kafka client for the request: one shared client, or
 // under SASL one per basic-auth user, logged in as that user.
 func (p *Proxy) client(r *http.Request) (*kgo.Client, error) {
-	key, opts := "", []kgo.Opt{}
-	if p.cfg.SASL {
-		user, pass, ok := r.BasicAuth()
-		if !ok || user == "" {
-			return nil, errorf(http.StatusUnauthorized, 40101, "authentication required: HTTP basic credentials of a SCRAM user")
-		}
+	opts, err := p.userOpts(r)
+	if err != nil {
+		return nil, err
+	}
+	key := ""
+	if user, pass, ok := r.BasicAuth(); ok && p.cfg.SASL {
 		key = user + "\x00" + pass
-		opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()))
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -161,9 +201,7 @@ func (p *Proxy) client(r *http.Request) (*kgo.Client, error) {
 	if cl := p.clients[key]; cl != nil {
 		return cl, nil
 	}
-	base := []kgo.Opt{kgo.SeedBrokers(p.cfg.Seeds()...), kgo.RecordPartitioner(explicitPartitioner{}),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MetadataMinAge(250 * time.Millisecond)}
-	cl, err := kgo.NewClient(append(append(base, p.cfg.ClientOpts...), opts...)...)
+	cl, err := kgo.NewClient(append(p.baseOpts(), opts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -277,3 +277,104 @@ func TestBasicAuthUnderSASL(t *testing.T) {
 	st, body = as("alice", "alice-pw", "POST", "/topics/secret", `{"records":[{"value":"x"}]}`)
 	wantError(t, st, body, 403, 40301)
 }
+
+// A consumer instance over HTTP is a member of its group: it reads what
+// was produced (JSON), commits, and a franz-go member of the same group
+// resumes after the commit; the group's offsets are the same seen by
+// kadm. Deleting the instance leaves the group.
+func TestConsumerInstance(t *testing.T) {
+	c := cluster(t, 3)
+	for i := range 6 {
+		body := fmt.Sprintf(`{"records":[{"value":{"i":%d},"partition":0}]}`, i)
+		if st, raw := call(t, "POST", url(c, 0, "/topics/orders"), rest.ContentTypeJSON, []byte(body), nil); st != 200 {
+			t.Fatalf("produce: %d %s", st, raw)
+		}
+	}
+	var created struct {
+		ID      string `json:"instance_id"`
+		BaseURI string `json:"base_uri"`
+	}
+	st, raw := call(t, "POST", url(c, 1, "/consumers/web"), rest.ContentTypeV2, []byte(`{"name":"w1","format":"json","auto.offset.reset":"earliest"}`), &created)
+	if st != 200 || created.ID != "w1" || !strings.HasSuffix(created.BaseURI, "/consumers/web/instances/w1") {
+		t.Fatalf("create instance: %d %s", st, raw)
+	}
+	st, raw = call(t, "POST", url(c, 1, "/consumers/web"), rest.ContentTypeV2, []byte(`{"name":"w1","format":"json"}`), nil)
+	wantError(t, st, raw, 409, 40902)
+	base := "/consumers/web/instances/w1"
+	req, _ := http.NewRequest("POST", url(c, 1, base+"/subscription"), strings.NewReader(`{"topics":["orders"]}`))
+	req.Header.Set("Content-Type", rest.ContentTypeV2)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
+		t.Fatalf("subscribe: %v %v", resp, err)
+	}
+	var got []int
+	testutil.Eventually(t, "three records over HTTP", func() bool {
+		req, _ := http.NewRequest("GET", url(c, 1, base+"/records?timeout=500&max_bytes=18"), nil)
+		req.Header.Set("Accept", rest.ContentTypeJSON)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var recs []struct {
+			Value     struct{ I int } `json:"value"`
+			Partition int32           `json:"partition"`
+			Offset    int64           `json:"offset"`
+		}
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != rest.ContentTypeJSON {
+			t.Fatalf("records: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&recs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Offset != int64(r.Value.I) {
+				t.Fatalf("record %+v: value and offset disagree", r)
+			}
+			got = append(got, r.Value.I)
+		}
+		return len(got) >= 3
+	})
+	if !slices.Equal(got[:3], []int{0, 1, 2}) {
+		t.Fatalf("first records %v, want 0 1 2 in order", got)
+	}
+	// Commit the third (offset 2): the group resumes at 3.
+	if st, raw := call(t, "POST", url(c, 1, base+"/offsets"), rest.ContentTypeV2, []byte(`{"offsets":[{"topic":"orders","partition":0,"offset":2}]}`), nil); st != 200 {
+		t.Fatalf("commit: %d %s", st, raw)
+	}
+	var committed struct {
+		Offsets []struct {
+			Offset int64 `json:"offset"`
+		} `json:"offsets"`
+	}
+	req, _ = http.NewRequest("GET", url(c, 1, base+"/offsets"), strings.NewReader(`{"partitions":[{"topic":"orders","partition":0}]}`))
+	req.Header.Set("Content-Type", rest.ContentTypeV2)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&committed)
+	resp.Body.Close()
+	if len(committed.Offsets) != 1 || committed.Offsets[0].Offset != 3 {
+		t.Fatalf("committed offsets over HTTP: %+v, want 3", committed)
+	}
+	req, _ = http.NewRequest("DELETE", url(c, 1, base), nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
+		t.Fatalf("delete instance: %v %v", resp, err)
+	}
+	st, raw = call(t, "GET", url(c, 1, base+"/records"), "", nil, nil)
+	wantError(t, st, raw, 404, 40403)
+
+	// A franz-go member of the group starts where the HTTP one committed.
+	cl := c.Client(kgo.ConsumerGroup("web"), kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var first *kgo.Record
+	for first == nil && ctx.Err() == nil {
+		if rs := cl.PollFetches(ctx).Records(); len(rs) > 0 {
+			first = rs[0]
+		}
+	}
+	if first == nil || first.Partition != 0 || first.Offset != 3 {
+		t.Fatalf("the Kafka member of the group started at %+v, want partition 0 offset 3", first)
+	}
+}
