@@ -378,3 +378,119 @@ func TestConsumerInstance(t *testing.T) {
 		t.Fatalf("the Kafka member of the group started at %+v, want partition 0 offset 3", first)
 	}
 }
+
+// mlog's /v1 additions: topics created and deleted over HTTP, groups with
+// their lag per partition, and an OpenAPI document naming every endpoint.
+func TestV1(t *testing.T) {
+	c := cluster(t, 3)
+	st, raw := call(t, "POST", url(c, 0, "/v1/topics"), rest.ContentTypeV2, []byte(`{"name":"made","partitions":2,"replication_factor":3,"configs":{"retention.ms":"60000"}}`), nil)
+	if st != 201 || !strings.Contains(raw, `"partitions":2`) {
+		t.Fatalf("create topic: %d %s", st, raw)
+	}
+	st, raw = call(t, "POST", url(c, 1, "/v1/topics"), rest.ContentTypeV2, []byte(`{"name":"made"}`), nil)
+	wantError(t, st, raw, 409, 40901)
+	st, raw = call(t, "POST", url(c, 1, "/v1/topics"), rest.ContentTypeV2, []byte(`{"name":"bad name!"}`), nil)
+	wantError(t, st, raw, 422, 42205)
+	var topic struct {
+		Configs map[string]string `json:"configs"`
+	}
+	testutil.Eventually(t, "the new topic on node 2", func() bool {
+		st, _ := call(t, "GET", url(c, 2, "/topics/made"), "", nil, &topic)
+		return st == 200
+	})
+	if topic.Configs["retention.ms"] != "60000" {
+		t.Errorf("configs of the created topic: %v", topic.Configs)
+	}
+	req, _ := http.NewRequest("DELETE", url(c, 2, "/v1/topics/made"), nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
+		t.Fatalf("delete topic: %v %v", resp, err)
+	}
+	req, _ = http.NewRequest("DELETE", url(c, 2, "/v1/topics/never"), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw2, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantError(t, resp.StatusCode, string(raw2), 404, 40401)
+
+	// A group with a commit at 2 of five records: lag 3 on that partition.
+	for i := range 5 {
+		if st, raw := call(t, "POST", url(c, 0, "/topics/orders/partitions/1"), rest.ContentTypeJSON, []byte(fmt.Sprintf(`{"records":[{"value":%d}]}`, i)), nil); st != 200 {
+			t.Fatalf("produce: %d %s", st, raw)
+		}
+	}
+	offsets := kadm.Offsets{}
+	offsets.AddOffset("orders", 1, 2, -1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	testutil.Eventually(t, "a commit", func() bool {
+		res, err := c.Admin().CommitOffsets(ctx, "lagging", offsets)
+		return err == nil && res.Ok()
+	})
+	var groups []struct {
+		Group string `json:"group"`
+	}
+	if st, raw := call(t, "GET", url(c, 1, "/v1/groups"), "", nil, &groups); st != 200 || !slices.ContainsFunc(groups, func(g struct {
+		Group string `json:"group"`
+	}) bool {
+		return g.Group == "lagging"
+	}) {
+		t.Errorf("GET /v1/groups: %d %s", st, raw)
+	}
+	var g struct {
+		Group string `json:"group"`
+		Lag   []struct {
+			Topic     string `json:"topic"`
+			Partition int32  `json:"partition"`
+			Committed int64  `json:"committed"`
+			End       int64  `json:"end"`
+			Lag       int64  `json:"lag"`
+		} `json:"lag"`
+	}
+	if st, raw := call(t, "GET", url(c, 2, "/v1/groups/lagging"), "", nil, &g); st != 200 {
+		t.Fatalf("GET group: %d %s", st, raw)
+	}
+	found := false
+	for _, l := range g.Lag {
+		if l.Topic == "orders" && l.Partition == 1 {
+			found = true
+			if l.Committed != 2 || l.End != 5 || l.Lag != 3 {
+				t.Errorf("lag of orders-1: %+v, want committed 2, end 5, lag 3", l)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("group lag lacks orders-1: %+v", g)
+	}
+	st, raw = call(t, "GET", url(c, 2, "/v1/groups/nobody"), "", nil, nil)
+	wantError(t, st, raw, 404, 40404)
+
+	resp, err = http.Get(url(c, 0, "/v1/openapi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		OpenAPI string                    `json:"openapi"`
+		Paths   map[string]map[string]any `json:"paths"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if doc.OpenAPI != "3.0.3" {
+		t.Errorf("openapi %q", doc.OpenAPI)
+	}
+	for _, ep := range []string{"get /brokers", "get /topics", "get /topics/{topic}", "post /topics/{topic}", "get /topics/{topic}/partitions",
+		"get /topics/{topic}/partitions/{partition}", "post /topics/{topic}/partitions/{partition}", "post /consumers/{group}",
+		"delete /consumers/{group}/instances/{name}", "post /consumers/{group}/instances/{name}/subscription",
+		"get /consumers/{group}/instances/{name}/subscription", "delete /consumers/{group}/instances/{name}/subscription",
+		"get /consumers/{group}/instances/{name}/records", "post /consumers/{group}/instances/{name}/offsets",
+		"get /consumers/{group}/instances/{name}/offsets", "post /v1/topics", "delete /v1/topics/{topic}", "get /v1/groups",
+		"get /v1/groups/{group}", "get /v1/openapi.json"} {
+		method, path, _ := strings.Cut(ep, " ")
+		if doc.Paths[path][method] == nil {
+			t.Errorf("the OpenAPI document lacks %s", ep)
+		}
+	}
+}
