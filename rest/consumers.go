@@ -218,9 +218,9 @@ type consumedRecord struct {
 	Offset    int64           `json:"offset"`
 }
 
-// embed writes a key or value in the instance's format: the JSON text
+// embedValue writes a key or value in the instance's format: the JSON text
 // itself, or base64; null for none.
-func embed(b []byte, format string) (json.RawMessage, error) {
+func embedValue(b []byte, format string) (json.RawMessage, error) {
 	if b == nil {
 		return json.RawMessage("null"), nil
 	}
@@ -271,8 +271,8 @@ func (p *Proxy) records(w http.ResponseWriter, r *http.Request) {
 			if size > maxBytes && n > 0 {
 				break
 			}
-			key, kerr := embed(rec.Key, in.format)
-			value, verr := embed(rec.Value, in.format)
+			key, kerr := embedValue(rec.Key, in.format)
+			value, verr := embedValue(rec.Value, in.format)
 			if err := errors.Join(kerr, verr); err != nil {
 				return errorf(http.StatusInternalServerError, 50002, "%s-%d at %d: %v", rec.Topic, rec.Partition, rec.Offset, err)
 			}

@@ -88,13 +88,16 @@ func New(cfg Config) (*Proxy, error) {
 	p.mux.HandleFunc("GET /brokers", p.listBrokers)
 	p.consumerRoutes()
 	p.v1Routes()
+	p.consoleRoutes()
 	p.wg.Add(1)
 	go p.expireLoop()
 	return p, nil
 }
 
 // Patterns are the paths the proxy serves, for the HTTP listener's mux.
-func Patterns() []string { return []string{"/topics", "/topics/", "/brokers", "/consumers/", "/v1/"} }
+func Patterns() []string {
+	return []string{"/topics", "/topics/", "/brokers", "/consumers/", "/v1/", "/console/", "/{$}"}
+}
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.mux.ServeHTTP(w, r) }
 
