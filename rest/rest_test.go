@@ -300,6 +300,10 @@ func TestConsumerInstance(t *testing.T) {
 	}
 	st, raw = call(t, "POST", url(c, 1, "/consumers/web"), rest.ContentTypeV2, []byte(`{"name":"w1","format":"json"}`), nil)
 	wantError(t, st, raw, 409, 40902)
+	st, raw = call(t, "POST", url(c, 1, "/consumers/web"), rest.ContentTypeV2, []byte(`{"name":"w2","format":"avro"}`), nil)
+	wantError(t, st, raw, 422, 42204)
+	st, raw = call(t, "GET", url(c, 1, "/consumers/web/instances/w1/records"), "", nil, nil)
+	wantError(t, st, raw, 409, 40903) // no subscription yet
 	base := "/consumers/web/instances/w1"
 	req, _ := http.NewRequest("POST", url(c, 1, base+"/subscription"), strings.NewReader(`{"topics":["orders"]}`))
 	req.Header.Set("Content-Type", rest.ContentTypeV2)
