@@ -145,9 +145,10 @@ func (b *Broker) sendMarkers(ctx context.Context, leader int32, m txn.Markers, t
 	for _, mk := range resp.Markers {
 		for _, t := range mk.Topics {
 			for _, p := range t.Partitions {
-				// A marker for a producer epoch already moved on is stale:
-				// the newer abort supersedes it, nothing to wait for.
-				if p.ErrorCode == 0 || p.ErrorCode == kerr.InvalidProducerEpoch.Code {
+				// A marker for a producer epoch already moved on, or from
+				// a coordinator already replaced, is stale: the newer
+				// decision supersedes it, nothing to wait for.
+				if p.ErrorCode == 0 || p.ErrorCode == kerr.InvalidProducerEpoch.Code || p.ErrorCode == kerr.TransactionCoordinatorFenced.Code {
 					done = append(done, txn.TopicPartition{Topic: t.Topic, Partition: p.Partition})
 				}
 			}

@@ -9,10 +9,13 @@ package group
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/partition"
 )
 
 func init() { register((*Coordinator).handleTxnOffsetCommit) }
@@ -69,18 +72,30 @@ func (c *Coordinator) commitTxn(ctx context.Context, shardID int32, req *kmsg.Tx
 			recs = append(recs, offsetRecord(req.Group, tp, o))
 		}
 	}
+	// Held aside before they are written: a marker that lands as soon as
+	// they are (an abort on timeout) must find them.
+	for tp, o := range offsets {
+		addPending(s.pending, req.ProducerID, req.Group, tp, o)
+	}
 	c.mu.Unlock()
 	if err := s.log.CommitTxn(ctx, recordKVs(recs).records(), req.ProducerID, req.ProducerEpoch); err != nil {
 		c.log.Warn("committing transactional offsets", "group", req.Group, "producer_id", req.ProducerID, "err", err)
+		// Not written, or not known to be: the marker that ends the
+		// transaction (an abort, since the client saw a failure) drops
+		// them; an older epoch's write is refused as fenced.
+		if errors.Is(err, partition.ErrInvalidProducerEpoch) {
+			// Refused, surely not written: a fenced instance's offsets
+			// must not ride on the producer's next transaction.
+			c.mu.Lock()
+			for tp, o := range offsets {
+				if byGroup := s.pending[req.ProducerID]; byGroup != nil && byGroup[req.Group][tp] == o {
+					delete(byGroup[req.Group], tp)
+				}
+			}
+			c.mu.Unlock()
+			return kerr.ProducerFenced.Code
+		}
 		return codeOf(err)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s.gone {
-		return kerr.NotCoordinator.Code
-	}
-	for tp, o := range offsets {
-		addPending(s.pending, req.ProducerID, req.Group, tp, o)
 	}
 	return 0
 }
@@ -90,15 +105,18 @@ func (c *Coordinator) commitTxn(ctx context.Context, shardID int32, req *kmsg.Tx
 // offsets it committed count (commit) or are dropped (abort).
 func (c *Coordinator) TxnMarker(id int32, producerID int64, commit bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	s := c.shards[id]
+	c.mu.Unlock()
 	if s == nil {
 		return
 	}
-	select {
-	case <-s.ready:
-	default:
-		return // the replay, still running, reads the marker itself
+	// The replay may have read the log before this marker: wait for it,
+	// then apply (a marker the replay saw too finds nothing pending).
+	<-s.ready
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.gone {
+		return
 	}
 	endTxn(s.pending, producerID, commit, func(name string) *group {
 		g := s.groups[name]

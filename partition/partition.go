@@ -180,8 +180,12 @@ func (p *Partition) Append(b []byte) (Appended, error) {
 			return Appended{res: d.res, dup: true}, nil
 		}
 	}
+	if h.Transactional() {
+		p.holdLSOLocked(h.ProducerID)
+	}
 	res, err := p.log.Append(b, p.leaderEpoch.Load())
 	if err != nil {
+		p.publishLSO()
 		return Appended{}, err
 	}
 	if h.Idempotent() {

@@ -16,6 +16,10 @@ var (
 	// ErrInvalidProducerEpoch means a producer with an older epoch than one
 	// already seen wrote (Kafka INVALID_PRODUCER_EPOCH).
 	ErrInvalidProducerEpoch = errors.New("partition: invalid producer epoch")
+	// ErrCoordinatorFenced means a transaction marker from an older
+	// coordinator epoch than one already seen (Kafka
+	// TRANSACTION_COORDINATOR_FENCED).
+	ErrCoordinatorFenced = errors.New("partition: transaction coordinator fenced")
 )
 
 // keptBatches is how many batches per producer are remembered to answer a
@@ -30,6 +34,10 @@ type producerBatch struct {
 type producerState struct {
 	epoch   int16
 	batches []producerBatch // oldest first, at most keptBatches
+	// coordEpoch is the coordinator epoch of the last marker this leader
+	// wrote for the producer: a marker from an older coordinator is
+	// refused (-1: none seen here).
+	coordEpoch int32
 }
 
 func (ps *producerState) remember(b producerBatch) {
@@ -91,7 +99,7 @@ func (ps *producerState) check(h batch.Header) (dup *producerBatch, err error) {
 func (p *Partition) record(h batch.Header, res storage.AppendResult) {
 	ps := p.producers[h.ProducerID]
 	if ps == nil || h.ProducerEpoch > ps.epoch {
-		ps = &producerState{epoch: h.ProducerEpoch}
+		ps = &producerState{epoch: h.ProducerEpoch, coordEpoch: -1}
 		p.producers[h.ProducerID] = ps
 	}
 	ps.remember(producerBatch{firstSeq: h.BaseSequence, lastSeq: lastSeqOf(h), res: res})
@@ -102,8 +110,11 @@ func (p *Partition) record(h batch.Header, res storage.AppendResult) {
 func (p *Partition) rebuildProducersLocked() error {
 	p.producers = map[int64]*producerState{}
 	err := p.log.ScanHeaders(p.log.LogStartOffset(), func(h batch.Header) error {
-		if h.Idempotent() && !h.Control() {
+		switch {
+		case h.Idempotent() && !h.Control():
 			p.record(h, p.log.ResultFor(h))
+		case h.Control() && h.ProducerID >= 0:
+			p.raiseEpoch(h.ProducerID, h.ProducerEpoch)
 		}
 		return nil
 	})
@@ -111,4 +122,14 @@ func (p *Partition) rebuildProducersLocked() error {
 		return err
 	}
 	return p.rebuildTxnsLocked()
+}
+
+// raiseEpoch notes a producer epoch seen in a marker: a coordinator that
+// aborted a transaction with the epoch bumped (a timeout, a fencing
+// InitProducerId) fences the producer's older batches on every replica
+// from then on, not only on the leader that wrote the marker.
+func (p *Partition) raiseEpoch(producerID int64, epoch int16) {
+	if ps := p.producers[producerID]; ps == nil || epoch > ps.epoch {
+		p.producers[producerID] = &producerState{epoch: epoch, coordEpoch: -1}
+	}
 }

@@ -48,8 +48,11 @@ func (p *Partition) AppendReplicated(region []byte, fetchOffset int64, epoch int
 		if aerr := p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset); aerr != nil && err == nil {
 			err = aerr
 		}
-		if h.Idempotent() && !h.Control() {
+		switch {
+		case h.Idempotent() && !h.Control():
 			p.record(h, p.log.ResultFor(h))
+		case h.Control() && h.ProducerID >= 0:
+			p.raiseEpoch(h.ProducerID, h.ProducerEpoch)
 		}
 		if terr := p.txns.apply(h, it.Batch()); terr != nil && err == nil {
 			err = terr
@@ -111,6 +114,8 @@ func (p *Partition) ResetTo(offset int64) error {
 		return err
 	}
 	p.producers = map[int64]*producerState{}
+	p.txns = newTxnState()
+	p.publishLSO()
 	p.logGen = p.log.Generation()
 	p.hw.Store(offset)
 	return p.epochs.reset()

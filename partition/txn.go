@@ -105,6 +105,20 @@ func (t *txnState) apply(h batch.Header, b []byte) error {
 // LastStableOffset to read without the lock. Caller holds mu.
 func (p *Partition) publishLSO() { p.firstOpen.Store(p.txns.firstOpen()) }
 
+// holdLSOLocked keeps the last stable offset at the log end before a
+// producer with nothing open here appends its transaction's first batch:
+// the append may move the high watermark at once, and the LSO must never
+// pass the batch, even for a moment. Caller holds mu.
+func (p *Partition) holdLSOLocked(producerID int64) {
+	if _, ok := p.txns.open[producerID]; ok {
+		return
+	}
+	end := p.log.LogEndOffset()
+	if first := p.firstOpen.Load(); first < 0 || end < first {
+		p.firstOpen.Store(end)
+	}
+}
+
 // LastStableOffset is the offset below which every transaction is decided:
 // the first offset of the oldest open transaction, or the high watermark.
 func (p *Partition) LastStableOffset() int64 {
@@ -148,8 +162,13 @@ func (p *Partition) WriteMarker(producerID int64, producerEpoch int16, commit bo
 		return Appended{}, err
 	}
 	ps := p.producers[producerID]
-	if ps != nil && producerEpoch < ps.epoch {
+	switch {
+	case ps != nil && producerEpoch < ps.epoch:
 		return Appended{}, fmt.Errorf("%w: marker for producer %d epoch %d, current %d", ErrInvalidProducerEpoch, producerID, producerEpoch, ps.epoch)
+	case ps != nil && coordinatorEpoch < ps.coordEpoch:
+		// A deposed coordinator's late retry must not end the
+		// producer's next transaction with the old decision.
+		return Appended{}, fmt.Errorf("%w: marker of coordinator epoch %d, %d seen", ErrCoordinatorFenced, coordinatorEpoch, ps.coordEpoch)
 	}
 	b := batch.BuildMarker(producerID, producerEpoch, commit, coordinatorEpoch, time.Now().UnixMilli())
 	res, err := p.log.AppendBroker(b, p.leaderEpoch.Load())
@@ -157,8 +176,10 @@ func (p *Partition) WriteMarker(producerID int64, producerEpoch int16, commit bo
 		return Appended{}, err
 	}
 	if ps == nil || producerEpoch > ps.epoch {
-		p.producers[producerID] = &producerState{epoch: producerEpoch}
+		ps = &producerState{epoch: producerEpoch, coordEpoch: -1}
+		p.producers[producerID] = ps
 	}
+	ps.coordEpoch = coordinatorEpoch
 	typ := batch.MarkerAbort
 	if commit {
 		typ = batch.MarkerCommit
@@ -191,12 +212,14 @@ func (p *Partition) AppendForTxn(b []byte) (Appended, error) {
 	if ps != nil && h.ProducerEpoch < ps.epoch {
 		return Appended{}, fmt.Errorf("%w: producer %d epoch %d, current %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, ps.epoch)
 	}
+	p.holdLSOLocked(h.ProducerID)
 	res, err := p.log.AppendBroker(b, p.leaderEpoch.Load())
 	if err != nil {
+		p.publishLSO()
 		return Appended{}, err
 	}
 	if ps == nil || h.ProducerEpoch > ps.epoch {
-		p.producers[h.ProducerID] = &producerState{epoch: h.ProducerEpoch}
+		p.producers[h.ProducerID] = &producerState{epoch: h.ProducerEpoch, coordEpoch: -1}
 	}
 	p.txns.batch(h.ProducerID, res.BaseOffset)
 	p.publishLSO()

@@ -215,3 +215,144 @@ func TestCompactionDropsAbortedRecords(t *testing.T) {
 		t.Fatalf("after compaction: values %v, %d markers; want [committed after] and both markers", values, controls)
 	}
 }
+
+// Review findings, each a test that failed before its fix.
+
+// A marker's producer epoch fences the producer on every replica, not
+// only on the leader that wrote it: after a failover, and after a reopen
+// (no producer snapshot with transaction state), a zombie batch of the
+// old epoch is refused instead of opening a transaction nothing ends.
+func TestMarkerEpochFencesEverywhere(t *testing.T) {
+	dir := t.TempDir()
+	lc := storage.DefaultConfig()
+	lc.Logger = slog.New(slog.DiscardHandler)
+	leader := openReplica(t)
+	if err := leader.SetRole(Role{Self: 1, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1}, MinISR: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetRole(Role{Self: 2, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.Append(txnBatch(40, 0, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.WriteMarker(40, 1, false, 0); err != nil { // timed out: aborted with the epoch bumped
+		t.Fatal(err)
+	}
+	for f.LogEndOffset() < leader.LogEndOffset() {
+		copyFrom(t, leader, f, f.LogEndOffset())
+	}
+	if err := f.SetRole(Role{Self: 2, LeaderID: 2, Epoch: 2, Replicas: []int32{1, 2}, ISR: []int32{2}, MinISR: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Append(txnBatch(40, 1, "zombie")); !errors.Is(err, ErrInvalidProducerEpoch) {
+		t.Fatalf("the new leader took a batch of the fenced epoch: %v", err)
+	}
+	f.Close()
+	if f, err = Open(Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger}); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.SetRole(Role{Self: 2, LeaderID: 2, Epoch: 3, Replicas: []int32{2}, ISR: []int32{2}, MinISR: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Append(txnBatch(40, 1, "zombie")); !errors.Is(err, ErrInvalidProducerEpoch) {
+		t.Fatalf("after a reopen the fenced epoch was taken: %v", err)
+	}
+	if n := f.OpenTxns(); n != 0 {
+		t.Fatalf("%d transactions open after the refusals", n)
+	}
+}
+
+// A reset log (the leader's starts above this replica's end) holds no
+// transaction: the LSO follows the high watermark again.
+func TestResetToClearsTransactions(t *testing.T) {
+	p := openReplica(t)
+	leadAlone(t, p)
+	if _, err := p.Append(txnBatch(41, 0, "open")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetRole(Role{Self: 1, LeaderID: 2, Epoch: 2, Replicas: []int32{1, 2}, ISR: []int32{2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ResetTo(100); err != nil {
+		t.Fatal(err)
+	}
+	if lso := p.LastStableOffset(); lso != 100 || p.OpenTxns() != 0 {
+		t.Fatalf("after ResetTo(100): LSO %d, %d open", lso, p.OpenTxns())
+	}
+}
+
+// A transactional batch without a producer id is refused: it would open a
+// transaction no coordinator could end.
+func TestTransactionalBatchNeedsProducerID(t *testing.T) {
+	p := openReplica(t)
+	leadAlone(t, p)
+	b := batchtest.Build(batchtest.Spec{Values: [][]byte{[]byte("x")}, Timestamp: 1, ProducerID: -1, BaseSequence: -1, Attributes: attrTransactional})
+	if _, err := p.Append(b); !errors.Is(err, batch.ErrInvalidSequence) {
+		t.Fatalf("a transactional batch of producer -1: %v, want ErrInvalidSequence", err)
+	}
+}
+
+// A marker from an older coordinator epoch than one already seen for the
+// producer is refused: a deposed coordinator's late retry cannot end the
+// producer's next transaction with the old decision.
+func TestStaleCoordinatorMarkerRefused(t *testing.T) {
+	p := openReplica(t)
+	leadAlone(t, p)
+	if _, err := p.Append(txnBatch(42, 0, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.WriteMarker(42, 0, true, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Append(txnBatch(42, 1, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.WriteMarker(42, 0, false, 4); !errors.Is(err, ErrCoordinatorFenced) {
+		t.Fatalf("a marker of coordinator epoch 4 after 5: %v, want ErrCoordinatorFenced", err)
+	}
+	if p.OpenTxns() != 1 {
+		t.Fatal("the stale marker ended the open transaction")
+	}
+}
+
+// The LSO never passes a transaction's first batch, not even while it is
+// being appended (a lone leader's high watermark moves at the append).
+func TestLSONeverPassesAnOpeningTransaction(t *testing.T) {
+	for run := range 60 {
+		lc := storage.DefaultConfig()
+		lc.Logger = slog.New(slog.DiscardHandler)
+		p, err := Open(Config{Topic: "t", Dir: t.TempDir(), Log: lc, Logger: lc.Logger}) // SyncAcks off
+		if err != nil {
+			t.Fatal(err)
+		}
+		leadAlone(t, p)
+		stop := make(chan struct{})
+		seen := make(chan int64, 1)
+		go func() {
+			var maxLSO int64
+			for {
+				select {
+				case <-stop:
+					seen <- maxLSO
+					return
+				default:
+					maxLSO = max(maxLSO, p.LastStableOffset())
+				}
+			}
+		}()
+		if _, err := p.Append(txnBatch(43, 0, "open")); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		if got := <-seen; got > 0 {
+			t.Fatalf("run %d: LSO %d seen with a transaction open at 0", run, got)
+		}
+		p.Close()
+	}
+}

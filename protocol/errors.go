@@ -83,6 +83,7 @@ var codes = []struct {
 	{partition.ErrNotEnoughReplicasAfterAppend, kerr.NotEnoughReplicasAfterAppend},
 	{partition.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
 	{partition.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{partition.ErrCoordinatorFenced, kerr.TransactionCoordinatorFenced},
 	{ErrUnknownTopic, kerr.UnknownTopicOrPartition},
 	{ErrUnknownPartition, kerr.UnknownTopicOrPartition},
 	{cluster.ErrUnknownTopic, kerr.UnknownTopicOrPartition},

@@ -287,6 +287,11 @@ func (c *Coordinator) change(ctx context.Context, s *shard, id string, decide fu
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e.busy = false
+	if werr == nil && s.gone {
+		// Resigned meanwhile: the next coordinator may have replayed the
+		// log before this record; the client must ask it again.
+		return nil, kerr.NotCoordinator.Code
+	}
 	if werr != nil {
 		if e.meta == nil {
 			delete(s.txns, id)

@@ -176,6 +176,9 @@ func CheckProducerBatch(h Header) error {
 	if h.Control() {
 		return ErrControlBatch
 	}
+	if h.Transactional() && !h.Idempotent() {
+		return fmt.Errorf("%w: a transactional batch without a producer id", ErrInvalidSequence)
+	}
 	if h.Idempotent() && (h.BaseSequence < 0 || h.ProducerEpoch < 0) {
 		return fmt.Errorf("%w: producerId %d epoch %d baseSequence %d", ErrInvalidSequence, h.ProducerID, h.ProducerEpoch, h.BaseSequence)
 	}
