@@ -72,6 +72,10 @@ func (c *Coordinator) commitTxn(ctx context.Context, shardID int32, req *kmsg.Tx
 			recs = append(recs, offsetRecord(req.Group, tp, o))
 		}
 	}
+	if len(recs) == 0 {
+		c.mu.Unlock()
+		return 0 // nothing to commit
+	}
 	// Held aside before they are written: a marker that lands as soon as
 	// they are (an abort on timeout) must find them.
 	for tp, o := range offsets {

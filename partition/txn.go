@@ -14,6 +14,7 @@ package partition
 // (Open, after a truncation). It lives under Partition.mu.
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -303,7 +304,7 @@ func (p *Partition) ActiveProducers() []ActiveProducer {
 		}
 		out = append(out, ap)
 	}
-	slices.SortFunc(out, func(a, b ActiveProducer) int { return int(a.ProducerID - b.ProducerID) })
+	slices.SortFunc(out, func(a, b ActiveProducer) int { return cmp.Compare(a.ProducerID, b.ProducerID) })
 	return out
 }
 
