@@ -51,19 +51,17 @@ func report(t *testing.T, r *verify.Report) string {
 	return b.String()
 }
 
-func TestRunCleanOnThreeNodeCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a three-node cluster")
-	}
+// runHealthy runs verify, configured by set, against a healthy three-node
+// cluster and fails on any violation.
+func runHealthy(t *testing.T, set func(*verify.Config)) *verify.Report {
+	t.Helper()
 	c := brokertest.Start(t, 3)
 	cfg := verify.DefaultConfig()
 	cfg.Seeds = c.Seeds()
-	cfg.Topic = "verify-clean"
-	cfg.Duration = 5 * time.Second
-	cfg.Rate = 400
 	cfg.FinalReadTimeout = 30 * time.Second
 	cfg.DrainTimeout = 10 * time.Second
 	cfg.Logger = testLogger(t)
+	set(&cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	r, err := verify.Run(ctx, cfg)
@@ -75,6 +73,16 @@ func TestRunCleanOnThreeNodeCluster(t *testing.T) {
 	if !r.OK() {
 		t.Fatalf("violations on a healthy cluster:\n%s", text)
 	}
+	return r
+}
+
+func TestRunCleanOnThreeNodeCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	r := runHealthy(t, func(cfg *verify.Config) {
+		cfg.Topic, cfg.Duration, cfg.Rate = "verify-clean", 5*time.Second, 400
+	})
 	if r.Acknowledged == 0 || r.Acknowledged+r.Failed+r.Unknown != r.Attempted {
 		t.Fatalf("acknowledged %d of %d attempted (%d failed, %d unknown)", r.Acknowledged, r.Attempted, r.Failed, r.Unknown)
 	}
@@ -279,27 +287,9 @@ func TestRunTransactionalOnThreeNodeCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	c := brokertest.Start(t, 3)
-	cfg := verify.DefaultConfig()
-	cfg.Seeds = c.Seeds()
-	cfg.Topic = "verify-txn"
-	cfg.Transactional = true
-	cfg.Duration = 4 * time.Second
-	cfg.Rate = 300
-	cfg.FinalReadTimeout = 30 * time.Second
-	cfg.DrainTimeout = 10 * time.Second
-	cfg.Logger = testLogger(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	r, err := verify.Run(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := report(t, r)
-	t.Log("\n" + text)
-	if !r.OK() {
-		t.Fatalf("violations on a healthy cluster:\n%s", text)
-	}
+	r := runHealthy(t, func(cfg *verify.Config) {
+		cfg.Topic, cfg.Transactional, cfg.Duration, cfg.Rate = "verify-txn", true, 4*time.Second, 300
+	})
 	if r.Acknowledged == 0 || r.Aborted == 0 {
 		t.Fatalf("acknowledged %d, aborted %d: want both (a tenth of the transactions abort)", r.Acknowledged, r.Aborted)
 	}

@@ -29,30 +29,22 @@ func requireVerify(t *testing.T, bin string) {
 // (the leader of a seeded partition SIGKILLed for 11-13 s, past the
 // replica lag max, then restarted) under an acks=all workload, which must
 // end with zero violations.
-func TestSmokeKillLeader(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the smoke schedule takes about 30 s; make test runs it")
-	}
-	RequireNetns(t)
-	bin := mlogBin(t)
-	requireVerify(t, bin)
-	cfg := DefaultRunConfig(bin)
-	cfg.Rate, cfg.Warmup, cfg.Tail = 200, 2*time.Second, 3*time.Second
-	cfg.HoldMin, cfg.HoldJitter = 11*time.Second, 2*time.Second
-	s, err := ScheduleByName("kill-leader")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Budget = 16 * time.Second
-	res := RunSchedule(t, cfg, s, uint64(envInt(t, "CHAOS_SEED", 1)))
-	logResult(t, res)
-	checkResult(t, res)
-}
+func TestSmokeKillLeader(t *testing.T) { smoke(t, "kill-leader") }
 
 // TestSmokeKillLeaderTxn is the smoke schedule with verify's transactional
 // workload: committed transactions whole, aborted ones invisible, while a
 // partition leader is killed and restarted.
 func TestSmokeKillLeaderTxn(t *testing.T) {
+	res := smoke(t, "kill-leader-txn")
+	if res.Report == nil || res.Report.Aborted == 0 || res.Report.Acknowledged == 0 {
+		t.Fatalf("the transactional workload committed or aborted nothing: %+v", res.Report)
+	}
+}
+
+// smoke runs one short schedule (a 16 s fault budget, 200 records/s)
+// that must end with zero violations.
+func smoke(t *testing.T, schedule string) Result {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: the smoke schedule takes about 30 s; make test runs it")
 	}
@@ -62,7 +54,7 @@ func TestSmokeKillLeaderTxn(t *testing.T) {
 	cfg := DefaultRunConfig(bin)
 	cfg.Rate, cfg.Warmup, cfg.Tail = 200, 2*time.Second, 3*time.Second
 	cfg.HoldMin, cfg.HoldJitter = 11*time.Second, 2*time.Second
-	s, err := ScheduleByName("kill-leader-txn")
+	s, err := ScheduleByName(schedule)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +62,7 @@ func TestSmokeKillLeaderTxn(t *testing.T) {
 	res := RunSchedule(t, cfg, s, uint64(envInt(t, "CHAOS_SEED", 1)))
 	logResult(t, res)
 	checkResult(t, res)
-	if res.Report == nil || res.Report.Aborted == 0 || res.Report.Acknowledged == 0 {
-		t.Fatalf("the transactional workload committed or aborted nothing: %+v", res.Report)
-	}
+	return res
 }
 
 // TestChaos is `make chaos`: every schedule (or CHAOS_SCHEDULES) run
