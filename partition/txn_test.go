@@ -20,7 +20,50 @@ func txnBatch(pid int64, seq int32, v string) []byte {
 		BaseSequence: seq, Attributes: attrTransactional})
 }
 
-// lsoAfter writes pending data durably and returns the last stable offset.
+// leaderAndFollower is broker 1 leading a two-replica partition and
+// broker 2 following it; reopen closes the follower and opens it again on
+// its data (no producer snapshot is kept with transaction state).
+func leaderAndFollower(t *testing.T) (leader, follower *Partition, reopen func() *Partition) {
+	t.Helper()
+	dir := t.TempDir()
+	lc := storage.DefaultConfig()
+	lc.Logger = slog.New(slog.DiscardHandler)
+	leader = openReplica(t)
+	if err := leader.SetRole(Role{Self: 1, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1}, MinISR: 1}); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *Partition {
+		p, err := Open(Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+	follower = open()
+	if err := follower.SetRole(Role{Self: 2, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1}}); err != nil {
+		t.Fatal(err)
+	}
+	return leader, follower, func() *Partition {
+		if err := follower.Close(); err != nil {
+			t.Fatal(err)
+		}
+		follower = open()
+		return follower
+	}
+}
+
+// copyAll replicates the leader's log to the follower's end, segment by
+// segment as a follower's fetches do (markers stamped now roll a segment
+// after the tests' 2023 batches).
+func copyAll(t *testing.T, leader, follower *Partition) {
+	t.Helper()
+	for follower.LogEndOffset() < leader.LogEndOffset() {
+		copyFrom(t, leader, follower, follower.LogEndOffset())
+	}
+}
+
+// lso writes pending data durably and returns the last stable offset.
 func lso(t *testing.T, p *Partition) int64 {
 	t.Helper()
 	if err := p.Log().Flush(context.Background()); err != nil {
@@ -85,20 +128,7 @@ func TestTransactionsOnTheLeader(t *testing.T) {
 // replicates, and a replica reopened without a producer snapshot rebuilds
 // it from the log (open transactions and aborted ranges alike).
 func TestTransactionsReplicatedAndRebuilt(t *testing.T) {
-	dir := t.TempDir()
-	lc := storage.DefaultConfig()
-	lc.Logger = slog.New(slog.DiscardHandler)
-	leader := openReplica(t)
-	if err := leader.SetRole(Role{Self: 1, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1}, MinISR: 1}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := Open(Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.SetRole(Role{Self: 2, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1}}); err != nil {
-		t.Fatal(err)
-	}
+	leader, f, reopen := leaderAndFollower(t)
 	for _, b := range [][]byte{txnBatch(20, 0, "a"), txnBatch(21, 0, "b"), txnBatch(20, 1, "c")} {
 		if _, err := leader.Append(b); err != nil {
 			t.Fatal(err)
@@ -113,11 +143,7 @@ func TestTransactionsReplicatedAndRebuilt(t *testing.T) {
 	if _, err := leader.WriteMarker(21, 0, true, 0); err != nil { // 5
 		t.Fatal(err)
 	}
-	// The markers' timestamps (now) roll a new segment after the 2023
-	// batches: copy segment by segment, as a follower's fetches do.
-	for f.LogEndOffset() < leader.LogEndOffset() {
-		copyFrom(t, leader, f, f.LogEndOffset())
-	}
+	copyAll(t, leader, f)
 	check := func(who string, p *Partition) {
 		t.Helper()
 		want := []AbortedTxn{{ProducerID: 20, FirstOffset: 0, LastOffset: 3}}
@@ -129,14 +155,7 @@ func TestTransactionsReplicatedAndRebuilt(t *testing.T) {
 		}
 	}
 	check("follower", f)
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	f, err = Open(Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f = reopen()
 	check("reopened", f)
 }
 
@@ -223,40 +242,21 @@ func TestCompactionDropsAbortedRecords(t *testing.T) {
 // (no producer snapshot with transaction state), a zombie batch of the
 // old epoch is refused instead of opening a transaction nothing ends.
 func TestMarkerEpochFencesEverywhere(t *testing.T) {
-	dir := t.TempDir()
-	lc := storage.DefaultConfig()
-	lc.Logger = slog.New(slog.DiscardHandler)
-	leader := openReplica(t)
-	if err := leader.SetRole(Role{Self: 1, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1}, MinISR: 1}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := Open(Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.SetRole(Role{Self: 2, LeaderID: 1, Epoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1}}); err != nil {
-		t.Fatal(err)
-	}
+	leader, f, reopen := leaderAndFollower(t)
 	if _, err := leader.Append(txnBatch(40, 0, "a")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := leader.WriteMarker(40, 1, false, 0); err != nil { // timed out: aborted with the epoch bumped
 		t.Fatal(err)
 	}
-	for f.LogEndOffset() < leader.LogEndOffset() {
-		copyFrom(t, leader, f, f.LogEndOffset())
-	}
+	copyAll(t, leader, f)
 	if err := f.SetRole(Role{Self: 2, LeaderID: 2, Epoch: 2, Replicas: []int32{1, 2}, ISR: []int32{2}, MinISR: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.Append(txnBatch(40, 1, "zombie")); !errors.Is(err, ErrInvalidProducerEpoch) {
 		t.Fatalf("the new leader took a batch of the fenced epoch: %v", err)
 	}
-	f.Close()
-	if f, err = Open(Config{Topic: "t", Dir: dir, Log: lc, Logger: lc.Logger}); err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f = reopen()
 	if err := f.SetRole(Role{Self: 2, LeaderID: 2, Epoch: 3, Replicas: []int32{2}, ISR: []int32{2}, MinISR: 1}); err != nil {
 		t.Fatal(err)
 	}

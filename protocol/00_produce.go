@@ -54,8 +54,9 @@ func handleProduce(c *conn, kreq kmsg.Request) (reply, error) {
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
 			err := cmp.Or(reqErr, topicErr)
 			var p *partition.Partition
+			h, herr := batch.ParseHeader(rp.Records) // Append validates it whole
 			if err == nil {
-				if h, herr := batch.ParseHeader(rp.Records); herr == nil && h.Transactional() != (req.TransactionID != nil) {
+				if herr == nil && h.Transactional() != (req.TransactionID != nil) {
 					// Transactional batches come with their transactional
 					// id, and only they do: a transaction no coordinator
 					// knows would never end (and hold read_committed
@@ -82,9 +83,7 @@ func handleProduce(c *conn, kreq kmsg.Request) (reply, error) {
 					sp.ErrorMessage = errorMessage(err)
 				}
 			} else {
-				if h, herr := batch.ParseHeader(rp.Records); herr == nil {
-					c.s.cfg.Metrics.Produced(rt.Topic, len(rp.Records), int(h.RecordCount))
-				}
+				c.s.cfg.Metrics.Produced(rt.Topic, len(rp.Records), int(h.RecordCount))
 				pending = append(pending, producePending{topic: ti, part: pi, app: app, p: p})
 			}
 			st.Partitions = append(st.Partitions, sp)
