@@ -116,8 +116,8 @@ func (b *Broker) openReplica(topic string, id int32, configs map[string]string) 
 }
 
 // Start brings the node up in order: Raft (metadata), the Kafka listener,
-// membership with the controller and the loops that follow metadata,
-// retention, and the HTTP listener. When a step fails, the steps before it
+// the HTTP listener, membership with the controller and the loops that
+// follow metadata, and retention. When a step fails, the steps before it
 // are undone in reverse and the step's own error is returned; Close
 // afterwards is safe.
 func (b *Broker) Start() error {
@@ -134,9 +134,9 @@ func (b *Broker) Start() error {
 	}{
 		{"raft", b.startRaft},
 		{"kafka listener", b.startListener},
+		{"http listener", b.startHTTP}, // before membership: gossiped (TagHTTP)
 		{"membership", b.startMembership},
 		{"retention", b.startRetention},
-		{"http listener", b.startHTTP},
 	}
 	for _, s := range steps {
 		stop, err := s.start()
@@ -212,7 +212,7 @@ func (b *Broker) startHTTP() (func(bool) error, error) {
 	for _, pattern := range rest.Patterns() {
 		routes[pattern] = proxy
 	}
-	hs, err := metrics.Serve(b.cfg.HTTPAddr, b.metrics, b.Ready, b.log, routes)
+	hs, err := metrics.Serve(b.cfg.HTTPAddr, b.httpTLS(), b.metrics, b.Ready, b.log, routes)
 	if err != nil && b.cfg.HTTPAddrOptional && errors.Is(err, syscall.EADDRINUSE) {
 		proxy.Close()
 		b.log.Warn("HTTP listener not started: its default address is taken; set --http-addr", "http_addr", b.cfg.HTTPAddr, "err", err)
@@ -295,7 +295,7 @@ func (b *Broker) Controller() (id int32, ok bool) {
 }
 
 // Close shuts down in reverse: leaderships are handed over first
-// (controlled shutdown); then the HTTP listener, membership (a Serf leave),
+// (controlled shutdown); then membership (a Serf leave), the HTTP listener,
 // the Kafka listener (in-flight requests answered), every loop, Raft, and
 // every partition (flushed, clean shutdown recorded).
 func (b *Broker) Close() error { return b.shutdown(true) }

@@ -110,8 +110,8 @@ func (b *Broker) startMembership() (func(bool) error, error) {
 	mcfg.NodeName, mcfg.BindAddr, mcfg.AdvertiseAddr, mcfg.Peers, mcfg.Logger = b.cfg.NodeID, cc.SerfAddr, cc.AdvertiseHost, cc.Peers, b.log
 	mcfg.Local = cc.Network == NetworkLocal
 	mcfg.Tags = map[string]string{cluster.TagID: strconv.Itoa(int(b.nodeID)), cluster.TagKafka: b.advertisedAddr(b.interBrokerIndex()),
-		cluster.TagListeners: b.advertisedListeners(),
-		cluster.TagRaft:      raftAdv, cluster.TagIncarnation: cl.incarnation, cluster.TagRaftState: "0", cluster.TagRack: cc.Rack}
+		cluster.TagListeners: b.advertisedListeners(), cluster.TagHTTP: b.httpURL(),
+		cluster.TagRaft: raftAdv, cluster.TagIncarnation: cl.incarnation, cluster.TagRaftState: "0", cluster.TagRack: cc.Rack}
 	if cl.node.HadState() {
 		mcfg.Tags[cluster.TagRaftState] = "1"
 	}

@@ -36,6 +36,12 @@ type Config struct {
 	// a warning, when HTTPAddr is already taken (a default address, not
 	// one the user asked for).
 	HTTPAddrOptional bool
+	// HTTPTLS makes the HTTP listener speak TLS with the Kafka listener's
+	// certificate (Config.TLS); when TLS names client CAs, a client
+	// certificate they signed names the REST request's principal
+	// (requests without one are User:ANONYMOUS, and /metrics, /healthz and
+	// /readyz stay open to probes).
+	HTTPTLS bool
 	// AdvertisedAddr is the host:port clients are told to connect to;
 	// ListenAddr when empty.
 	AdvertisedAddr string
@@ -322,6 +328,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateAuthorizer(); err != nil {
 		return err
+	}
+	if c.HTTPTLS && (c.TLS == nil || c.HTTPAddr == "") {
+		return fmt.Errorf("%w: HTTP over TLS needs the HTTP listener and a certificate (TLS)", ErrInvalidConfig)
 	}
 	if c.AdvertisedAddr != "" {
 		if _, _, err := splitHostPort(c.AdvertisedAddr); err != nil {

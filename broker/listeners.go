@@ -1,13 +1,17 @@
 package broker
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/mlog/mlog/acl"
 	"github.com/mlog/mlog/protocol"
 	"github.com/mlog/mlog/rest"
 )
@@ -193,11 +197,14 @@ func (b *Broker) ListenerAddr(name string) net.Addr {
 // restProxy is the REST API of the HTTP listener, a Kafka client of this
 // broker's first listener: logged in as each request's basic-auth user
 // when that listener takes SASL, trusting the cluster's CAs (and showing
-// no certificate) when it speaks TLS.
+// no certificate) when it speaks TLS. Requests it cannot log in as (a
+// client certificate's principal; anyone, when the authorizer is on or the
+// listener wants a certificate) it serves as this broker over the
+// inter-broker listener, checking the ACLs itself.
 func (b *Broker) restProxy() (*rest.Proxy, error) {
 	first := b.cfg.listeners()[0]
 	cfg := rest.DefaultConfig()
-	cfg.Logger, cfg.SASL = b.log, first.sasl()
+	cfg.Logger, cfg.SASL, cfg.NodeID = b.log, first.sasl(), b.nodeID
 	cfg.Seeds = func() []string {
 		if a := b.Addr(); a != nil {
 			return []string{a.String()}
@@ -209,5 +216,82 @@ func (b *Broker) restProxy() (*rest.Proxy, error) {
 		tc.Certificates, tc.GetClientCertificate = nil, nil
 		cfg.ClientOpts = append(cfg.ClientOpts, kgo.DialTLSConfig(tc))
 	}
+	if b.cfg.authorize() || (first.tls() && b.cfg.clientCerts()) || b.httpClientCerts() {
+		supers := b.cfg.superUsers()
+		cfg.Authorize = func(principal, host string, op acl.Operation, rt acl.ResourceType, name string) bool {
+			return !b.cfg.authorize() || slices.Contains(supers, principal) || b.ACLs().Allowed(principal, host, op, rt, name)
+		}
+		cfg.Trusted = func(principal string) bool { return slices.Contains(supers, principal) }
+		ib := b.interBrokerIndex()
+		cfg.BrokerSeeds = func() []string { return []string{b.advertisedAddr(ib)} }
+		sec := b.peerSecurity()
+		if sec.TLS != nil {
+			cfg.BrokerOpts = append(cfg.BrokerOpts, kgo.DialTLSConfig(sec.TLS.Clone()))
+		}
+		if sec.User != "" {
+			cfg.BrokerOpts = append(cfg.BrokerOpts, kgo.SASL(scram.Auth{User: sec.User, Pass: sec.Password}.AsSha512Mechanism()))
+		}
+	}
+	cfg.Peers = b.httpPeers
+	if b.cfg.PeerTLS != nil {
+		cfg.PeerTLS = b.cfg.PeerTLS.Clone()
+	}
 	return rest.New(cfg)
+}
+
+// httpTLS is the HTTP listener's TLS: the Kafka listener's certificate,
+// client certificates verified when given (probes and scrapes need none).
+func (b *Broker) httpTLS() *tls.Config {
+	if !b.cfg.HTTPTLS {
+		return nil
+	}
+	tc := b.cfg.TLS.Clone()
+	if tc.ClientCAs != nil {
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	} else {
+		tc.ClientAuth = tls.NoClientCert
+	}
+	return tc
+}
+
+// httpClientCerts reports whether HTTP clients may name themselves with
+// certificates.
+func (b *Broker) httpClientCerts() bool {
+	return b.cfg.HTTPTLS && b.cfg.TLS.ClientCAs != nil
+}
+
+// httpURL is the base URL this node's HTTP listener is reached at (its
+// TagHTTP): the bound address, or for a wildcard bind the inter-broker
+// listener's advertised host with the bound port; "" without a listener.
+func (b *Broker) httpURL() string {
+	a := b.HTTPAddr()
+	if a == nil {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if h, _, err := net.SplitHostPort(b.advertisedAddr(b.interBrokerIndex())); err == nil {
+			host = h
+		}
+	}
+	scheme := "http"
+	if b.cfg.HTTPTLS {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// httpPeers are the other live brokers' HTTP base URLs.
+func (b *Broker) httpPeers() []string {
+	var out []string
+	for id, br := range b.cl.fsm.State().Brokers {
+		if id != b.nodeID && br.Alive && br.HTTPURL != "" {
+			out = append(out, br.HTTPURL)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

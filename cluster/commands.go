@@ -66,6 +66,7 @@ type RegisterBroker struct {
 	Incarnation string `json:"incarnation,omitempty"`
 	Rack        string `json:"rack,omitempty"`
 	Listeners   string `json:"listeners,omitempty"`
+	HTTPURL     string `json:"http_url,omitempty"`
 }
 
 // BrokerStatus marks a broker alive or not.
@@ -140,7 +141,7 @@ func (d *draft) apply(c Command) (any, error) {
 		if prev := d.Brokers[b.ID]; prev != nil && (!prev.Alive || prev.Incarnation != b.Incarnation) {
 			d.fence(b.ID) // it was down or restarted: it rejoins ISRs by catching up
 		}
-		d.Brokers[b.ID] = &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true, Incarnation: b.Incarnation, Rack: b.Rack, Listeners: b.Listeners}
+		d.Brokers[b.ID] = &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true, Incarnation: b.Incarnation, Rack: b.Rack, Listeners: b.Listeners, HTTPURL: b.HTTPURL}
 		return nil, nil
 	case CmdBrokerStatus:
 		var b BrokerStatus

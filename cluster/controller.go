@@ -38,6 +38,10 @@ const (
 	TagRaftState = "raft_state"
 	// TagRack is broker.rack, empty when none.
 	TagRack = "rack"
+	// TagHTTP is the base URL of the broker's HTTP listener
+	// ("https://10.0.0.1:9644"), empty without one: where another node
+	// forwards a REST request for something only this one holds.
+	TagHTTP = "http"
 )
 
 // Controller runs on every node and acts while its node is the Raft leader.
@@ -139,9 +143,9 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			continue // not an mlog broker, or not yet tagged
 		}
 		b := st.Brokers[int32(id)]
-		if b == nil || !b.Alive || b.KafkaAddr != m.Tags[TagKafka] || b.RaftAddr != m.Tags[TagRaft] || b.Name != m.Name || b.Incarnation != m.Tags[TagIncarnation] || b.Rack != m.Tags[TagRack] || b.Listeners != m.Tags[TagListeners] {
+		if b == nil || !b.Alive || b.KafkaAddr != m.Tags[TagKafka] || b.RaftAddr != m.Tags[TagRaft] || b.Name != m.Name || b.Incarnation != m.Tags[TagIncarnation] || b.Rack != m.Tags[TagRack] || b.Listeners != m.Tags[TagListeners] || b.HTTPURL != m.Tags[TagHTTP] {
 			if _, err := c.node.Apply(ctx, CmdRegisterBroker, RegisterBroker{ID: int32(id), Name: m.Name, KafkaAddr: m.Tags[TagKafka],
-				RaftAddr: m.Tags[TagRaft], Incarnation: m.Tags[TagIncarnation], Rack: m.Tags[TagRack], Listeners: m.Tags[TagListeners]}); err != nil {
+				RaftAddr: m.Tags[TagRaft], Incarnation: m.Tags[TagIncarnation], Rack: m.Tags[TagRack], Listeners: m.Tags[TagListeners], HTTPURL: m.Tags[TagHTTP]}); err != nil {
 				return err
 			}
 			c.log.Info("broker registered", "broker", m.Name, "id", id, "kafka", m.Tags[TagKafka])

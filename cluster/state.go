@@ -49,6 +49,8 @@ type Broker struct {
 	// Listeners are the advertised addresses of its named listeners
 	// (TagListeners' form); empty for one unnamed listener at KafkaAddr.
 	Listeners string `json:"listeners,omitempty"`
+	// HTTPURL is the base URL of its HTTP listener (TagHTTP).
+	HTTPURL string `json:"http_url,omitempty"`
 }
 
 // Endpoint is the advertised address of the broker's listener named

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -96,8 +97,8 @@ type Server struct {
 
 // Serve listens on addr. /healthz answers 200 while the process serves;
 // /readyz answers 200 once ready() is true (503 before). routes adds
-// handlers by mux pattern (the REST API).
-func Serve(addr string, m *Metrics, ready func() bool, log *slog.Logger, routes map[string]http.Handler) (*Server, error) {
+// handlers by mux pattern (the REST API). With tlsCfg set it speaks TLS.
+func Serve(addr string, tlsCfg *tls.Config, m *Metrics, ready func() bool, log *slog.Logger, routes map[string]http.Handler) (*Server, error) {
 	mux := http.NewServeMux()
 	for pattern, h := range routes {
 		mux.Handle(pattern, h)
@@ -122,6 +123,9 @@ func Serve(addr string, m *Metrics, ready func() bool, log *slog.Logger, routes 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, log: log}
 	s.wg.Add(1)

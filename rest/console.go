@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mlog/mlog/acl"
 )
 
 //go:embed console
@@ -51,7 +53,7 @@ type overviewGroup struct {
 }
 
 func (p *Proxy) overview(w http.ResponseWriter, r *http.Request) {
-	p.run(w, r, func(ctx context.Context, _ *kgo.Client, adm *kadm.Client) error {
+	p.run(w, r, func(ctx context.Context, id *identity, _ *kgo.Client, adm *kadm.Client) error {
 		md, err := adm.Metadata(ctx)
 		if err != nil {
 			return err
@@ -79,7 +81,7 @@ func (p *Proxy) overview(w http.ResponseWriter, r *http.Request) {
 		topics := []overviewTopic{}
 		for _, name := range md.Topics.Names() {
 			td := md.Topics[name]
-			if td.IsInternal {
+			if td.IsInternal || !id.mayTopic(acl.OpDescribe, name) {
 				continue
 			}
 			ot := overviewTopic{Name: name, Partitions: []overviewPartition{}}
@@ -95,7 +97,13 @@ func (p *Proxy) overview(w http.ResponseWriter, r *http.Request) {
 			topics = append(topics, ot)
 		}
 		groups := []overviewGroup{}
-		if listed, err := adm.ListGroups(ctx); err == nil && len(listed) > 0 {
+		listed, err := adm.ListGroups(ctx)
+		for g := range listed {
+			if !id.mayGroup(acl.OpDescribe, g) {
+				delete(listed, g)
+			}
+		}
+		if err == nil && len(listed) > 0 {
 			lags, _ := adm.Lag(ctx, listed.Groups()...)
 			for _, g := range listed.Sorted() {
 				og := overviewGroup{Group: g.Group, State: g.State}

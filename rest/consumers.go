@@ -3,8 +3,9 @@ package rest
 // Consumer instances (REST Proxy v2): each is a real member of its
 // consumer group (a franz-go group consumer made at subscription), so
 // its commits are the group's, shared with Kafka clients in the group.
-// An instance lives on the node that created it (base_uri names it) and
-// is closed after InstanceTimeout without requests.
+// An instance lives on the node that created it and is closed after
+// InstanceTimeout without requests; any other node forwards requests for
+// it (forward.go).
 
 import (
 	"context"
@@ -22,13 +23,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mlog/mlog/acl"
 )
 
 type instance struct {
 	group, name, format string
 	reset               string // earliest or latest
 	autoCommit          bool
-	opts                []kgo.Opt // the proxy's client options for the instance's user
+	id                  *identity // who made it: only they may use it
 
 	mu      sync.Mutex // one request at a time per instance
 	cl      *kgo.Client
@@ -38,6 +41,22 @@ type instance struct {
 	// record returned: what a commit without offsets commits.
 	returned map[string]map[int32]kgo.EpochOffset
 	lastUsed time.Time
+}
+
+var errInstanceNotFound = errorf(http.StatusNotFound, 40403, "Consumer instance not found.")
+
+// mayRead checks that the instance's user may read the group and topics
+// (JoinGroup, OffsetCommit and Fetch need READ on them).
+func (in *instance) mayRead(topics []string) error {
+	if !in.id.mayGroup(acl.OpRead, in.group) {
+		return forbidden(acl.OpRead, acl.ResourceGroup, in.group)
+	}
+	for _, t := range topics {
+		if !in.id.mayTopic(acl.OpRead, t) {
+			return forbidden(acl.OpRead, acl.ResourceTopic, t)
+		}
+	}
+	return nil
 }
 
 func (in *instance) close() {
@@ -102,15 +121,19 @@ func (p *Proxy) createInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusUnprocessableEntity, 42204, "auto.offset.reset %q: want earliest or latest", in.reset))
 		return
 	}
-	if in.name == "" {
-		in.name = "rest-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	}
-	opts, err := p.userOpts(r)
+	id, err := p.identify(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	in.opts = opts
+	in.id = id
+	if in.name == "" {
+		// Named after this node, so no other node makes the same name.
+		in.name = "rest-" + strconv.Itoa(int(p.cfg.NodeID)) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	} else if r.Header.Get(HeaderForwarded) == "" && p.heldByPeer(r, id, group, in.name) {
+		writeError(w, errorf(http.StatusConflict, 40902, "Consumer instance %s already exists in group %s.", in.name, group))
+		return
+	}
 	key := group + "/" + in.name
 	p.mu.Lock()
 	if p.instances[key] != nil {
@@ -128,14 +151,25 @@ func (p *Proxy) createInstance(w http.ResponseWriter, r *http.Request) {
 		"base_uri": scheme + "://" + r.Host + "/consumers/" + group + "/instances/" + in.name})
 }
 
-// withInstance runs fn on the named instance, one request at a time.
+// withInstance runs fn on the named instance, one request at a time. An
+// instance another node holds is served there: the request is forwarded.
+// Only whoever made an instance may use it; to anyone else it does not
+// exist.
 func (p *Proxy) withInstance(w http.ResponseWriter, r *http.Request, fn func(in *instance) error) {
+	id, err := p.identify(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	key := r.PathValue("group") + "/" + r.PathValue("name")
 	p.mu.Lock()
 	in := p.instances[key]
 	p.mu.Unlock()
-	if in == nil {
-		writeError(w, errorf(http.StatusNotFound, 40403, "Consumer instance not found."))
+	if in == nil || in.id.owner != id.owner {
+		if r.Header.Get(HeaderForwarded) == "" && p.forward(w, r, id, key) {
+			return
+		}
+		writeError(w, errInstanceNotFound)
 		return
 	}
 	in.mu.Lock()
@@ -169,13 +203,15 @@ func (p *Proxy) subscribe(w http.ResponseWriter, r *http.Request) {
 		if len(req.Topics) == 0 {
 			return errorf(http.StatusUnprocessableEntity, 42202, "No topics to subscribe to.")
 		}
+		if err := in.mayRead(req.Topics); err != nil {
+			return err
+		}
 		in.close()
 		reset := kgo.NewOffset().AtEnd()
 		if in.reset == "earliest" {
 			reset = kgo.NewOffset().AtStart()
 		}
-		opts := append(p.baseOpts(), in.opts...)
-		opts = append(opts, kgo.ConsumerGroup(in.group), kgo.ConsumeTopics(req.Topics...), kgo.ConsumeResetOffset(reset))
+		opts := append(slices.Clone(in.id.opts), kgo.ConsumerGroup(in.group), kgo.ConsumeTopics(req.Topics...), kgo.ConsumeResetOffset(reset))
 		// Offsets are committed from what was returned, never from what
 		// the client polled ahead (auto.commit.enable commits after each
 		// read).
@@ -237,6 +273,9 @@ func (p *Proxy) records(w http.ResponseWriter, r *http.Request) {
 	p.withInstance(w, r, func(in *instance) error {
 		if in.cl == nil {
 			return errorf(http.StatusConflict, 40903, "Consumer instance has no subscription.")
+		}
+		if err := in.mayRead(in.topics); err != nil {
+			return err
 		}
 		timeout := time.Second
 		if s := r.URL.Query().Get("timeout"); s != "" {
@@ -325,6 +364,9 @@ func (p *Proxy) commit(w http.ResponseWriter, r *http.Request) {
 			offsets = map[string]map[int32]kgo.EpochOffset{}
 		}
 		for _, o := range req.Offsets {
+			if err := in.mayRead([]string{o.Topic}); err != nil {
+				return err
+			}
 			if offsets[o.Topic] == nil {
 				offsets[o.Topic] = map[int32]kgo.EpochOffset{}
 			}
@@ -376,10 +418,13 @@ func (p *Proxy) committed(w http.ResponseWriter, r *http.Request) {
 		if err := p.readJSON(w, r, &req); err != nil {
 			return err
 		}
+		if !in.id.mayGroup(acl.OpDescribe, in.group) {
+			return forbidden(acl.OpDescribe, acl.ResourceGroup, in.group)
+		}
 		cl := in.cl
 		if cl == nil {
 			var err error
-			if cl, err = kgo.NewClient(append(p.baseOpts(), in.opts...)...); err != nil {
+			if cl, err = kgo.NewClient(in.id.opts...); err != nil {
 				return err
 			}
 			defer cl.Close()
@@ -392,7 +437,7 @@ func (p *Proxy) committed(w http.ResponseWriter, r *http.Request) {
 		}
 		out := []topicPartitionOffset{}
 		for _, tp := range req.Partitions {
-			if o, ok := fetched.Lookup(tp.Topic, tp.Partition); ok && o.Err == nil {
+			if o, ok := fetched.Lookup(tp.Topic, tp.Partition); ok && o.Err == nil && in.id.mayTopic(acl.OpDescribe, tp.Topic) {
 				out = append(out, topicPartitionOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: o.At, Metadata: o.Metadata})
 			}
 		}

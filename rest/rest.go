@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -18,7 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/mlog/mlog/acl"
 )
 
 // Content types of REST Proxy v2.
@@ -37,8 +39,26 @@ type Config struct {
 	// listener).
 	ClientOpts []kgo.Opt
 	// SASL requires HTTP basic credentials, used to log in to Kafka with
-	// SCRAM-SHA-512 as that user.
+	// SCRAM-SHA-512 as that user (or, with Authorize, a client
+	// certificate).
 	SASL bool
+	// Authorize, when set, is the ACL decision for requests the proxy
+	// cannot log in to Kafka as (a client certificate's principal, else
+	// User:ANONYMOUS): those are served with BrokerSeeds and BrokerOpts,
+	// the broker's own identity, and the proxy checks each operation.
+	Authorize   func(principal, host string, op acl.Operation, rt acl.ResourceType, name string) bool
+	BrokerSeeds func() []string
+	BrokerOpts  []kgo.Opt
+	// Trusted reports whether a certificate's principal may forward
+	// requests for another (HeaderPrincipal): the brokers'.
+	Trusted func(principal string) bool
+	// NodeID is this node's broker id; Peers returns the other live
+	// nodes' HTTP base URLs ("https://10.0.0.2:9644"), where a consumer
+	// instance this node does not hold is looked for; PeerTLS is how this
+	// node reaches https ones (presenting its own certificate).
+	NodeID  int32
+	Peers   func() []string
+	PeerTLS *tls.Config
 	// MaxBodyBytes bounds a request body (413 past it).
 	MaxBodyBytes int64
 	// Timeout bounds one request's work against the cluster.
@@ -60,8 +80,10 @@ type Proxy struct {
 	mux *http.ServeMux
 
 	mu        sync.Mutex
-	clients   map[string]*kgo.Client // by basic-auth user and password ("" without SASL)
+	clients   map[string]*kgo.Client // by identity.key
 	instances map[string]*instance   // consumer instances by group/name
+	located   map[string]string      // the peer last found holding group/name
+	peers     *http.Client
 	closed    bool
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -69,8 +91,8 @@ type Proxy struct {
 
 // New makes a proxy; Close releases its Kafka clients.
 func New(cfg Config) (*Proxy, error) {
-	if cfg.Seeds == nil {
-		return nil, errors.New("rest: Seeds is required")
+	if cfg.Seeds == nil || (cfg.Authorize != nil && cfg.BrokerSeeds == nil) {
+		return nil, errors.New("rest: Seeds, and BrokerSeeds with Authorize, are required")
 	}
 	if cfg.MaxBodyBytes <= 0 || cfg.Timeout <= 0 || cfg.InstanceTimeout <= 0 {
 		return nil, fmt.Errorf("rest: max body %d, timeout %v, instance timeout %v", cfg.MaxBodyBytes, cfg.Timeout, cfg.InstanceTimeout)
@@ -78,7 +100,9 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Proxy{cfg: cfg, mux: http.NewServeMux(), clients: map[string]*kgo.Client{}, instances: map[string]*instance{}, stop: make(chan struct{})}
+	p := &Proxy{cfg: cfg, mux: http.NewServeMux(), clients: map[string]*kgo.Client{}, instances: map[string]*instance{},
+		located: map[string]string{}, stop: make(chan struct{})}
+	p.peers = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.PeerTLS, MaxIdleConnsPerHost: 8}}
 	p.mux.HandleFunc("GET /topics", p.listTopics)
 	p.mux.HandleFunc("GET /topics/{topic}", p.getTopic)
 	p.mux.HandleFunc("GET /topics/{topic}/partitions", p.getPartitions)
@@ -167,45 +191,28 @@ func kafkaError(err error) *apiError {
 	return errorf(http.StatusInternalServerError, 50002, "Kafka error: %v", err)
 }
 
-// userOpts are the Kafka client options of the request's user: under
-// SASL a login with its basic credentials (401 without them).
-func (p *Proxy) userOpts(r *http.Request) ([]kgo.Opt, error) {
-	if !p.cfg.SASL {
-		return nil, nil
-	}
-	user, pass, ok := r.BasicAuth()
-	if !ok || user == "" {
-		return nil, errorf(http.StatusUnauthorized, 40101, "authentication required: HTTP basic credentials of a SCRAM user")
-	}
-	return []kgo.Opt{kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism())}, nil
+// commonOpts are every Kafka client's options but its seeds and login.
+func (p *Proxy) commonOpts() []kgo.Opt {
+	return []kgo.Opt{kgo.RecordPartitioner(explicitPartitioner{}), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MetadataMinAge(250 * time.Millisecond)}
 }
 
-// baseOpts are every Kafka client's options but the user's.
+// baseOpts are the options of a client of the node's own listener.
 func (p *Proxy) baseOpts() []kgo.Opt {
-	return append([]kgo.Opt{kgo.SeedBrokers(p.cfg.Seeds()...), kgo.RecordPartitioner(explicitPartitioner{}),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MetadataMinAge(250 * time.Millisecond)}, p.cfg.ClientOpts...)
+	return append(append([]kgo.Opt{kgo.SeedBrokers(p.cfg.Seeds()...)}, p.commonOpts()...), p.cfg.ClientOpts...)
 }
 
-// client is the Kafka client for the request: one shared client, or
-// under SASL one per basic-auth user, logged in as that user.
-func (p *Proxy) client(r *http.Request) (*kgo.Client, error) {
-	opts, err := p.userOpts(r)
-	if err != nil {
-		return nil, err
-	}
-	key := ""
-	if user, pass, ok := r.BasicAuth(); ok && p.cfg.SASL {
-		key = user + "\x00" + pass
-	}
+// client is the Kafka client of the request's identity, made on first
+// use and kept.
+func (p *Proxy) client(id *identity) (*kgo.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, errorf(http.StatusServiceUnavailable, 50003, "shutting down")
 	}
-	if cl := p.clients[key]; cl != nil {
+	if cl := p.clients[id.key]; cl != nil {
 		return cl, nil
 	}
-	cl, err := kgo.NewClient(append(p.baseOpts(), opts...)...)
+	cl, err := kgo.NewClient(id.opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -215,33 +222,40 @@ func (p *Proxy) client(r *http.Request) (*kgo.Client, error) {
 			delete(p.clients, k)
 		}
 	}
-	p.clients[key] = cl
+	p.clients[id.key] = cl
 	return cl, nil
 }
 
 // run gives a handler its client, admin client and a bounded context.
-func (p *Proxy) run(w http.ResponseWriter, r *http.Request, fn func(ctx context.Context, cl *kgo.Client, adm *kadm.Client) error) {
-	cl, err := p.client(r)
+func (p *Proxy) run(w http.ResponseWriter, r *http.Request, fn func(ctx context.Context, id *identity, cl *kgo.Client, adm *kadm.Client) error) {
+	id, err := p.identify(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cl, err := p.client(id)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), p.cfg.Timeout)
 	defer cancel()
-	if err := fn(ctx, cl, kadm.NewClient(cl)); err != nil {
+	if err := fn(ctx, id, cl, kadm.NewClient(cl)); err != nil {
 		writeError(w, err)
 	}
 }
 
 func (p *Proxy) listTopics(w http.ResponseWriter, r *http.Request) {
-	p.run(w, r, func(ctx context.Context, _ *kgo.Client, adm *kadm.Client) error {
+	p.run(w, r, func(ctx context.Context, id *identity, _ *kgo.Client, adm *kadm.Client) error {
 		topics, err := adm.ListTopics(ctx)
 		if err != nil {
 			return err
 		}
-		names := topics.Names()
-		if names == nil {
-			names = []string{}
+		names := []string{}
+		for _, name := range topics.Names() {
+			if id.mayTopic(acl.OpDescribe, name) {
+				names = append(names, name)
+			}
 		}
 		writeJSON(w, http.StatusOK, names)
 		return nil
@@ -260,8 +274,12 @@ type partitionInfo struct {
 	Replicas  []replica `json:"replicas"`
 }
 
-// topic describes one topic, 40401 when it does not exist.
-func topic(ctx context.Context, adm *kadm.Client, name string) (kadm.TopicDetail, error) {
+// topic describes one topic: 403 without DESCRIBE on it, 40401 when it
+// does not exist.
+func topic(ctx context.Context, id *identity, adm *kadm.Client, name string) (kadm.TopicDetail, error) {
+	if !id.mayTopic(acl.OpDescribe, name) {
+		return kadm.TopicDetail{}, forbidden(acl.OpDescribe, acl.ResourceTopic, name)
+	}
 	topics, err := adm.ListTopics(ctx, name)
 	if err != nil {
 		return kadm.TopicDetail{}, err
@@ -287,13 +305,15 @@ func partitionsOf(t kadm.TopicDetail) []partitionInfo {
 
 func (p *Proxy) getTopic(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("topic")
-	p.run(w, r, func(ctx context.Context, _ *kgo.Client, adm *kadm.Client) error {
-		t, err := topic(ctx, adm, name)
+	p.run(w, r, func(ctx context.Context, id *identity, _ *kgo.Client, adm *kadm.Client) error {
+		t, err := topic(ctx, id, adm, name)
 		if err != nil {
 			return err
 		}
 		configs := map[string]string{}
-		if rcs, err := adm.DescribeTopicConfigs(ctx, name); err == nil {
+		if !id.mayTopic(acl.OpDescribeConfigs, name) {
+			// the configs stay empty, as a refused DescribeConfigs leaves them
+		} else if rcs, err := adm.DescribeTopicConfigs(ctx, name); err == nil {
 			if rc, err := rcs.On(name, nil); err == nil && rc.Err == nil {
 				for _, c := range rc.Configs {
 					if c.Value != nil {
@@ -309,8 +329,8 @@ func (p *Proxy) getTopic(w http.ResponseWriter, r *http.Request) {
 
 func (p *Proxy) getPartitions(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("topic")
-	p.run(w, r, func(ctx context.Context, _ *kgo.Client, adm *kadm.Client) error {
-		t, err := topic(ctx, adm, name)
+	p.run(w, r, func(ctx context.Context, id *identity, _ *kgo.Client, adm *kadm.Client) error {
+		t, err := topic(ctx, id, adm, name)
 		if err != nil {
 			return err
 		}
@@ -321,28 +341,28 @@ func (p *Proxy) getPartitions(w http.ResponseWriter, r *http.Request) {
 
 func (p *Proxy) getPartition(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("topic")
-	id, err := strconv.ParseInt(r.PathValue("partition"), 10, 32)
+	part, err := strconv.ParseInt(r.PathValue("partition"), 10, 32)
 	if err != nil {
 		writeError(w, errorf(http.StatusNotFound, 40402, "Partition %q not found.", r.PathValue("partition")))
 		return
 	}
-	p.run(w, r, func(ctx context.Context, _ *kgo.Client, adm *kadm.Client) error {
-		t, err := topic(ctx, adm, name)
+	p.run(w, r, func(ctx context.Context, id *identity, _ *kgo.Client, adm *kadm.Client) error {
+		t, err := topic(ctx, id, adm, name)
 		if err != nil {
 			return err
 		}
 		for _, pi := range partitionsOf(t) {
-			if pi.Partition == int32(id) {
+			if pi.Partition == int32(part) {
 				writeJSON(w, http.StatusOK, pi)
 				return nil
 			}
 		}
-		return errorf(http.StatusNotFound, 40402, "Partition %d of %s not found.", id, name)
+		return errorf(http.StatusNotFound, 40402, "Partition %d of %s not found.", part, name)
 	})
 }
 
 func (p *Proxy) listBrokers(w http.ResponseWriter, r *http.Request) {
-	p.run(w, r, func(ctx context.Context, _ *kgo.Client, adm *kadm.Client) error {
+	p.run(w, r, func(ctx context.Context, id *identity, _ *kgo.Client, adm *kadm.Client) error {
 		brokers, err := adm.ListBrokers(ctx)
 		if err != nil {
 			return err
@@ -450,10 +470,13 @@ func (p *Proxy) produce(w http.ResponseWriter, r *http.Request) {
 		}
 		recs = append(recs, rec)
 	}
-	p.run(w, r, func(ctx context.Context, cl *kgo.Client, adm *kadm.Client) error {
-		t, err := topic(ctx, adm, name)
+	p.run(w, r, func(ctx context.Context, id *identity, cl *kgo.Client, adm *kadm.Client) error {
+		t, err := topic(ctx, id, adm, name)
 		if err != nil {
 			return err
+		}
+		if !id.mayTopic(acl.OpWrite, name) {
+			return forbidden(acl.OpWrite, acl.ResourceTopic, name)
 		}
 		for _, rec := range recs {
 			if part, ok := rec.Context.Value(partitionKey{}).(int32); ok && (part < 0 || int(part) >= len(t.Partitions)) {

@@ -281,7 +281,8 @@ func TestBasicAuthUnderSASL(t *testing.T) {
 // A consumer instance over HTTP is a member of its group: it reads what
 // was produced (JSON), commits, and a franz-go member of the same group
 // resumes after the commit; the group's offsets are the same seen by
-// kadm. Deleting the instance leaves the group.
+// kadm. Made on one node, it is used through the others (forwarded).
+// Deleting the instance leaves the group.
 func TestConsumerInstance(t *testing.T) {
 	c := cluster(t, 3)
 	for i := range 6 {
@@ -305,14 +306,15 @@ func TestConsumerInstance(t *testing.T) {
 	st, raw = call(t, "GET", url(c, 1, "/consumers/web/instances/w1/records"), "", nil, nil)
 	wantError(t, st, raw, 409, 40903) // no subscription yet
 	base := "/consumers/web/instances/w1"
-	req, _ := http.NewRequest("POST", url(c, 1, base+"/subscription"), strings.NewReader(`{"topics":["orders"]}`))
+	// Made on node 1, the instance is used through every node.
+	req, _ := http.NewRequest("POST", url(c, 2, base+"/subscription"), strings.NewReader(`{"topics":["orders"]}`))
 	req.Header.Set("Content-Type", rest.ContentTypeV2)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
 		t.Fatalf("subscribe: %v %v", resp, err)
 	}
 	var got []int
 	testutil.Eventually(t, "three records over HTTP", func() bool {
-		req, _ := http.NewRequest("GET", url(c, 1, base+"/records?timeout=500&max_bytes=18"), nil)
+		req, _ := http.NewRequest("GET", url(c, 0, base+"/records?timeout=500&max_bytes=18"), nil)
 		req.Header.Set("Accept", rest.ContentTypeJSON)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -342,7 +344,7 @@ func TestConsumerInstance(t *testing.T) {
 		t.Fatalf("first records %v, want 0 1 2 in order", got)
 	}
 	// Commit the third (offset 2): the group resumes at 3.
-	if st, raw := call(t, "POST", url(c, 1, base+"/offsets"), rest.ContentTypeV2, []byte(`{"offsets":[{"topic":"orders","partition":0,"offset":2}]}`), nil); st != 200 {
+	if st, raw := call(t, "POST", url(c, 2, base+"/offsets"), rest.ContentTypeV2, []byte(`{"offsets":[{"topic":"orders","partition":0,"offset":2}]}`), nil); st != 200 {
 		t.Fatalf("commit: %d %s", st, raw)
 	}
 	var committed struct {
@@ -350,7 +352,7 @@ func TestConsumerInstance(t *testing.T) {
 			Offset int64 `json:"offset"`
 		} `json:"offsets"`
 	}
-	req, _ = http.NewRequest("GET", url(c, 1, base+"/offsets"), strings.NewReader(`{"partitions":[{"topic":"orders","partition":0}]}`))
+	req, _ = http.NewRequest("GET", url(c, 0, base+"/offsets"), strings.NewReader(`{"partitions":[{"topic":"orders","partition":0}]}`))
 	req.Header.Set("Content-Type", rest.ContentTypeV2)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -361,12 +363,16 @@ func TestConsumerInstance(t *testing.T) {
 	if len(committed.Offsets) != 1 || committed.Offsets[0].Offset != 3 {
 		t.Fatalf("committed offsets over HTTP: %+v, want 3", committed)
 	}
-	req, _ = http.NewRequest("DELETE", url(c, 1, base), nil)
+	st, raw = call(t, "POST", url(c, 0, "/consumers/web"), rest.ContentTypeV2, []byte(`{"name":"w1","format":"json"}`), nil)
+	wantError(t, st, raw, 409, 40902) // node 1 holds that name
+	req, _ = http.NewRequest("DELETE", url(c, 2, base), nil)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
 		t.Fatalf("delete instance: %v %v", resp, err)
 	}
-	st, raw = call(t, "GET", url(c, 1, base+"/records"), "", nil, nil)
-	wantError(t, st, raw, 404, 40403)
+	for i := range c.Brokers {
+		st, raw = call(t, "GET", url(c, i, base+"/records"), "", nil, nil)
+		wantError(t, st, raw, 404, 40403)
+	}
 
 	// A franz-go member of the group starts where the HTTP one committed.
 	cl := c.Client(kgo.ConsumerGroup("web"), kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

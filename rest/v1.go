@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mlog/mlog/acl"
 )
 
 //go:embed openapi.json
@@ -55,7 +57,10 @@ func (p *Proxy) createTopic(w http.ResponseWriter, r *http.Request) {
 	for k, v := range req.Configs {
 		configs[k] = &v
 	}
-	p.run(w, r, func(ctx context.Context, _ *kgo.Client, adm *kadm.Client) error {
+	p.run(w, r, func(ctx context.Context, id *identity, _ *kgo.Client, adm *kadm.Client) error {
+		if !id.may(acl.OpCreate, acl.ResourceCluster, acl.ClusterName) && !id.mayTopic(acl.OpCreate, req.Name) {
+			return forbidden(acl.OpCreate, acl.ResourceTopic, req.Name)
+		}
 		res, err := adm.CreateTopic(ctx, req.Partitions, req.ReplicationFactor, configs, req.Name)
 		if err == nil {
 			err = res.Err
@@ -76,7 +81,10 @@ func (p *Proxy) createTopic(w http.ResponseWriter, r *http.Request) {
 
 func (p *Proxy) deleteTopic(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("topic")
-	p.run(w, r, func(ctx context.Context, _ *kgo.Client, adm *kadm.Client) error {
+	p.run(w, r, func(ctx context.Context, id *identity, _ *kgo.Client, adm *kadm.Client) error {
+		if !id.mayTopic(acl.OpDelete, name) {
+			return forbidden(acl.OpDelete, acl.ResourceTopic, name)
+		}
 		res, err := adm.DeleteTopic(ctx, name)
 		if err == nil {
 			err = res.Err
@@ -93,13 +101,16 @@ func (p *Proxy) deleteTopic(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Proxy) listGroups(w http.ResponseWriter, r *http.Request) {
-	p.run(w, r, func(ctx context.Context, _ *kgo.Client, adm *kadm.Client) error {
+	p.run(w, r, func(ctx context.Context, id *identity, _ *kgo.Client, adm *kadm.Client) error {
 		groups, err := adm.ListGroups(ctx)
 		if err != nil {
 			return err
 		}
 		out := []map[string]any{}
 		for _, g := range groups.Sorted() {
+			if !id.mayGroup(acl.OpDescribe, g.Group) {
+				continue
+			}
 			out = append(out, map[string]any{"group": g.Group, "state": g.State, "protocol_type": g.ProtocolType, "coordinator": g.Coordinator})
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -125,7 +136,10 @@ type lagJSON struct {
 
 func (p *Proxy) describeGroup(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("group")
-	p.run(w, r, func(ctx context.Context, _ *kgo.Client, adm *kadm.Client) error {
+	p.run(w, r, func(ctx context.Context, id *identity, _ *kgo.Client, adm *kadm.Client) error {
+		if !id.mayGroup(acl.OpDescribe, name) {
+			return forbidden(acl.OpDescribe, acl.ResourceGroup, name)
+		}
 		lags, err := adm.Lag(ctx, name)
 		if err != nil {
 			return err
@@ -147,6 +161,9 @@ func (p *Proxy) describeGroup(w http.ResponseWriter, r *http.Request) {
 		}
 		lag := []lagJSON{}
 		for _, ml := range l.Lag.Sorted() {
+			if !id.mayTopic(acl.OpDescribe, ml.Topic) {
+				continue
+			}
 			lj := lagJSON{Topic: ml.Topic, Partition: ml.Partition, Committed: ml.Commit.At, End: ml.End.Offset, Lag: ml.Lag}
 			if ml.Member != nil {
 				lj.MemberID = ml.Member.MemberID

@@ -42,6 +42,7 @@ type serverFlags struct {
 	tlsKeyFile       string
 	tlsClientCAFile  string
 	tlsCAFile        string
+	httpTLS          bool
 	saslMechanisms   []string
 	bootstrapUser    string
 	superUsers       []string
@@ -107,6 +108,7 @@ answered, logs are flushed and marked cleanly shut down.`,
 	fl.StringVar(&f.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
 	fl.StringVar(&f.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA certificates: clients (other brokers too) must present a certificate one of them signed (mutual TLS)")
 	fl.StringVar(&f.tlsCAFile, "tls-ca-file", "", "PEM CA certificates this broker trusts when it connects to the other brokers' TLS listeners; default: --tls-client-ca-file, else the system's")
+	fl.BoolVar(&f.httpTLS, "http-tls", false, "serve the HTTP listener (REST API, console, /metrics) over TLS with --tls-cert-file; with --tls-client-ca-file a client certificate names the REST request's principal")
 	fl.StringSliceVar(&f.saslMechanisms, "sasl-mechanisms", nil, "require SASL authentication with these mechanisms: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN (comma-separated; empty: no SASL)")
 	fl.StringVar(&f.bootstrapUser, "bootstrap-user", "", "NAME:PASSWORD: on a cluster with no users yet, this user gets SCRAM credentials; brokers log in to each other as it under SASL (give every broker the same)")
 	fl.StringSliceVar(&f.superUsers, "super-users", nil, "principals that may do anything, as Kafka's super.users: User:alice,User:CN=broker-1 (the bootstrap user always is one)")
@@ -193,6 +195,10 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 	if err := f.tlsConfig(&cfg); err != nil {
 		return cfg, err
 	}
+	if f.httpTLS && cfg.TLS == nil {
+		return cfg, fmt.Errorf("--http-tls needs --tls-cert-file and --tls-key-file")
+	}
+	cfg.HTTPTLS = f.httpTLS
 	cfg.SASLMechanisms = f.saslMechanisms
 	if f.bootstrapUser != "" {
 		name, password, ok := strings.Cut(f.bootstrapUser, ":")

@@ -183,6 +183,7 @@ func TestServerTLSFlagErrors(t *testing.T) {
 	}{
 		{args: []string{"--tls-cert-file", cert}, want: "certificate and its key"},
 		{args: []string{"--tls-client-ca-file", ca.File}, want: "need --tls-cert-file"},
+		{args: []string{"--http-tls"}, want: "--http-tls needs --tls-cert-file"},
 		{args: []string{"--tls-cert-file", cert, "--tls-key-file", cert}, want: "key"},
 		{args: []string{"--tls-cert-file", cert, "--tls-key-file", key, "--tls-client-ca-file", key}, want: "no PEM certificate"},
 		{env: map[string]string{"MLOG_TLS_CERT_FILE": cert, "MLOG_TLS_KEY_FILE": "/nonexistent.pem"}, want: "nonexistent"},

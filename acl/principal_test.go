@@ -1,4 +1,4 @@
-package protocol
+package acl
 
 import (
 	"crypto/x509/pkix"

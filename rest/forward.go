@@ -1,0 +1,134 @@
+package rest
+
+// Forwarding: a consumer instance is a group member held by the node that
+// made it, but any node answers requests for it. A node that does not hold
+// the instance sends the request on to the node that does (the one it last
+// found it on first, then every other live node, from Config.Peers) and
+// copies the answer back: no redirect reaches the client. The forwarded
+// request carries the client's basic credentials as they came, or, for a
+// principal the proxy identified itself, HeaderPrincipal over a connection
+// showing this broker's certificate, so the holder checks the same owner
+// and ACLs. It is marked HeaderForwarded and never forwarded again.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+)
+
+// forwardedHeaders are the client's headers a forwarded request keeps.
+var forwardedHeaders = []string{"Content-Type", "Accept", "Authorization"}
+
+// peerOrder is where to look for the instance key: the node it was last
+// found on first.
+func (p *Proxy) peerOrder(key string) []string {
+	if p.cfg.Peers == nil {
+		return nil
+	}
+	peers := p.cfg.Peers()
+	p.mu.Lock()
+	last := p.located[key]
+	p.mu.Unlock()
+	if i := slices.Index(peers, last); i > 0 {
+		peers[0], peers[i] = peers[i], peers[0]
+	}
+	return peers
+}
+
+// send makes the request r stands for on peer, as id.
+func (p *Proxy) send(ctx context.Context, r *http.Request, id *identity, peer, method, uri string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, peer+uri, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range forwardedHeaders {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	req.Header.Set(HeaderForwarded, "1")
+	if id.check != nil {
+		req.Header.Set(HeaderPrincipal, id.principal)
+		req.Header.Set(HeaderHost, id.host)
+	}
+	return p.peers.Do(req)
+}
+
+// notHeld reports whether a peer's answer is "no such instance", reading
+// the (small) body of a 404 to tell.
+func notHeld(resp *http.Response) (bool, []byte) {
+	if resp.StatusCode != http.StatusNotFound {
+		return false, nil
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e apiError
+	return json.Unmarshal(raw, &e) == nil && e.Code == errInstanceNotFound.Code, raw
+}
+
+// forward serves the request from the peer holding instance key; false
+// when none does.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id *identity, key string) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes))
+	if err != nil {
+		writeError(w, errorf(http.StatusRequestEntityTooLarge, 413, "request body over %d bytes", p.cfg.MaxBodyBytes))
+		return true
+	}
+	// A long poll may take up to Timeout on the peer.
+	ctx, cancel := context.WithTimeout(r.Context(), 2*p.cfg.Timeout)
+	defer cancel()
+	for _, peer := range p.peerOrder(key) {
+		resp, err := p.send(ctx, r, id, peer, r.Method, r.URL.RequestURI(), body)
+		if err != nil {
+			p.cfg.Logger.Debug("rest: forwarding to a peer failed", "peer", peer, "err", err)
+			continue
+		}
+		missing, read := notHeld(resp)
+		if missing {
+			resp.Body.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.located[key] = peer
+		p.mu.Unlock()
+		for _, h := range []string{"Content-Type", "Location"} {
+			if v := resp.Header.Get(h); v != "" {
+				w.Header().Set(h, v)
+			}
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(read)
+		_, _ = io.Copy(w, resp.Body)
+		resp.Body.Close()
+		return true
+	}
+	p.mu.Lock()
+	delete(p.located, key)
+	p.mu.Unlock()
+	return false
+}
+
+// heldByPeer reports whether another node holds instance name of group
+// for this request's user (a new instance may not take its name).
+func (p *Proxy) heldByPeer(r *http.Request, id *identity, group, name string) bool {
+	if p.cfg.Peers == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), p.cfg.Timeout)
+	defer cancel()
+	uri := "/consumers/" + url.PathEscape(group) + "/instances/" + url.PathEscape(name) + "/subscription"
+	for _, peer := range p.cfg.Peers() {
+		resp, err := p.send(ctx, r, id, peer, http.MethodGet, uri, nil)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return true
+		}
+	}
+	return false
+}
