@@ -320,14 +320,25 @@ func (w *wireBytes) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m 
 
 func (w *wireBytes) add(records, compressed, uncompressed int, codec uint8) {
 	w.batches.Add(1)
-	w.records.Add(int64(records))
 	w.compressed.Add(int64(compressed))
 	w.uncompressed.Add(int64(uncompressed))
 	w.codecs.Or(1 << min(codec, 31))
+	w.records.Add(int64(records)) // last: waitRecords then sees the rest
+
 }
 
 // codecNames are Kafka's compression types by attribute value.
 var codecNames = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// waitRecords waits, up to max, until the hooks have counted n records:
+// franz-go runs a batch's hook after its records' promises, so the last
+// batch may still be on its way when the producers are done.
+func (w *wireBytes) waitRecords(n int64, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for w.records.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // polling a counter the hook goroutine moves
+	}
+}
 
 // summary is the "bytes on the wire" line.
 func (w *wireBytes) summary() string {

@@ -198,6 +198,11 @@ func runPerfProduce(out, errOut io.Writer, f *produceFlags) error {
 	}
 
 	fmt.Fprintln(out, stats.final(end))
+	stats.mu.Lock()
+	acked := stats.count
+	stats.mu.Unlock()
+	// franz-go may run the batch hook just after the records' promises.
+	wire.waitRecords(acked, 5*time.Second)
 	fmt.Fprintln(out, wire.summary())
 	// The run's context may have expired; the brokers still know the sizes.
 	afterCtx, afterCancel := context.WithTimeout(context.Background(), perfSetupTimeout)
