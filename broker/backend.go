@@ -26,7 +26,10 @@ import (
 // some clients (librdkafka's admin client) never ask again after a -1.
 func (b *Broker) Cluster(listener string) protocol.ClusterInfo {
 	st := b.cl.fsm.State()
-	ci := protocol.ClusterInfo{ClusterID: b.clusterID, ControllerID: b.nodeID}
+	ci := protocol.ClusterInfo{ClusterID: st.ClusterID, ControllerID: b.nodeID}
+	if ci.ClusterID == "" { // before the first controller named the cluster
+		ci.ClusterID = b.clusterID
+	}
 	leader := b.cl.node.Leader()
 	if br := st.Brokers[b.nodeID]; br == nil || !br.Alive {
 		// Not registered yet (an election is on): clients must still
@@ -195,7 +198,7 @@ func (b *Broker) CreateTopic(ctx context.Context, spec protocol.TopicSpec, valid
 	if spec.Partitions < 1 || spec.Partitions > b.cfg.MaxPartitions {
 		return protocol.TopicInfo{}, fmt.Errorf("%w: %d, want 1 to %d", protocol.ErrInvalidPartitions, spec.Partitions, b.cfg.MaxPartitions)
 	}
-	if _, err := b.logConfig(spec.Configs); err != nil {
+	if _, err := b.logConfig(b.cl.fsm.State(), spec.Configs); err != nil {
 		return protocol.TopicInfo{}, err
 	}
 	rf := int(spec.ReplicationFactor)
@@ -268,7 +271,7 @@ func (b *Broker) TopicConfigs(name string) ([]protocol.ConfigEntry, error) {
 	if len(t.Partitions) > 0 {
 		rf = len(t.Partitions[0].Replicas)
 	}
-	return b.topicConfigEntries(t.Configs, rf), nil
+	return b.topicConfigEntries(b.cl.fsm.State(), t.Configs, rf), nil
 }
 
 // NewProducerID hands out idempotent producer ids from a block the

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mlog/mlog/cluster"
 	"github.com/mlog/mlog/group"
 	"github.com/mlog/mlog/internal/notify"
 	"github.com/mlog/mlog/metrics"
@@ -103,8 +104,8 @@ func (b *Broker) partitionDir(name string, id int32) string {
 // openReplica opens this broker's replica of a partition with the topic's
 // configs. Recovery may read the whole active segment: callers hold no
 // lock that requests wait on.
-func (b *Broker) openReplica(topic string, id int32, configs map[string]string) (*partition.Partition, error) {
-	lc, err := b.logConfig(configs)
+func (b *Broker) openReplica(st *cluster.State, topic string, id int32) (*partition.Partition, error) {
+	lc, err := b.logConfig(st, st.Topics[topic].Configs)
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,9 @@ type clusterParts struct {
 	// reconcileMu makes reconciles one at a time: they open and close
 	// replicas outside mu.
 	reconcileMu sync.Mutex
+	// logCfg is, by replica, the live log settings last applied
+	// (liveLogKey); reconcileMu.
+	logCfg map[partKey]string
 	// kick wakes the reconcile loop (metadata caught up).
 	kick chan struct{}
 
@@ -66,7 +69,7 @@ type clusterParts struct {
 func newClusterParts(cfg ClusterConfig) *clusterParts {
 	return &clusterParts{cfg: cfg, fsm: cluster.NewFSM(), parts: map[partKey]*partition.Partition{}, incarnation: newClusterID()[:16],
 		fetchers: map[int32]*replication.Fetcher{}, clients: map[string]*brokerclient.Client{}, proposing: map[partKey]bool{},
-		kick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), logCfg: map[partKey]string{}}
 }
 
 // startRaft opens this node's Raft. Until its metadata has caught up with
@@ -134,6 +137,7 @@ func (b *Broker) startMembership() (func(bool) error, error) {
 	if boot != nil {
 		cl.ctrl.SetBootstrapUser(*boot)
 	}
+	cl.ctrl.SetClusterID(b.clusterID)
 	cl.ctrl.Start()
 	if !cl.node.HadState() {
 		b.goTracked(func() { b.joinOrBootstrap(mcfg.Tags) })
@@ -348,7 +352,7 @@ func (b *Broker) reconcile() {
 	openedList := make([]*partition.Partition, len(toOpen))
 	parallel(len(toOpen), func(i int) {
 		k := toOpen[i]
-		p, err := b.openReplica(k.Topic, k.Partition, st.Topics[k.Topic].Configs)
+		p, err := b.openReplica(st, k.Topic, k.Partition)
 		if err != nil {
 			b.log.Error("open replica", "topic", k.Topic, "partition", k.Partition, "err", err)
 			return
@@ -394,6 +398,9 @@ func (b *Broker) reconcile() {
 			b.log.Error("set replica role", "topic", c.k.Topic, "partition", c.k.Partition, "err", c.err)
 		}
 	})
+	for _, c := range changes {
+		b.applyLogConfig(st, c.k, c.p)
+	}
 
 	cl.mu.Lock()
 	if cl.closing {
@@ -449,7 +456,10 @@ func (b *Broker) reconcile() {
 
 	for k, p := range removed {
 		_ = p.Close()
-		if _, ok := st.Topics[k.Topic]; !ok {
+		delete(cl.logCfg, k)
+		// The topic is gone, or a reassignment moved this replica
+		// elsewhere: its data goes too, as Kafka's StopReplica(delete).
+		if t, ok := st.Topics[k.Topic]; !ok || int(k.Partition) >= len(t.Partitions) || !slices.Contains(t.Partitions[k.Partition].Replicas, b.nodeID) {
 			b.removePartitionDir(k)
 		}
 	}

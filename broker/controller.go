@@ -97,6 +97,61 @@ func (c controllerClient) CreatePartitions(ctx context.Context, name string, cou
 	return protocol.ErrorForCode(resp.Topics[0].ErrorCode)
 }
 
+// AlterConfigs changes one resource's configs on the controller.
+func (c controllerClient) AlterConfigs(ctx context.Context, a protocol.ConfigAlteration) error {
+	if c.local() {
+		return c.b.alterConfigsLocal(ctx, a)
+	}
+	var (
+		resp kmsg.Response
+		err  error
+	)
+	if a.Incremental {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		req.Version, req.ValidateOnly = 1, a.ValidateOnly
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = a.Type, a.Name
+		for _, op := range a.Ops {
+			rr.Configs = append(rr.Configs, kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: op.Name, Op: op.Op, Value: op.Value})
+		}
+		req.Resources = []kmsg.IncrementalAlterConfigsRequestResource{rr}
+		resp, err = forward[*kmsg.IncrementalAlterConfigsResponse](ctx, c, req)
+	} else {
+		req := kmsg.NewPtrAlterConfigsRequest()
+		req.Version, req.ValidateOnly = 2, a.ValidateOnly
+		rr := kmsg.NewAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = a.Type, a.Name
+		for _, op := range a.Ops {
+			rr.Configs = append(rr.Configs, kmsg.AlterConfigsRequestResourceConfig{Name: op.Name, Value: op.Value})
+		}
+		req.Resources = []kmsg.AlterConfigsRequestResource{rr}
+		resp, err = forward[*kmsg.AlterConfigsResponse](ctx, c, req)
+	}
+	if err != nil {
+		return err
+	}
+	var code int16
+	var msg *string
+	switch r := resp.(type) {
+	case *kmsg.IncrementalAlterConfigsResponse:
+		if len(r.Resources) != 1 {
+			return fmt.Errorf("%w: IncrementalAlterConfigs answered %d resources", errMalformed, len(r.Resources))
+		}
+		code, msg = r.Resources[0].ErrorCode, r.Resources[0].ErrorMessage
+	case *kmsg.AlterConfigsResponse:
+		if len(r.Resources) != 1 {
+			return fmt.Errorf("%w: AlterConfigs answered %d resources", errMalformed, len(r.Resources))
+		}
+		code, msg = r.Resources[0].ErrorCode, r.Resources[0].ErrorMessage
+	}
+	if err := protocol.ErrorForCode(code); err != nil && msg != nil {
+		return fmt.Errorf("%w: %s", err, *msg)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
 // AlterPartition applies a partition leader's ISR change.
 func (c controllerClient) AlterPartition(ctx context.Context, ch protocol.ISRChange) error {
 	if c.local() {

@@ -225,7 +225,11 @@ func TestSyncNeverStillServes(t *testing.T) {
 	want := values(100, "n")
 	produceValues(t, cl, "nosync", want)
 	checkRecords(t, consumeAll(t, b, "nosync", len(want)), want)
-	if got := slices.IndexFunc(b.BrokerConfigs(), func(e protocol.ConfigEntry) bool { return e.Name == "mlog.fsync" && *e.Value == "never" }); got < 0 {
+	entries, err := b.BrokerConfigs("1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.IndexFunc(entries, func(e protocol.ConfigEntry) bool { return e.Name == "mlog.fsync" && *e.Value == "never" }); got < 0 {
 		t.Fatal("broker configs do not report mlog.fsync=never")
 	}
 }

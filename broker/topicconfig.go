@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mlog/mlog/cluster"
 	"github.com/mlog/mlog/protocol"
 	"github.com/mlog/mlog/storage"
 )
@@ -101,9 +102,10 @@ func findTopicConfig(name string) (topicConfig, bool) {
 }
 
 // logConfig returns the storage settings for a topic with these configs,
-// checking every one.
-func (b *Broker) logConfig(configs map[string]string) (storage.Config, error) {
-	lc := b.cfg.Log
+// checking every one, over the broker's defaults and st's dynamic ones (st
+// may be nil).
+func (b *Broker) logConfig(st *cluster.State, configs map[string]string) (storage.Config, error) {
+	lc := b.baseLogConfig(st)
 	for k, v := range configs {
 		tc, ok := findTopicConfig(k)
 		if !ok {
@@ -130,23 +132,27 @@ func defaultMinISR(rf int) int {
 }
 
 // topicConfigEntries lists every topic config of a topic with rf replicas:
-// the value set, or the default mlog enforces for it.
-func (b *Broker) topicConfigEntries(configs map[string]string, rf int) []protocol.ConfigEntry {
+// the value set, or the default mlog enforces for it (the dynamic broker
+// defaults of st included).
+func (b *Broker) topicConfigEntries(st *cluster.State, configs map[string]string, rf int) []protocol.ConfigEntry {
 	var out []protocol.ConfigEntry
+	defaults := b.cfg
+	defaults.Log = b.baseLogConfig(st)
 	for _, tc := range topicConfigs {
 		v, set := configs[tc.name]
 		if !set {
-			v = tc.def(&b.cfg, rf)
+			v = tc.def(&defaults, rf)
 		}
 		out = append(out, protocol.ConfigEntry{Name: tc.name, Value: &v, Default: !set})
 	}
 	return out
 }
 
-// BrokerConfigs lists the broker's settings, read-only, with the values it
-// enforces: default.replication.factor is min(3, live brokers) now, and
+// staticBrokerConfigs lists the broker's settings, read-only, with the
+// values it enforces (lc: its default log settings now):
+// default.replication.factor is min(3, live brokers) now, and
 // min.insync.replicas what a topic created with it gets.
-func (b *Broker) BrokerConfigs() []protocol.ConfigEntry {
+func (b *Broker) staticBrokerConfigs(lc storage.Config) []protocol.ConfigEntry {
 	rf := b.defaultReplicationFactor()
 	kv := [][2]string{
 		{"broker.id", fmt.Sprint(b.nodeID)},
@@ -160,9 +166,9 @@ func (b *Broker) BrokerConfigs() []protocol.ConfigEntry {
 		{"offsets.topic.replication.factor", fmt.Sprint(b.offsetsReplicationFactor())},
 		{"replica.lag.time.max.ms", msString(b.cfg.Cluster.ReplicaLagMax)},
 		{"broker.rack", b.cfg.Cluster.Rack},
-		{"log.retention.ms", msString(b.cfg.Log.RetentionMs)},
-		{"log.retention.bytes", fmt.Sprint(b.cfg.Log.RetentionBytes)},
-		{"log.segment.bytes", fmt.Sprint(b.cfg.Log.SegmentBytes)},
+		{"log.retention.ms", msString(lc.RetentionMs)},
+		{"log.retention.bytes", fmt.Sprint(lc.RetentionBytes)},
+		{"log.segment.bytes", fmt.Sprint(lc.SegmentBytes)},
 		{"log.retention.check.interval.ms", msString(b.cfg.RetentionCheckInterval)},
 		{"message.max.bytes", fmt.Sprint(b.cfg.Log.MaxBatchBytes)},
 		{"socket.request.max.bytes", fmt.Sprint(b.cfg.MaxRequestBytes)},

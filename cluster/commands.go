@@ -256,6 +256,21 @@ func (d *draft) apply(c Command) (any, error) {
 		}
 		d.applyDeleteACLs(a)
 		return nil, nil
+	case CmdSetClusterID:
+		var a SetClusterID
+		if err := decode(&a); err != nil {
+			return nil, err
+		}
+		if d.ClusterID == "" {
+			d.ClusterID = a.ID
+		}
+		return nil, nil
+	case CmdAlterConfigs:
+		var a AlterConfigs
+		if err := decode(&a); err != nil {
+			return nil, err
+		}
+		return nil, d.applyAlterConfigs(a)
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownCommand, c.Type)
 }

@@ -53,6 +53,8 @@ type Controller struct {
 	// bootstrap are the credentials a cluster without users gets
 	// (SetBootstrapUser); nil for none.
 	bootstrap *AlterScram
+	// clusterID is what a cluster without one is given (SetClusterID).
+	clusterID string
 
 	wake chan struct{}
 	stop chan struct{}
@@ -73,6 +75,10 @@ func NewController(node *Node, members func() []Member, voters int, logger *slog
 // SetBootstrapUser makes the controller give a cluster that has no users
 // these credentials. Call before Start.
 func (c *Controller) SetBootstrapUser(a AlterScram) { c.bootstrap = &a }
+
+// SetClusterID makes the controller name a cluster that has no id yet
+// (Kafka's cluster.id, the same on every broker) id. Call before Start.
+func (c *Controller) SetClusterID(id string) { c.clusterID = id }
 
 // Start runs the reconcile loop in the background.
 func (c *Controller) Start() {
@@ -167,6 +173,11 @@ func (c *Controller) reconcile(ctx context.Context) error {
 				return err
 			}
 			c.log.Warn("broker lost", "broker", b.Name, "id", id)
+		}
+	}
+	if c.clusterID != "" && c.node.FSM().State().ClusterID == "" {
+		if _, err := c.node.Apply(ctx, CmdSetClusterID, SetClusterID{ID: c.clusterID}); err != nil {
+			return err
 		}
 	}
 	if c.bootstrap != nil && len(c.node.FSM().State().Users) == 0 {

@@ -24,6 +24,8 @@ const NoLeader = -1
 // a new one (see draft), so a reader may keep one as long as it likes and
 // sees one consistent version of the metadata.
 type State struct {
+	// ClusterID is Kafka's cluster.id, given by the first controller.
+	ClusterID      string            `json:"cluster_id,omitempty"`
 	Brokers        map[int32]*Broker `json:"brokers"`
 	Topics         map[string]*Topic `json:"topics"`
 	NextProducerID int64             `json:"next_producer_id"`
@@ -32,6 +34,9 @@ type State struct {
 	// ACLs are the access control bindings (acls.go); a command replaces
 	// the slice, never changes it.
 	ACLs []acl.Binding `json:"acls,omitempty"`
+	// BrokerConfigs are dynamic broker configs by broker id, "" for the
+	// cluster-wide default (configs.go); replaced whole by a command.
+	BrokerConfigs map[string]map[string]string `json:"broker_configs,omitempty"`
 }
 
 // Broker is one registered node.

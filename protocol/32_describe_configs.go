@@ -1,6 +1,7 @@
 package protocol
 
-// DescribeConfigs v0-v4 for topics and brokers. ConfigNames filters;
+// DescribeConfigs v0-v4 for topics and brokers (a broker id, or "" for
+// the cluster-wide dynamic defaults). ConfigNames filters;
 // synonyms and documentation are not reported. Needs DESCRIBE_CONFIGS on
 // the topic (TOPIC_AUTHORIZATION_FAILED) or the cluster for a broker
 // (CLUSTER_AUTHORIZATION_FAILED).
@@ -34,7 +35,7 @@ func handleDescribeConfigs(c *conn, kreq kmsg.Request) (reply, error) {
 		case rt == kmsg.ConfigResourceTypeBroker && !c.allowedCluster(acl.OpDescribeConfigs):
 			err = ErrClusterAuthorization
 		case rt == kmsg.ConfigResourceTypeBroker:
-			entries = c.s.backend.BrokerConfigs()
+			entries, err = c.s.backend.BrokerConfigs(rr.ResourceName)
 		default:
 			err = fmt.Errorf("%w: resource type %d", ErrInvalidRequest, rr.ResourceType)
 		}
@@ -56,6 +57,8 @@ func handleDescribeConfigs(c *conn, kreq kmsg.Request) (reply, error) {
 
 func configSource(e ConfigEntry, rt kmsg.ConfigResourceType) kmsg.ConfigSource {
 	switch {
+	case e.Source != 0:
+		return e.Source
 	case e.Default:
 		return kmsg.ConfigSourceDefaultConfig
 	case rt == kmsg.ConfigResourceTypeTopic:

@@ -48,9 +48,14 @@ type Backend interface {
 	// Partition returns this broker's replica of a partition, or
 	// ErrUnknownTopic / ErrUnknownPartition.
 	Partition(topic string, id int32) (*partition.Partition, error)
-	// TopicConfigs and BrokerConfigs answer DescribeConfigs.
+	// TopicConfigs and BrokerConfigs answer DescribeConfigs; BrokerConfigs
+	// describes broker name (its id, or "" for the cluster-wide dynamic
+	// defaults).
 	TopicConfigs(name string) ([]ConfigEntry, error)
-	BrokerConfigs() []ConfigEntry
+	BrokerConfigs(name string) ([]ConfigEntry, error)
+	// AlterConfigs changes a topic's or dynamic broker configs, applied
+	// without a restart (IncrementalAlterConfigs, AlterConfigs).
+	AlterConfigs(ctx context.Context, a ConfigAlteration) error
 	// NewProducerID allocates an idempotent producer id.
 	NewProducerID(ctx context.Context) (id int64, epoch int16, err error)
 	// LogDir describes the data directory and the replicas in it
@@ -178,4 +183,26 @@ type ConfigEntry struct {
 	ReadOnly  bool
 	Default   bool
 	Sensitive bool
+	// Source, when not 0, is the value's kmsg.ConfigSource; else it is
+	// derived (a default, a topic's own, or the broker's static config).
+	Source kmsg.ConfigSource
+}
+
+// ConfigAlteration is one resource of an IncrementalAlterConfigs or
+// AlterConfigs request. Incremental applies Ops to the current configs
+// (kmsg.IncrementalAlterConfigOp: set, delete, append to or subtract from a
+// list); otherwise the Ops' values replace the whole set.
+type ConfigAlteration struct {
+	Type         kmsg.ConfigResourceType
+	Name         string
+	Ops          []ConfigOp
+	Incremental  bool
+	ValidateOnly bool
+}
+
+// ConfigOp is one config change.
+type ConfigOp struct {
+	Name  string
+	Op    kmsg.IncrementalAlterConfigOp
+	Value *string
 }

@@ -69,6 +69,7 @@ var codes = []struct {
 	{batch.ErrInvalidSequence, kerr.InvalidRecord},
 	{storage.ErrBatchTooLarge, kerr.MessageTooLarge},
 	{storage.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+	{partition.ErrDeleteBeyondHighWatermark, kerr.OffsetOutOfRange},
 	{storage.ErrNotDurable, kerr.KafkaStorageError},
 	{storage.ErrLogFailed, kerr.KafkaStorageError},
 	{storage.ErrCorruptSegment, kerr.KafkaStorageError},

@@ -355,6 +355,12 @@ func (f *Fetcher) apply(k Key, s sent, rp kmsg.FetchResponseTopicPartition) (boo
 		n = true
 	}
 	fp.p.SetHighWatermark(min(rp.HighWatermark, fp.p.LogEndOffset()))
+	if rp.LogStartOffset > fp.p.LogStartOffset() {
+		// DeleteRecords on the leader: delete here too (up to our HW).
+		if err := fp.p.FollowLogStart(rp.LogStartOffset); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
 }
 

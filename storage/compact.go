@@ -23,7 +23,11 @@ type CompactStats struct {
 }
 
 // Compacted reports whether the log's cleanup.policy includes compact.
-func (l *Log) Compacted() bool { return l.cfg.Compact }
+func (l *Log) Compacted() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cfg.Compact
+}
 
 // Compact keeps only the latest record of each key in the log's closed,
 // durable segments (cleanup.policy=compact). A tombstone (null value) is
@@ -53,7 +57,9 @@ func (l *Log) Compact(upTo, deleteRetentionMs int64, aborted func(batch.Header) 
 		return aborted != nil && h.Transactional() && !h.Control() && aborted(h)
 	}
 	if deleteRetentionMs < 0 {
+		l.mu.Lock()
 		deleteRetentionMs = l.cfg.DeleteRetention.Milliseconds()
+		l.mu.Unlock()
 	}
 	l.compactMu.Lock()
 	defer l.compactMu.Unlock()
@@ -252,7 +258,7 @@ func (l *Log) compactSegment(s *segment, gen uint64, keep func(batch.Header, bat
 	if err := fs.SyncDir(l.dir); err != nil {
 		return 0, 0, 0, l.faultLocked(fmt.Errorf("storage: compact %s: sync dir: %w", s.path, err))
 	}
-	ns, err := openSegment(&l.cfg, l.dir, s.base)
+	ns, err := openSegment(l.segCfg, l.dir, s.base)
 	if err != nil {
 		return 0, 0, 0, l.faultLocked(err)
 	}

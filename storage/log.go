@@ -20,8 +20,14 @@ import (
 // mu, from segment state published atomically after each write.
 type Log struct {
 	dir string
-	cfg Config
-	log *slog.Logger
+	// cfg is the current configuration: its settings that SetConfig
+	// changes are written and read under mu (maxBatch mirrors one for
+	// Append). Segments hold segCfg, a copy made when they were created
+	// that never changes.
+	cfg      Config
+	segCfg   *Config
+	maxBatch atomic.Int64
+	log      *slog.Logger
 
 	segs  atomic.Pointer[[]*segment] // immutable slices, replaced whole
 	leo   atomic.Int64               // log end offset
@@ -127,8 +133,8 @@ func (l *Log) publish(segs []*segment) { l.segs.Store(&segs) }
 // leader epoch (rewriting b in place) and writes it. The batch is readable
 // when Append returns; WaitDurable tells when it is fsynced.
 func (l *Log) Append(b []byte, leaderEpoch int32) (AppendResult, error) {
-	if int64(len(b)) > l.cfg.MaxBatchBytes {
-		return AppendResult{}, fmt.Errorf("%w: %d bytes, max %d", ErrBatchTooLarge, len(b), l.cfg.MaxBatchBytes)
+	if max := l.maxBatch.Load(); int64(len(b)) > max {
+		return AppendResult{}, fmt.Errorf("%w: %d bytes, max %d", ErrBatchTooLarge, len(b), max)
 	}
 	h, err := batch.Validate(b)
 	if err != nil {
@@ -230,7 +236,7 @@ func (l *Log) appendLocked(b []byte, h batch.Header) error {
 		if seg, err = l.rollLocked(h.BaseOffset); err != nil {
 			return err
 		}
-	} else if seg.shouldRoll(h, l.cfg.Now().UnixMilli()) {
+	} else if seg.shouldRoll(h, l.cfg.Now().UnixMilli(), &l.cfg) {
 		var err error
 		if seg, err = l.rollLocked(l.leo.Load()); err != nil {
 			return err
@@ -265,7 +271,7 @@ func (l *Log) Roll() error {
 
 func (l *Log) rollLocked(base int64) (*segment, error) {
 	old := l.active()
-	ns, err := createSegment(&l.cfg, l.dir, base)
+	ns, err := createSegment(l.segCfg, l.dir, base)
 	if err != nil {
 		return nil, err
 	}
@@ -357,7 +363,7 @@ func (l *Log) resetLocked(offset int64) error {
 			return l.faultLocked(err)
 		}
 	}
-	ns, err := createSegment(&l.cfg, l.dir, offset)
+	ns, err := createSegment(l.segCfg, l.dir, offset)
 	if err != nil {
 		return l.faultLocked(err)
 	}

@@ -28,6 +28,9 @@ func Open(dir string, cfg Config) (*Log, error) {
 	}
 	l := &Log{dir: dir, cfg: cfg, log: cfg.Logger.With("dir", dir),
 		flushReq: make(chan struct{}, 1), stop: make(chan struct{})}
+	seg := cfg
+	l.segCfg = &seg
+	l.maxBatch.Store(cfg.MaxBatchBytes)
 	bases, err := l.listSegments()
 	if err != nil {
 		return nil, err
@@ -54,7 +57,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 			_ = s.remove()
 			s.release()
 		}
-		ns, err := createSegment(&l.cfg, dir, ckpt.logStartOffset)
+		ns, err := createSegment(l.segCfg, dir, ckpt.logStartOffset)
 		if err != nil {
 			return nil, err
 		}
@@ -123,7 +126,7 @@ func (l *Log) listSegments() ([]int64, error) {
 }
 
 func (l *Log) openSegments(bases []int64, ckpt checkpoint) ([]*segment, error) {
-	cfg := &l.cfg
+	cfg := l.segCfg
 	// Segments wholly below the log start were being deleted by retention.
 	for len(bases) > 1 && bases[1] <= ckpt.logStartOffset {
 		l.removeFiles(bases[0])

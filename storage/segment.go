@@ -328,8 +328,10 @@ func (s *segment) recomputeWriterState(ix *segIndexes) error {
 	return nil
 }
 
-// shouldRoll reports whether a batch of n bytes must go to a new segment.
-func (s *segment) shouldRoll(h batch.Header, nowMs int64) bool {
+// shouldRoll reports whether a batch must go to a new segment under the
+// log's current segment.bytes and segment.ms (cfg, read under the log's
+// mu), which may have changed since this segment was made.
+func (s *segment) shouldRoll(h batch.Header, nowMs int64, cfg *Config) bool {
 	size := s.size.Load()
 	if size == 0 {
 		return false
@@ -339,10 +341,10 @@ func (s *segment) shouldRoll(h batch.Header, nowMs int64) bool {
 	if s.firstTs >= 0 {
 		waited = h.MaxTimestamp - s.firstTs
 	}
-	return size+h.Size() > s.cfg.SegmentBytes ||
+	return size+h.Size() > cfg.SegmentBytes ||
 		h.LastOffset()-s.base > math.MaxUint32 ||
 		ix == nil || !ix.off.room(1) || !ix.tim.room(2) ||
-		waited > s.cfg.SegmentMs.Milliseconds()
+		waited > cfg.SegmentMs.Milliseconds()
 }
 
 // append writes one batch at the end. A failed write is cut away so that the
