@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -298,4 +299,34 @@ func TestDescribeCluster(t *testing.T) {
 	if err != nil || resp.ErrorCode != kerr.UnsupportedEndpointType.Code {
 		t.Errorf("controller endpoints: %v %+v", err, resp)
 	}
+}
+
+// A replica added after DeleteRecords cut inside a batch starts at that
+// batch (its log start raised back to the leader's), catches up and joins
+// the ISR; before the fix it stood at the log start for ever, its fetches
+// refused as below its log end.
+func TestReplicaAddedAfterDeleteRecordsInsideABatch(t *testing.T) {
+	c := brokertest.Start(t, 4)
+	c.CreateTopic("cut", 1, 3, nil)
+	produceValues(t, c.Client(), "cut", values(100, "x")) // one batch, offsets 0-99
+	adm := c.Admin()
+	os := make(kadm.Offsets)
+	os.Add(kadm.Offset{Topic: "cut", Partition: 0, At: 5})
+	if res, err := adm.DeleteRecords(ctxT(t), os); err != nil || res.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, res.Error())
+	}
+	reps := assignment(t, c, 0, "cut")[0]
+	add := int32(0)
+	for id := int32(1); id <= 4; id++ {
+		if !slices.Contains(reps, id) {
+			add = id
+		}
+	}
+	target := []int32{reps[0], reps[1], add}
+	reassign(t, adm, "cut", map[int32][]int32{0: target})
+	testutil.Eventually(t, "the added replica caught up and in the ISR", func() bool {
+		_, isr := c.PartitionInfo("cut", 0)
+		r := replica(c, c.Index(add), "cut", 0)
+		return slices.Contains(isr, add) && r != nil && r.LogStartOffset() == 5 && r.LogEndOffset() == 100
+	})
 }

@@ -39,11 +39,11 @@ func (b *Broker) Cluster(listener string) protocol.ClusterInfo {
 	}
 	for _, id := range st.BrokerIDs() {
 		br := st.Brokers[id]
-		if !br.Alive {
-			continue
-		}
-		if br.Name == leader {
+		if br.Name == leader && br.Alive {
 			ci.ControllerID = id
+		}
+		if !br.Alive || br.Decommissioned {
+			continue // a decommissioned broker is on its way out: clients go elsewhere
 		}
 		addr, ok := br.Endpoint(listener)
 		if !ok {

@@ -234,6 +234,10 @@ func (b *Broker) startHTTP() (func(bool) error, error) {
 	}, nil
 }
 
+// RaftServers is the Raft configuration as this node knows it: each
+// server's node name, and whether it votes.
+func (b *Broker) RaftServers() (map[string]bool, error) { return b.cl.node.Servers() }
+
 // HTTPAddr is the metrics listener's address (nil without one).
 func (b *Broker) HTTPAddr() net.Addr {
 	b.mu.Lock()

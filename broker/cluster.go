@@ -138,6 +138,7 @@ func (b *Broker) startMembership() (func(bool) error, error) {
 		cl.ctrl.SetBootstrapUser(*boot)
 	}
 	cl.ctrl.SetClusterID(b.clusterID)
+	cl.ctrl.SetLeaderImbalanceInterval(cc.LeaderImbalanceCheckInterval)
 	cl.ctrl.Start()
 	if !cl.node.HadState() {
 		b.goTracked(func() { b.joinOrBootstrap(mcfg.Tags) })
@@ -542,7 +543,16 @@ func (b *Broker) followLocked(k partKey, p *partition.Partition, r partition.Rol
 			other.Unfollow(k)
 		}
 	}
-	f.Follow(k, p, r.Epoch)
+	throttled := false
+	if t := st.Topics[k.Topic]; t != nil && int(k.Partition) < len(t.Partitions) {
+		throttled = slices.Contains(t.Partitions[k.Partition].AddingReplicas, b.nodeID)
+	}
+	rate := int64(0)
+	if v, ok := st.BrokerConfig(strconv.Itoa(int(b.nodeID)), "follower.replication.throttled.rate"); ok {
+		rate, _ = strconv.ParseInt(v, 10, 64)
+	}
+	f.SetThrottleRate(rate)
+	f.Follow(k, p, r.Epoch, throttled)
 }
 
 func (b *Broker) unfollowLocked(k partKey) {

@@ -179,7 +179,7 @@ func TestRegressionWipedBootstrapNodeRejoins(t *testing.T) {
 		}
 		return err == nil && len(b.Cluster("").Brokers) == 3
 	})
-	servers, err := broker.RaftServers(c.Brokers[0])
+	servers, err := c.Brokers[0].RaftServers()
 	if err != nil || len(servers) != 3 {
 		t.Fatalf("the wiped node's Raft configuration: %v %v, want the cluster's 3 servers", servers, err)
 	}

@@ -255,6 +255,12 @@ type ClusterConfig struct {
 	Bootstrap bool
 	// Voters is how many nodes become Raft voters (--raft-voters).
 	Voters int
+	// LeaderImbalanceCheckInterval is how often the controller moves
+	// leadership back to preferred replicas where a broker leads fewer
+	// than 90% of its own (Kafka's leader.imbalance.check.interval.seconds,
+	// with auto.leader.rebalance.enable, a dynamic broker config, on); 0
+	// never does.
+	LeaderImbalanceCheckInterval time.Duration
 	// ReplicaLagMax drops a follower from the ISR when it has not caught up
 	// for this long (replica.lag.time.max.ms).
 	ReplicaLagMax time.Duration
@@ -272,13 +278,14 @@ type ClusterConfig struct {
 // default ports.
 func DefaultClusterConfig() ClusterConfig {
 	return ClusterConfig{
-		SerfAddr:          "127.0.0.1:9092",
-		RaftAddr:          "127.0.0.1:9093",
-		Bootstrap:         true,
-		Voters:            cluster.DefaultVoters,
-		ReplicaLagMax:     10 * time.Second,
-		ReplicaFetchBytes: 8 << 20,
-		Network:           NetworkLAN,
+		SerfAddr:                     "127.0.0.1:9092",
+		RaftAddr:                     "127.0.0.1:9093",
+		Bootstrap:                    true,
+		Voters:                       cluster.DefaultVoters,
+		ReplicaLagMax:                10 * time.Second,
+		LeaderImbalanceCheckInterval: 5 * time.Minute,
+		ReplicaFetchBytes:            8 << 20,
+		Network:                      NetworkLAN,
 	}
 }
 

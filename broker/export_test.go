@@ -27,9 +27,6 @@ func ReplicationParked(b *Broker) bool { return b.replicationParked() }
 // SnapshotMetadata takes a Raft snapshot of b's metadata now.
 func SnapshotMetadata(b *Broker) error { return b.cl.node.Snapshot() }
 
-// RaftServers is b's Raft configuration: server name to voter or not.
-func RaftServers(b *Broker) (map[string]bool, error) { return b.cl.node.Servers() }
-
 // IsController reports whether b is the Raft leader.
 func IsController(b *Broker) bool { return b.cl.node.IsLeader() }
 

@@ -16,7 +16,7 @@ var ErrNotEnoughBrokers = errors.New("cluster: not enough live brokers")
 func assign(st *State, n, rf int) ([]Partition, error) {
 	var live []int32
 	for _, id := range st.BrokerIDs() {
-		if st.Brokers[id].Alive {
+		if b := st.Brokers[id]; b.Alive && !b.Decommissioned {
 			live = append(live, id)
 		}
 	}

@@ -98,6 +98,10 @@ type LeaderChange struct {
 	Leader      int32   `json:"leader"`
 	LeaderEpoch int32   `json:"leader_epoch"`
 	ISR         []int32 `json:"isr"`
+	// IfPartitionEpoch, when set, applies the change only to the
+	// partition as it was decided on (an election a request asked for
+	// may race the controller's own).
+	IfPartitionEpoch *int32 `json:"if_partition_epoch,omitempty"`
 }
 
 // SetLeaders applies the controller's leadership decisions.
@@ -141,7 +145,11 @@ func (d *draft) apply(c Command) (any, error) {
 		if prev := d.Brokers[b.ID]; prev != nil && (!prev.Alive || prev.Incarnation != b.Incarnation) {
 			d.fence(b.ID) // it was down or restarted: it rejoins ISRs by catching up
 		}
-		d.Brokers[b.ID] = &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true, Incarnation: b.Incarnation, Rack: b.Rack, Listeners: b.Listeners, HTTPURL: b.HTTPURL}
+		nb := &Broker{ID: b.ID, Name: b.Name, KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Alive: true, Incarnation: b.Incarnation, Rack: b.Rack, Listeners: b.Listeners, HTTPURL: b.HTTPURL}
+		if prev := d.Brokers[b.ID]; prev != nil {
+			nb.Decommissioned = prev.Decommissioned
+		}
+		d.Brokers[b.ID] = nb
 		return nil, nil
 	case CmdBrokerStatus:
 		var b BrokerStatus
@@ -195,6 +203,10 @@ func (d *draft) apply(c Command) (any, error) {
 			return nil, err
 		}
 		for _, ch := range sl.Changes {
+			if t := d.Topics[ch.Topic]; ch.IfPartitionEpoch != nil && (t == nil || int(ch.Partition) >= len(t.Partitions) ||
+				t.Partitions[ch.Partition].PartitionEpoch != *ch.IfPartitionEpoch) {
+				continue // changed since it was decided
+			}
 			p, err := d.partition(ch.Topic, ch.Partition)
 			if err != nil {
 				continue // deleted meanwhile: nothing to lead
@@ -265,6 +277,29 @@ func (d *draft) apply(c Command) (any, error) {
 			d.ClusterID = a.ID
 		}
 		return nil, nil
+	case CmdReassign:
+		var a Reassign
+		if err := decode(&a); err != nil {
+			return nil, err
+		}
+		for _, ch := range a.Changes {
+			// Checked by the controller; one that no longer holds (a
+			// topic deleted meanwhile) is skipped, not the whole command.
+			_ = d.applyReassign(ch)
+		}
+		return nil, nil
+	case CmdFinishReassign:
+		var a FinishReassign
+		if err := decode(&a); err != nil {
+			return nil, err
+		}
+		return nil, d.applyFinishReassign(a)
+	case CmdUnregisterBroker:
+		var a UnregisterBroker
+		if err := decode(&a); err != nil {
+			return nil, err
+		}
+		return nil, d.applyUnregister(a)
 	case CmdAlterConfigs:
 		var a AlterConfigs
 		if err := decode(&a); err != nil {

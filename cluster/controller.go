@@ -55,6 +55,11 @@ type Controller struct {
 	bootstrap *AlterScram
 	// clusterID is what a cluster without one is given (SetClusterID).
 	clusterID string
+	// imbalanceInterval is how often preferred leaders are rebalanced
+	// (Kafka's leader.imbalance.check.interval.seconds; 0: never);
+	// lastBalance is the last time, the loop's only.
+	imbalanceInterval time.Duration
+	lastBalance       time.Time
 
 	wake chan struct{}
 	stop chan struct{}
@@ -79,6 +84,10 @@ func (c *Controller) SetBootstrapUser(a AlterScram) { c.bootstrap = &a }
 // SetClusterID makes the controller name a cluster that has no id yet
 // (Kafka's cluster.id, the same on every broker) id. Call before Start.
 func (c *Controller) SetClusterID(id string) { c.clusterID = id }
+
+// SetLeaderImbalanceInterval sets how often leadership is moved back to
+// preferred replicas (0: never). Call before Start.
+func (c *Controller) SetLeaderImbalanceInterval(d time.Duration) { c.imbalanceInterval = d }
 
 // Start runs the reconcile loop in the background.
 func (c *Controller) Start() {
@@ -156,6 +165,17 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			}
 			c.log.Info("broker registered", "broker", m.Name, "id", id, "kafka", m.Tags[TagKafka])
 		}
+		if st.Brokers[int32(id)] != nil && st.Brokers[int32(id)].Decommissioned {
+			continue // unregistered: never back in the Raft configuration
+		}
+		if isVoter, ok := servers[m.Name]; ok && !isVoter && voters < c.voters {
+			// A voter left (decommissioned): a live non-voter takes its place.
+			if err := c.node.AddServer(m.Name, m.Tags[TagRaft], true); err != nil {
+				return fmt.Errorf("cluster: promote %s to voter: %w", m.Name, err)
+			}
+			voters++
+			c.log.Info("raft non-voter promoted", "node", m.Name)
+		}
 		if _, ok := servers[m.Name]; !ok && m.Tags[TagRaft] != "" {
 			voter := voters < c.voters
 			if err := c.node.AddServer(m.Name, m.Tags[TagRaft], voter); err != nil {
@@ -194,7 +214,10 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			c.log.Info("partition leader elected", "topic", ch.Topic, "partition", ch.Partition, "leader", ch.Leader, "epoch", ch.LeaderEpoch, "isr", ch.ISR)
 		}
 	}
-	return nil
+	if err := c.finishReassignments(ctx); err != nil {
+		return err
+	}
+	return c.rebalanceLeaders(ctx)
 }
 
 // CreateTopic assigns and records a new topic. Controller only.

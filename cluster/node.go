@@ -333,6 +333,11 @@ func (n *Node) AddServer(name, addr string, voter bool) error {
 	return f.Error()
 }
 
+// RemoveServer takes a node out of the Raft configuration. Leader only.
+func (n *Node) RemoveServer(name string) error {
+	return n.raft.RemoveServer(raft.ServerID(name), 0, 5*time.Second).Error()
+}
+
 // Snapshot takes a Raft snapshot now (Raft also takes them by itself).
 func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
 

@@ -56,6 +56,10 @@ type Broker struct {
 	Listeners string `json:"listeners,omitempty"`
 	// HTTPURL is the base URL of its HTTP listener (TagHTTP).
 	HTTPURL string `json:"http_url,omitempty"`
+	// Decommissioned brokers were unregistered (UnregisterBroker): no
+	// replica is assigned to them, and they are out of the Raft
+	// configuration, never added again.
+	Decommissioned bool `json:"decommissioned,omitempty"`
 }
 
 // Endpoint is the advertised address of the broker's listener named
@@ -107,6 +111,11 @@ type Partition struct {
 	// PartitionEpoch moves on every change to leader or ISR, so a stale
 	// ISR change from an old leader is refused (Kafka's partition epoch).
 	PartitionEpoch int32 `json:"partition_epoch"`
+	// AddingReplicas and RemovingReplicas describe a reassignment in
+	// progress (reassign.go): Replicas holds both the target replicas
+	// and those leaving, until every adding one is in the ISR.
+	AddingReplicas   []int32 `json:"adding,omitempty"`
+	RemovingReplicas []int32 `json:"removing,omitempty"`
 }
 
 func newState() *State {

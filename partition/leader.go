@@ -108,13 +108,21 @@ func (p *Partition) SetRole(r Role) error {
 		p.pending = nil
 	}
 	if r.Leader() && newEpoch {
-		now := time.Now()
 		p.followers = map[int32]*follower{}
+	}
+	if r.Leader() {
+		// Followers start as caught up now: they get lag.max to fetch
+		// before the leader drops them. Replicas a reassignment adds or
+		// removes within an epoch come and go here too.
+		now := time.Now()
 		for _, id := range r.Replicas {
-			if id != r.Self {
-				// Followers start as caught up now: they get lag.max to
-				// fetch before the leader drops them.
+			if id != r.Self && p.followers[id] == nil {
 				p.followers[id] = &follower{leo: -1, caughtUp: now}
+			}
+		}
+		for id := range p.followers {
+			if !slices.Contains(r.Replicas, id) {
+				delete(p.followers, id)
 			}
 		}
 	}

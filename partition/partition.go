@@ -391,6 +391,13 @@ func (p *Partition) Close() error {
 		}
 	}
 	p.mu.Unlock()
+	// A closed replica leads nothing: produces waiting for the high
+	// watermark (a replica a reassignment moved away while it led) are
+	// answered NOT_LEADER now, not at their timeout.
+	p.roleMu.Lock()
+	p.role.LeaderID = -1
+	p.roleMu.Unlock()
+	p.hwChanged.Broadcast()
 	if snap != nil {
 		p.cfg.Logger.Warn("producer snapshot not written; the next open replays the log", "err", snap)
 	}

@@ -56,6 +56,16 @@ type Backend interface {
 	// AlterConfigs changes a topic's or dynamic broker configs, applied
 	// without a restart (IncrementalAlterConfigs, AlterConfigs).
 	AlterConfigs(ctx context.Context, a ConfigAlteration) error
+	// Reassign starts, replaces or cancels partition reassignments
+	// (AlterPartitionReassignments), one error per change;
+	// Reassignments lists those in progress (parts nil: all).
+	Reassign(ctx context.Context, changes []Reassignment) ([]error, error)
+	Reassignments(parts map[string][]int32) []Reassignment
+	// ElectLeaders elects preferred or unclean leaders (parts nil: every
+	// partition), one result per partition.
+	ElectLeaders(ctx context.Context, typ int8, parts map[string][]int32) ([]Election, error)
+	// UnregisterBroker decommissions a broker that holds no replica.
+	UnregisterBroker(ctx context.Context, id int32) error
 	// NewProducerID allocates an idempotent producer id.
 	NewProducerID(ctx context.Context) (id int64, epoch int16, err error)
 	// LogDir describes the data directory and the replicas in it
@@ -198,6 +208,23 @@ type ConfigAlteration struct {
 	Ops          []ConfigOp
 	Incremental  bool
 	ValidateOnly bool
+}
+
+// Reassignment is a partition's target replicas (nil: cancel) in a
+// request, or its replicas, adding and removing ones in a listing.
+type Reassignment struct {
+	Topic                 string
+	Partition             int32
+	Replicas              []int32
+	Adding, Removing      []int32
+	KeepReplicationFactor bool // AlterPartitionReassignments v1 without allow_replication_factor_change
+}
+
+// Election is one partition's ElectLeaders outcome.
+type Election struct {
+	Topic     string
+	Partition int32
+	Err       error
 }
 
 // ConfigOp is one config change.

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,9 @@ type followed struct {
 	p        *partition.Partition
 	epoch    int32
 	truncate bool // find the divergence point before fetching
+	// throttled fetches count against the fetcher's throttle rate (a
+	// replica being added by a reassignment).
+	throttled bool
 	// retryAt holds a partition whose last truncation or fetch failed
 	// back (Kafka's replica.fetch.backoff.ms): a leader answers such a
 	// partition at once, and without it the loop would spin. Only the
@@ -51,6 +55,13 @@ type Fetcher struct {
 
 	paused atomic.Bool // tests hold replication back to build divergent logs
 	parked atomic.Bool // paused, with no fetch in flight
+
+	// rate bounds the bytes per second throttled partitions fetch (0: no
+	// bound), as Kafka's follower.replication.throttled.rate; tokens and
+	// refilled are its bucket, the fetcher's goroutine's only.
+	rate     atomic.Int64
+	tokens   float64
+	refilled time.Time
 
 	// sess is the fetch session with the leader (KIP-227); only the
 	// fetcher's goroutine touches it.
@@ -91,15 +102,47 @@ func (f *Fetcher) Parked() bool { return f.parked.Load() }
 // Addr is the leader's address.
 func (f *Fetcher) Addr() string { return f.client.Addr() }
 
-// Follow adds or updates a partition followed in epoch.
-func (f *Fetcher) Follow(k Key, p *partition.Partition, epoch int32) {
+// Follow adds or updates a partition followed in epoch; throttled puts
+// it under the throttle rate (SetThrottleRate).
+func (f *Fetcher) Follow(k Key, p *partition.Partition, epoch int32, throttled bool) {
 	f.mu.Lock()
 	cur := f.parts[k]
 	if cur == nil || cur.epoch != epoch || cur.p != p {
-		f.parts[k] = &followed{p: p, epoch: epoch, truncate: true}
+		f.parts[k] = &followed{p: p, epoch: epoch, truncate: true, throttled: throttled}
+	} else if cur.throttled != throttled {
+		next := *cur
+		next.throttled = throttled
+		f.parts[k] = &next
 	}
 	f.mu.Unlock()
 	f.poke()
+}
+
+// SetThrottleRate bounds the bytes per second the throttled partitions
+// fetch together; 0 lifts the bound.
+func (f *Fetcher) SetThrottleRate(bytesPerSec int64) {
+	if f.rate.Swap(bytesPerSec) != bytesPerSec {
+		f.poke()
+	}
+}
+
+// throttleAllowance refills the bucket and returns how many bytes the
+// throttled partitions may fetch this round (-1: no bound), or when to try
+// again if none.
+func (f *Fetcher) throttleAllowance(now time.Time) (int32, time.Time) {
+	rate := float64(f.rate.Load())
+	if rate <= 0 {
+		f.tokens, f.refilled = 0, time.Time{}
+		return -1, time.Time{}
+	}
+	if !f.refilled.IsZero() {
+		f.tokens = min(rate, f.tokens+rate*now.Sub(f.refilled).Seconds()) // at most a second's burst
+	}
+	f.refilled = now
+	if f.tokens < 1 {
+		return 0, now.Add(time.Duration((1 - f.tokens) / rate * float64(time.Second)))
+	}
+	return int32(min(f.tokens, float64(f.maxBytes))), time.Time{}
 }
 
 // Unfollow stops fetching a partition.
@@ -231,8 +274,21 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) (time.Dura
 	}
 	want := map[Key]kmsg.FetchRequestTopicPartition{}
 	asked := map[Key]sent{}
+	allowance, refill := int32(-1), time.Time{}
+	for _, fp := range parts {
+		if fp.throttled {
+			allowance, refill = f.throttleAllowance(now)
+			break
+		}
+	}
 	for k, fp := range parts {
 		if fp.truncate || now.Before(fp.retryAt) {
+			continue
+		}
+		if fp.throttled && allowance == 0 {
+			if next.IsZero() || refill.Before(next) {
+				next = refill
+			}
 			continue
 		}
 		rp := kmsg.NewFetchRequestTopicPartition()
@@ -242,6 +298,9 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) (time.Dura
 		rp.LastFetchedEpoch = fp.p.LatestEpoch()
 		rp.LogStartOffset = fp.p.LogStartOffset()
 		rp.PartitionMaxBytes = f.maxBytes
+		if fp.throttled && allowance > 0 {
+			rp.PartitionMaxBytes = allowance
+		}
 		want[k] = rp
 		asked[k] = sent{fp: fp, fetchOffset: rp.FetchOffset}
 	}
@@ -284,6 +343,9 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) (time.Dura
 			delete(asked, k) // a partition answered twice is applied once
 			if !f.current(k, s.fp) {
 				continue // unfollowed or re-followed meanwhile: the reply is stale
+			}
+			if s.fp.throttled && allowance >= 0 {
+				f.tokens -= float64(len(rp.RecordBatches))
 			}
 			n, err := f.apply(k, s, rp)
 			if err != nil {
@@ -344,6 +406,19 @@ func (f *Fetcher) apply(k Key, s sent, rp kmsg.FetchResponseTopicPartition) (boo
 		return false, nil
 	}
 	n := false
+	if len(rp.RecordBatches) >= 8 {
+		// The leader's log start is inside its first batch (DeleteRecords
+		// cut there) and this replica's log is empty at that start: it
+		// starts at the batch instead, as Kafka's followers do
+		// (truncateFullyAndStartAt), and raises its log start back below.
+		base := int64(binary.BigEndian.Uint64(rp.RecordBatches))
+		if base < s.fetchOffset && s.fetchOffset == fp.p.LogStartOffset() && s.fetchOffset == fp.p.LogEndOffset() {
+			if err := fp.p.ResetTo(base); err != nil {
+				return false, err
+			}
+			s.fetchOffset = base
+		}
+	}
 	if len(rp.RecordBatches) > 0 {
 		if _, err := fp.p.AppendReplicated(rp.RecordBatches, s.fetchOffset, fp.epoch); err != nil {
 			if errors.Is(err, partition.ErrStaleFetch) {

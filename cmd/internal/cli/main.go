@@ -31,6 +31,6 @@ wire protocol, so kcat, franz-go, sarama, kafka-go and kafka-python work with it
 Every flag can also be set with an MLOG_<FLAG> environment variable
 (--node-id is MLOG_NODE_ID); the command line wins.`,
 	}
-	root.AddCommand(ServerCmd(), ProducerCmd(), ConsumerCmd(), TopicCmd(), UserCmd(), ACLCmd(), TxnCmd(), PerfCmd(), HealthcheckCmd(), VerifyCmd())
+	root.AddCommand(ServerCmd(), ProducerCmd(), ConsumerCmd(), TopicCmd(), UserCmd(), ACLCmd(), TxnCmd(), ClusterCmd(), BrokerCmd(), PerfCmd(), HealthcheckCmd(), VerifyCmd())
 	return root
 }

@@ -18,8 +18,8 @@ import (
 
 // TopicCmd is `mlog topic` (and the `topic` binary): create, delete, list.
 func TopicCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "topic", Short: "Create, delete and list topics"}
-	cmd.AddCommand(topicCreateCmd(), topicDeleteCmd(), topicListCmd())
+	cmd := &cobra.Command{Use: "topic", Short: "Create, delete, list and describe topics, change their configs, delete old records"}
+	cmd.AddCommand(topicCreateCmd(), topicDeleteCmd(), topicListCmd(), topicDescribeCmd(), topicAlterConfigCmd(), topicDeleteRecordsCmd())
 	return cmd
 }
 
