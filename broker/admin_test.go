@@ -208,10 +208,15 @@ func TestAlterTopicConfigsLive(t *testing.T) {
 	if !found {
 		t.Errorf("broker 2 does not describe log.retention.ms=1 from the dynamic default: %+v", brc)
 	}
-	res, _ = adm.AlterBrokerConfigs(ctxT(t), []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "num.partitions", Value: kmsg.StringPtr("9")}})
-	for _, r := range res {
-		if !errors.Is(r.Err, kerr.InvalidConfig) {
-			t.Errorf("a static broker config altered: %v", r.Err)
+	for name, value := range map[string]string{
+		"num.partitions":    "9",          // static: needs a restart
+		"log.segment.bytes": "3000000000", // valid alone, but no segment may be that big: no replica could open
+	} {
+		res, _ = adm.AlterBrokerConfigs(ctxT(t), []kadm.AlterConfig{{Op: kadm.SetConfig, Name: name, Value: kmsg.StringPtr(value)}})
+		for _, r := range res {
+			if !errors.Is(r.Err, kerr.InvalidConfig) {
+				t.Errorf("broker config %s=%s altered: %v", name, value, r.Err)
+			}
 		}
 	}
 }

@@ -269,7 +269,7 @@ func (b *Broker) TopicConfigs(name string) ([]protocol.ConfigEntry, error) {
 	}
 	rf := 0
 	if len(t.Partitions) > 0 {
-		rf = len(t.Partitions[0].Replicas)
+		rf = len(t.Partitions[0].TargetReplicas())
 	}
 	return b.topicConfigEntries(b.cl.fsm.State(), t.Configs, rf), nil
 }

@@ -50,6 +50,9 @@ type clusterParts struct {
 	// logCfg is, by replica, the live log settings last applied
 	// (liveLogKey); reconcileMu.
 	logCfg map[partKey]string
+	// throttle bounds the fetches of replicas being added, over every
+	// fetcher (follower.replication.throttled.rate).
+	throttle *replication.Throttle
 	// kick wakes the reconcile loop (metadata caught up).
 	kick chan struct{}
 
@@ -69,7 +72,7 @@ type clusterParts struct {
 func newClusterParts(cfg ClusterConfig) *clusterParts {
 	return &clusterParts{cfg: cfg, fsm: cluster.NewFSM(), parts: map[partKey]*partition.Partition{}, incarnation: newClusterID()[:16],
 		fetchers: map[int32]*replication.Fetcher{}, clients: map[string]*brokerclient.Client{}, proposing: map[partKey]bool{},
-		kick: make(chan struct{}, 1), logCfg: map[partKey]string{}}
+		kick: make(chan struct{}, 1), logCfg: map[partKey]string{}, throttle: &replication.Throttle{}}
 }
 
 // startRaft opens this node's Raft. Until its metadata has caught up with
@@ -388,7 +391,7 @@ func (b *Broker) reconcile() {
 				continue
 			}
 			changes = append(changes, &roleChange{k: k, p: p, new: partition.Role{Self: b.nodeID, LeaderID: pa.Leader, Epoch: pa.LeaderEpoch,
-				PartitionEpoch: pa.PartitionEpoch, Replicas: pa.Replicas, ISR: pa.ISR, MinISR: minISR(t, len(pa.Replicas)),
+				PartitionEpoch: pa.PartitionEpoch, Replicas: pa.Replicas, ISR: pa.ISR, MinISR: minISR(t, len(pa.TargetReplicas())),
 				LagMax: cl.cfg.ReplicaLagMax, Unclean: t.Configs["unclean.leader.election.enable"] == "true"}})
 		}
 	}
@@ -401,6 +404,13 @@ func (b *Broker) reconcile() {
 	})
 	for _, c := range changes {
 		b.applyLogConfig(st, c.k, c.p)
+	}
+	if cl.throttle.SetRate(b.throttleRate(st)) {
+		cl.mu.Lock()
+		for _, f := range cl.fetchers {
+			f.Poke()
+		}
+		cl.mu.Unlock()
 	}
 
 	cl.mu.Lock()
@@ -535,6 +545,7 @@ func (b *Broker) followLocked(k partKey, p *partition.Partition, r partition.Rol
 	}
 	if f == nil {
 		f = replication.NewFetcher(b.nodeID, r.LeaderID, leader.KafkaAddr, replicaClientID(b.nodeID, cl.incarnation), b.peerSecurity(), cl.cfg.ReplicaFetchBytes, b.log)
+		f.SetThrottle(cl.throttle)
 		f.Pause(cl.paused)
 		cl.fetchers[r.LeaderID] = f
 	}
@@ -547,11 +558,6 @@ func (b *Broker) followLocked(k partKey, p *partition.Partition, r partition.Rol
 	if t := st.Topics[k.Topic]; t != nil && int(k.Partition) < len(t.Partitions) {
 		throttled = slices.Contains(t.Partitions[k.Partition].AddingReplicas, b.nodeID)
 	}
-	rate := int64(0)
-	if v, ok := st.BrokerConfig(strconv.Itoa(int(b.nodeID)), "follower.replication.throttled.rate"); ok {
-		rate, _ = strconv.ParseInt(v, 10, 64)
-	}
-	f.SetThrottleRate(rate)
 	f.Follow(k, p, r.Epoch, throttled)
 }
 

@@ -61,8 +61,13 @@ var dynamicBrokerConfigs = []dynamicBrokerConfig{
 	{"log.retention.bytes", checkInt(-1), func(v string, lc *storage.Config) { lc.RetentionBytes = parseInt(v) }},
 	{"log.segment.bytes", checkInt(1024), func(v string, lc *storage.Config) { lc.SegmentBytes = parseInt(v) }},
 	// Bytes per second this broker's replicas being added by a
-	// reassignment may fetch (Kafka's follower throttle).
+	// reassignment may fetch, all together (Kafka's follower throttle).
 	{"follower.replication.throttled.rate", checkInt(1), nil},
+	// Kafka's leader-side throttle, which kafka-reassign-partitions.sh
+	// --throttle sets along with the follower's: mlog throttles on the
+	// follower only, so it bounds the fetch too when the follower rate is
+	// not set.
+	{"leader.replication.throttled.rate", checkInt(1), nil},
 	// Whether the controller moves leadership back to preferred
 	// replicas (cluster-wide).
 	{"auto.leader.rebalance.enable", checkBool, nil},
@@ -129,6 +134,7 @@ func (b *Broker) alterConfigsLocal(ctx context.Context, a protocol.ConfigAlterat
 				return fmt.Errorf("%s: %w", k, err)
 			}
 		}
+		err = b.checkWouldBe(st, a.Name, next)
 	}
 	if err != nil || a.ValidateOnly {
 		return err
@@ -200,14 +206,44 @@ func splitList(v string) []string {
 	return out
 }
 
+// checkWouldBe checks the log settings every broker and topic would get
+// with broker name's dynamic configs next: each value may be valid alone
+// and the whole not (log.segment.bytes past what a segment may hold), and
+// a set that no replica could open with must never reach the metadata.
+func (b *Broker) checkWouldBe(st *cluster.State, name string, next map[string]string) error {
+	wb := *st
+	wb.BrokerConfigs = maps.Clone(st.BrokerConfigs)
+	if wb.BrokerConfigs == nil {
+		wb.BrokerConfigs = map[string]map[string]string{}
+	}
+	wb.BrokerConfigs[name] = next
+	for _, id := range st.BrokerIDs() {
+		lc := b.baseLogConfigFor(&wb, strconv.Itoa(int(id)))
+		if err := lc.Validate(); err != nil {
+			return fmt.Errorf("%w: broker %d: %w", protocol.ErrInvalidConfig, id, err)
+		}
+	}
+	for _, t := range st.Topics {
+		if _, err := b.logConfig(&wb, t.Configs); err != nil {
+			return fmt.Errorf("topic %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
 // baseLogConfig is the log settings of a topic that sets none: the
 // broker's, with the dynamic log.* defaults of st applied.
 func (b *Broker) baseLogConfig(st *cluster.State) storage.Config {
+	return b.baseLogConfigFor(st, strconv.Itoa(int(b.nodeID)))
+}
+
+// baseLogConfigFor is baseLogConfig for broker id (this broker's static
+// settings under id's dynamic ones).
+func (b *Broker) baseLogConfigFor(st *cluster.State, id string) storage.Config {
 	lc := b.cfg.Log
 	if st == nil {
 		return lc
 	}
-	id := strconv.Itoa(int(b.nodeID))
 	for _, d := range dynamicBrokerConfigs {
 		if d.log == nil {
 			continue
@@ -291,4 +327,18 @@ func (b *Broker) applyLogConfig(st *cluster.State, k partKey, p *partition.Parti
 		b.log.Info("topic configs applied", "topic", k.Topic, "partition", k.Partition)
 	}
 	b.cl.logCfg[k] = key
+}
+
+// throttleRate is the bytes per second this broker's adding replicas may
+// fetch (0: no bound): follower.replication.throttled.rate, else
+// leader.replication.throttled.rate.
+func (b *Broker) throttleRate(st *cluster.State) int64 {
+	id := strconv.Itoa(int(b.nodeID))
+	for _, name := range []string{"follower.replication.throttled.rate", "leader.replication.throttled.rate"} {
+		if v, ok := st.BrokerConfig(id, name); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }

@@ -222,6 +222,7 @@ func (b *Broker) restProxy() (*rest.Proxy, error) {
 			return !b.cfg.authorize() || slices.Contains(supers, principal) || b.ACLs().Allowed(principal, host, op, rt, name)
 		}
 		cfg.Trusted = func(principal string) bool { return slices.Contains(supers, principal) }
+		cfg.RequireAuth = first.sasl() || (first.tls() && b.cfg.clientCerts())
 		ib := b.interBrokerIndex()
 		cfg.BrokerSeeds = func() []string { return []string{b.advertisedAddr(ib)} }
 		sec := b.peerSecurity()

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mlog/mlog/cluster"
@@ -85,12 +86,35 @@ var topicConfigs = []topicConfig{
 		intConfig(0, func(n int64, lc *storage.Config) { lc.IndexIntervalBytes = n })},
 	{"segment.ms", func(c *Config, _ int) string { return msString(c.Log.SegmentMs) },
 		intConfig(1, func(n int64, lc *storage.Config) { lc.SegmentMs = time.Duration(n) * time.Millisecond })},
+	// What kafka-reassign-partitions.sh --throttle sets on the topics it
+	// moves: mlog throttles every replica being added anyway
+	// (follower.replication.throttled.rate), so these are kept, not used.
+	{"leader.replication.throttled.replicas", func(*Config, int) string { return "" }, checkThrottledReplicas},
+	{"follower.replication.throttled.replicas", func(*Config, int) string { return "" }, checkThrottledReplicas},
 	{"unclean.leader.election.enable", func(*Config, int) string { return "false" }, func(v string, _ *storage.Config) error {
 		if v != "true" && v != "false" {
 			return fmt.Errorf("%w: unclean.leader.election.enable %q is not true or false", protocol.ErrInvalidConfig, v)
 		}
 		return nil
 	}},
+}
+
+// checkThrottledReplicas checks Kafka's form: "*", or partition:broker
+// pairs separated by commas.
+func checkThrottledReplicas(v string, _ *storage.Config) error {
+	if v == "" || v == "*" {
+		return nil
+	}
+	for _, pair := range strings.Split(v, ",") {
+		p, r, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		if _, err := strconv.Atoi(p); !ok || err != nil {
+			return fmt.Errorf("%w: %q: want * or partition:broker,...", protocol.ErrInvalidConfig, v)
+		}
+		if _, err := strconv.Atoi(r); err != nil {
+			return fmt.Errorf("%w: %q: want * or partition:broker,...", protocol.ErrInvalidConfig, v)
+		}
+	}
+	return nil
 }
 
 func findTopicConfig(name string) (topicConfig, bool) {

@@ -207,6 +207,14 @@ func (d *draft) apply(c Command) (any, error) {
 				t.Partitions[ch.Partition].PartitionEpoch != *ch.IfPartitionEpoch) {
 				continue // changed since it was decided
 			}
+			if t := d.Topics[ch.Topic]; t != nil && int(ch.Partition) < len(t.Partitions) && ch.Partition >= 0 {
+				// Decided on replicas a reassignment has changed since:
+				// a leader or ISR member that is no longer a replica.
+				reps := t.Partitions[ch.Partition].Replicas
+				if (ch.Leader != NoLeader && !slices.Contains(reps, ch.Leader)) || slices.ContainsFunc(ch.ISR, func(r int32) bool { return !slices.Contains(reps, r) }) {
+					continue
+				}
+			}
 			p, err := d.partition(ch.Topic, ch.Partition)
 			if err != nil {
 				continue // deleted meanwhile: nothing to lead

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -57,9 +58,10 @@ type Controller struct {
 	clusterID string
 	// imbalanceInterval is how often preferred leaders are rebalanced
 	// (Kafka's leader.imbalance.check.interval.seconds; 0: never);
-	// lastBalance is the last time, the loop's only.
+	// lastBalance is the last time (unix nanoseconds): reconcile also runs
+	// on request goroutines.
 	imbalanceInterval time.Duration
-	lastBalance       time.Time
+	lastBalance       atomic.Int64
 
 	wake chan struct{}
 	stop chan struct{}
@@ -265,7 +267,7 @@ func (c *Controller) CreatePartitions(ctx context.Context, name string, count in
 	if count <= len(t.Partitions) {
 		return fmt.Errorf("%w: topic %q has %d partitions, asked for %d", ErrInvalidPartitionCount, name, len(t.Partitions), count)
 	}
-	rf := len(t.Partitions[0].Replicas)
+	rf := len(t.Partitions[0].TargetReplicas())
 	parts, err := assign(st, count-len(t.Partitions), rf)
 	if err != nil || validateOnly {
 		return err

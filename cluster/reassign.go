@@ -66,6 +66,18 @@ func (p *Partition) Reassigning() bool {
 	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
 }
 
+// TargetReplicas are the replicas the partition will have: its replicas
+// without those a reassignment is removing.
+func (p *Partition) TargetReplicas() []int32 { return minus(p.Replicas, p.RemovingReplicas) }
+
+// readyToFinish reports whether the reassignment in progress may finish:
+// every adding replica is in the ISR, and so is one of the target (the
+// removing ones never take the last in-sync copy with them).
+func (p *Partition) readyToFinish() bool {
+	return p.Reassigning() && !slices.ContainsFunc(p.AddingReplicas, func(r int32) bool { return !slices.Contains(p.ISR, r) }) &&
+		intersects(p.ISR, p.TargetReplicas())
+}
+
 // OriginalReplicas are the replicas before the reassignment in progress.
 func (p *Partition) OriginalReplicas() []int32 {
 	return slices.DeleteFunc(slices.Clone(p.Replicas), func(r int32) bool { return slices.Contains(p.AddingReplicas, r) })
@@ -103,6 +115,11 @@ func (d *draft) applyReassign(c ReassignChange) error {
 		if !p.Reassigning() {
 			return fmt.Errorf("%w: %s-%d", ErrNoReassignmentInProgress, c.Topic, c.Partition)
 		}
+		if !intersects(p.ISR, orig) {
+			// Only replicas being added are in sync: going back would
+			// leave no copy with every committed record.
+			return fmt.Errorf("%w: %s-%d: no original replica is in sync, cancelling would lose records", ErrInvalidReplicaAssignment, c.Topic, c.Partition)
+		}
 		d.setReplicas(p, orig)
 		return nil
 	}
@@ -110,16 +127,41 @@ func (d *draft) applyReassign(c ReassignChange) error {
 		return err
 	}
 	adding, removing := minus(c.Target, orig), minus(orig, c.Target)
-	if len(adding) == 0 {
+	if len(adding) == 0 && intersects(p.ISR, c.Target) {
 		// Nothing to catch up: removals and reordering finish at once.
 		d.setReplicas(p, slices.Clone(c.Target))
 		return nil
 	}
+	// The adding replicas catch up first; with none, the target's
+	// replicas must be back in the ISR before the others may go
+	// (finishReassignments).
 	p.Replicas = append(slices.Clone(c.Target), removing...)
 	p.AddingReplicas, p.RemovingReplicas = adding, removing
 	p.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return !slices.Contains(p.Replicas, r) })
+	if !slices.Contains(p.Replicas, p.Leader) {
+		// A replaced reassignment dropped the leader (an adding replica
+		// that had been elected): an in-sync replica leads instead.
+		d.reelect(p)
+	}
 	p.PartitionEpoch++
 	return nil
+}
+
+func intersects(a, b []int32) bool {
+	return slices.ContainsFunc(a, func(r int32) bool { return slices.Contains(b, r) })
+}
+
+// reelect makes the first live in-sync replica lead in a new epoch (none:
+// the partition waits leaderless until one returns).
+func (d *draft) reelect(p *Partition) {
+	p.Leader = NoLeader
+	for _, r := range p.Replicas {
+		if slices.Contains(p.ISR, r) && d.Alive(r) {
+			p.Leader = r
+			break
+		}
+	}
+	p.LeaderEpoch++
 }
 
 // setReplicas ends any reassignment with replicas: the ISR keeps only
@@ -130,14 +172,7 @@ func (d *draft) setReplicas(p *Partition, replicas []int32) {
 	p.Replicas, p.AddingReplicas, p.RemovingReplicas = replicas, nil, nil
 	p.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return !slices.Contains(replicas, r) })
 	if !slices.Contains(replicas, p.Leader) {
-		p.Leader = NoLeader
-		for _, r := range replicas {
-			if slices.Contains(p.ISR, r) && d.Alive(r) {
-				p.Leader = r
-				break
-			}
-		}
-		p.LeaderEpoch++
+		d.reelect(p)
 	}
 	p.PartitionEpoch++
 }
@@ -150,10 +185,8 @@ func (d *draft) applyFinishReassign(f FinishReassign) error {
 	if p.PartitionEpoch != f.PartitionEpoch || !p.Reassigning() {
 		return nil // changed since: the controller looks again
 	}
-	for _, r := range p.AddingReplicas {
-		if !slices.Contains(p.ISR, r) {
-			return nil
-		}
+	if !p.readyToFinish() {
+		return nil
 	}
 	d.setReplicas(p, minus(p.Replicas, p.RemovingReplicas))
 	return nil
@@ -199,14 +232,14 @@ func (c *Controller) finishReassignments(ctx context.Context) error {
 	st := c.node.FSM().State()
 	for _, name := range st.TopicNames() {
 		for i, p := range st.Topics[name].Partitions {
-			if !p.Reassigning() || slices.ContainsFunc(p.AddingReplicas, func(r int32) bool { return !slices.Contains(p.ISR, r) }) {
+			if !p.readyToFinish() {
 				continue
 			}
 			f := FinishReassign{Topic: name, Partition: int32(i), PartitionEpoch: p.PartitionEpoch}
 			if _, err := c.node.Apply(ctx, CmdFinishReassign, f); err != nil {
 				return err
 			}
-			c.log.Info("partition reassignment finished", "topic", name, "partition", i, "replicas", minus(p.Replicas, p.RemovingReplicas))
+			c.log.Info("partition reassignment finished", "topic", name, "partition", i, "replicas", p.TargetReplicas())
 		}
 	}
 	return nil
@@ -330,10 +363,10 @@ const leaderImbalanceRatio = 0.10
 // auto.leader.rebalance.enable, on unless the dynamic broker config says
 // false), at most every LeaderImbalanceInterval.
 func (c *Controller) rebalanceLeaders(ctx context.Context) error {
-	if c.imbalanceInterval <= 0 || time.Since(c.lastBalance) < c.imbalanceInterval {
+	last, now := c.lastBalance.Load(), time.Now().UnixNano()
+	if c.imbalanceInterval <= 0 || time.Duration(now-last) < c.imbalanceInterval || !c.lastBalance.CompareAndSwap(last, now) {
 		return nil
 	}
-	c.lastBalance = time.Now()
 	st := c.node.FSM().State()
 	if v, ok := st.BrokerConfigs[""]["auto.leader.rebalance.enable"]; ok {
 		if on, _ := strconv.ParseBool(v); !on {

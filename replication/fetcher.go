@@ -56,12 +56,9 @@ type Fetcher struct {
 	paused atomic.Bool // tests hold replication back to build divergent logs
 	parked atomic.Bool // paused, with no fetch in flight
 
-	// rate bounds the bytes per second throttled partitions fetch (0: no
-	// bound), as Kafka's follower.replication.throttled.rate; tokens and
-	// refilled are its bucket, the fetcher's goroutine's only.
-	rate     atomic.Int64
-	tokens   float64
-	refilled time.Time
+	// throttle bounds what the throttled partitions fetch (nil: nothing
+	// does), shared with the broker's other fetchers.
+	throttle *Throttle
 
 	// sess is the fetch session with the leader (KIP-227); only the
 	// fetcher's goroutine touches it.
@@ -103,7 +100,7 @@ func (f *Fetcher) Parked() bool { return f.parked.Load() }
 func (f *Fetcher) Addr() string { return f.client.Addr() }
 
 // Follow adds or updates a partition followed in epoch; throttled puts
-// it under the throttle rate (SetThrottleRate).
+// it under the fetcher's Throttle.
 func (f *Fetcher) Follow(k Key, p *partition.Partition, epoch int32, throttled bool) {
 	f.mu.Lock()
 	cur := f.parts[k]
@@ -118,32 +115,16 @@ func (f *Fetcher) Follow(k Key, p *partition.Partition, epoch int32, throttled b
 	f.poke()
 }
 
-// SetThrottleRate bounds the bytes per second the throttled partitions
-// fetch together; 0 lifts the bound.
-func (f *Fetcher) SetThrottleRate(bytesPerSec int64) {
-	if f.rate.Swap(bytesPerSec) != bytesPerSec {
-		f.poke()
-	}
+// SetThrottle makes the throttled partitions share t. Call before the
+// first Follow.
+func (f *Fetcher) SetThrottle(t *Throttle) {
+	f.mu.Lock()
+	f.throttle = t
+	f.mu.Unlock()
 }
 
-// throttleAllowance refills the bucket and returns how many bytes the
-// throttled partitions may fetch this round (-1: no bound), or when to try
-// again if none.
-func (f *Fetcher) throttleAllowance(now time.Time) (int32, time.Time) {
-	rate := float64(f.rate.Load())
-	if rate <= 0 {
-		f.tokens, f.refilled = 0, time.Time{}
-		return -1, time.Time{}
-	}
-	if !f.refilled.IsZero() {
-		f.tokens = min(rate, f.tokens+rate*now.Sub(f.refilled).Seconds()) // at most a second's burst
-	}
-	f.refilled = now
-	if f.tokens < 1 {
-		return 0, now.Add(time.Duration((1 - f.tokens) / rate * float64(time.Second)))
-	}
-	return int32(min(f.tokens, float64(f.maxBytes))), time.Time{}
-}
+// Poke wakes the fetcher from a backoff (a throttle lifted).
+func (f *Fetcher) Poke() { f.poke() }
 
 // Unfollow stops fetching a partition.
 func (f *Fetcher) Unfollow(k Key) {
@@ -202,6 +183,7 @@ func (f *Fetcher) run() {
 			case <-f.stop:
 				return
 			case <-time.After(backoff):
+			case <-f.wake: // a new partition, or the throttle lifted
 			}
 		}
 		parts := f.snapshot()
@@ -275,9 +257,12 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) (time.Dura
 	want := map[Key]kmsg.FetchRequestTopicPartition{}
 	asked := map[Key]sent{}
 	allowance, refill := int32(-1), time.Time{}
+	f.mu.Lock()
+	throttle := f.throttle
+	f.mu.Unlock()
 	for _, fp := range parts {
-		if fp.throttled {
-			allowance, refill = f.throttleAllowance(now)
+		if fp.throttled && throttle != nil {
+			allowance, refill = throttle.allowance(now, f.maxBytes)
 			break
 		}
 	}
@@ -344,8 +329,8 @@ func (f *Fetcher) round(ctx context.Context, parts map[Key]*followed) (time.Dura
 			if !f.current(k, s.fp) {
 				continue // unfollowed or re-followed meanwhile: the reply is stale
 			}
-			if s.fp.throttled && allowance >= 0 {
-				f.tokens -= float64(len(rp.RecordBatches))
+			if s.fp.throttled && throttle != nil {
+				throttle.spend(len(rp.RecordBatches))
 			}
 			n, err := f.apply(k, s, rp)
 			if err != nil {

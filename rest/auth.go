@@ -64,6 +64,7 @@ func (p *Proxy) identify(r *http.Request) (*identity, error) {
 	if err != nil {
 		host = r.RemoteAddr
 	}
+	host = acl.CanonicalHost(host)
 	cert := ""
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		cert = acl.CertificatePrincipal(r.TLS.VerifiedChains[0][0])
@@ -71,7 +72,7 @@ func (p *Proxy) identify(r *http.Request) (*identity, error) {
 	if fwd := r.Header.Get(HeaderPrincipal); fwd != "" && cert != "" && p.cfg.Trusted != nil && p.cfg.Trusted(cert) {
 		cert = fwd
 		if h := r.Header.Get(HeaderHost); h != "" {
-			host = h
+			host = acl.CanonicalHost(h)
 		}
 	}
 	if p.cfg.SASL {
@@ -88,6 +89,11 @@ func (p *Proxy) identify(r *http.Request) (*identity, error) {
 		return &identity{opts: p.baseOpts()}, nil
 	}
 	if cert == "" {
+		if p.cfg.RequireAuth {
+			// The Kafka listener admits no one unauthenticated: neither
+			// does its HTTP face.
+			return nil, errorf(http.StatusUnauthorized, 40101, "authentication required: a client certificate the cluster's CAs signed")
+		}
 		cert = acl.Anonymous
 	}
 	opts := append([]kgo.Opt{kgo.SeedBrokers(p.cfg.BrokerSeeds()...)}, p.commonOpts()...)

@@ -3,8 +3,9 @@ package rest
 // Forwarding: a consumer instance is a group member held by the node that
 // made it, but any node answers requests for it. A node that does not hold
 // the instance sends the request on to the node that does (the one it last
-// found it on first, then every other live node, from Config.Peers) and
-// copies the answer back: no redirect reaches the client. The forwarded
+// found it on, and every other live node, from Config.Peers) and
+// copies the answer back: no redirect reaches the client. Peers are asked
+// at once, so one that does not answer delays nobody. The forwarded
 // request carries the client's basic credentials as they came, or, for a
 // principal the proxy identified itself, HeaderPrincipal over a connection
 // showing this broker's certificate, so the holder checks the same owner
@@ -69,6 +70,53 @@ func notHeld(resp *http.Response) (bool, []byte) {
 	return json.Unmarshal(raw, &e) == nil && e.Code == errInstanceNotFound.Code, raw
 }
 
+// peerAnswer is one peer's answer to a forwarded request: the response (its
+// 404 body already read into read) unless the peer failed or does not hold
+// the instance.
+type peerAnswer struct {
+	peer string
+	resp *http.Response
+	read []byte
+}
+
+// ask sends the request to every peer at once and returns the first answer
+// from one that holds the instance (nil: none does). Only the holder acts
+// on it; the others answer 404 at once, and a peer that does not answer
+// holds nobody up. The caller closes the answer's body, then cancels ctx;
+// the other answers are closed in the background.
+func (p *Proxy) ask(ctx context.Context, r *http.Request, id *identity, peers []string, method, uri string, body []byte) *peerAnswer {
+	answers := make(chan *peerAnswer, len(peers))
+	for _, peer := range peers {
+		go func() {
+			resp, err := p.send(ctx, r, id, peer, method, uri, body)
+			if err != nil {
+				p.cfg.Logger.Debug("rest: forwarding to a peer failed", "peer", peer, "err", err)
+				answers <- nil
+				return
+			}
+			if missing, read := notHeld(resp); missing {
+				resp.Body.Close()
+				answers <- nil
+			} else {
+				answers <- &peerAnswer{peer: peer, resp: resp, read: read}
+			}
+		}()
+	}
+	for i := range peers {
+		if a := <-answers; a != nil {
+			go func() { // the rest, closed as they come
+				for range len(peers) - i - 1 {
+					if other := <-answers; other != nil {
+						other.resp.Body.Close()
+					}
+				}
+			}()
+			return a
+		}
+	}
+	return nil
+}
+
 // forward serves the request from the peer holding instance key; false
 // when none does.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id *identity, key string) bool {
@@ -80,35 +128,26 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id *identity, ke
 	// A long poll may take up to Timeout on the peer.
 	ctx, cancel := context.WithTimeout(r.Context(), 2*p.cfg.Timeout)
 	defer cancel()
-	for _, peer := range p.peerOrder(key) {
-		resp, err := p.send(ctx, r, id, peer, r.Method, r.URL.RequestURI(), body)
-		if err != nil {
-			p.cfg.Logger.Debug("rest: forwarding to a peer failed", "peer", peer, "err", err)
-			continue
-		}
-		missing, read := notHeld(resp)
-		if missing {
-			resp.Body.Close()
-			continue
-		}
+	a := p.ask(ctx, r, id, p.peerOrder(key), r.Method, r.URL.RequestURI(), body)
+	if a == nil {
 		p.mu.Lock()
-		p.located[key] = peer
+		delete(p.located, key)
 		p.mu.Unlock()
-		for _, h := range []string{"Content-Type", "Location"} {
-			if v := resp.Header.Get(h); v != "" {
-				w.Header().Set(h, v)
-			}
-		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = w.Write(read)
-		_, _ = io.Copy(w, resp.Body)
-		resp.Body.Close()
-		return true
+		return false
 	}
+	defer a.resp.Body.Close()
 	p.mu.Lock()
-	delete(p.located, key)
+	p.located[key] = a.peer
 	p.mu.Unlock()
-	return false
+	for _, h := range []string{"Content-Type", "Location"} {
+		if v := a.resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(a.resp.StatusCode)
+	_, _ = w.Write(a.read)
+	_, _ = io.Copy(w, a.resp.Body)
+	return true
 }
 
 // heldByPeer reports whether another node holds instance name of group
@@ -120,15 +159,10 @@ func (p *Proxy) heldByPeer(r *http.Request, id *identity, group, name string) bo
 	ctx, cancel := context.WithTimeout(r.Context(), p.cfg.Timeout)
 	defer cancel()
 	uri := "/consumers/" + url.PathEscape(group) + "/instances/" + url.PathEscape(name) + "/subscription"
-	for _, peer := range p.cfg.Peers() {
-		resp, err := p.send(ctx, r, id, peer, http.MethodGet, uri, nil)
-		if err != nil {
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return true
-		}
+	a := p.ask(ctx, r, id, p.cfg.Peers(), http.MethodGet, uri, nil)
+	if a == nil {
+		return false
 	}
-	return false
+	a.resp.Body.Close()
+	return a.resp.StatusCode == http.StatusOK
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -46,7 +47,10 @@ type Config struct {
 	// cannot log in to Kafka as (a client certificate's principal, else
 	// User:ANONYMOUS): those are served with BrokerSeeds and BrokerOpts,
 	// the broker's own identity, and the proxy checks each operation.
-	Authorize   func(principal, host string, op acl.Operation, rt acl.ResourceType, name string) bool
+	Authorize func(principal, host string, op acl.Operation, rt acl.ResourceType, name string) bool
+	// RequireAuth refuses (401) requests that name no one when the Kafka
+	// listener authenticates every client: they are not User:ANONYMOUS.
+	RequireAuth bool
 	BrokerSeeds func() []string
 	BrokerOpts  []kgo.Opt
 	// Trusted reports whether a certificate's principal may forward
@@ -102,7 +106,8 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg, mux: http.NewServeMux(), clients: map[string]*kgo.Client{}, instances: map[string]*instance{},
 		located: map[string]string{}, stop: make(chan struct{})}
-	p.peers = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.PeerTLS, MaxIdleConnsPerHost: 8}}
+	p.peers = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.PeerTLS, MaxIdleConnsPerHost: 8,
+		DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext, TLSHandshakeTimeout: 5 * time.Second}}
 	p.mux.HandleFunc("GET /topics", p.listTopics)
 	p.mux.HandleFunc("GET /topics/{topic}", p.getTopic)
 	p.mux.HandleFunc("GET /topics/{topic}/partitions", p.getPartitions)

@@ -39,7 +39,8 @@ func httpsClient(t *testing.T, ca, cert, key string) *http.Client {
 // grant with one, on every node. A consumer instance made on one node is
 // served from the others as its maker (forwarded over TLS with the
 // broker's certificate) and not at all to another principal. A request
-// without a certificate is User:ANONYMOUS; probes need none; a
+// without a certificate is refused (401), as the Kafka listener refuses
+// it; probes need none; a
 // certificate from another CA is refused; a client cannot claim another
 // principal with the forwarding header.
 func TestMutualTLS(t *testing.T) {
@@ -187,9 +188,10 @@ func TestMutualTLS(t *testing.T) {
 	st, body = do(app, 0, "GET", base+"/records", "")
 	wantError(t, st, body, 404, 40403)
 
-	// No certificate: User:ANONYMOUS, denied; probes need none.
+	// No certificate: the Kafka listener admits no one without one, nor
+	// does the REST API (401); probes need none.
 	st, body = do(anonymous, 0, "POST", "/topics/orders", `{"records":[{"value":1}]}`)
-	wantError(t, st, body, 403, 40301)
+	wantError(t, st, body, 401, 40101)
 	if st, _ := do(anonymous, 0, "GET", "/readyz", ""); st != 200 {
 		t.Errorf("readyz without a certificate: %d", st)
 	}

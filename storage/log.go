@@ -179,12 +179,13 @@ func (l *Log) appendAt(b []byte, h batch.Header, leaderEpoch int32) (AppendResul
 }
 
 // AppendReplicated appends batches copied from a leader as they are, offsets
-// and epochs included: each must pass its CRC and start exactly at the log
-// end offset, so a reply meant for another log end (a stale fetch) can
-// neither overwrite nor leave a hole. A compacted log legitimately has holes
-// where the cleaner removed whole batches, so there a batch may start above
-// the log end. A partial batch at the end of b is ignored (fetch responses
-// end that way). The result covers the batches written; on error, the
+// and epochs included: each must pass its CRC and never start below the log
+// end offset, so nothing written is overwritten. A batch may start above
+// it: the leader's log has holes where its cleaner removed whole batches,
+// also in a topic no longer compacted (cleanup.policy changed live), as
+// Kafka's followers accept; a reply meant for another log end (a stale
+// fetch) is refused by the partition, which checks the fetch offset. A
+// partial batch at the end of b is ignored (fetch responses end that way). The result covers the batches written; on error, the
 // batches before the bad one stay written.
 func (l *Log) AppendReplicated(b []byte) (AppendResult, error) {
 	l.mu.Lock()
@@ -199,7 +200,7 @@ func (l *Log) AppendReplicated(b []byte) (AppendResult, error) {
 		if err == nil && h.BaseOffset > math.MaxInt64-int64(h.LastOffsetDelta)-1 {
 			err = fmt.Errorf("%w: batch offsets from %d overflow", ErrOffsetMismatch, h.BaseOffset)
 		}
-		if leo := l.leo.Load(); err == nil && (h.BaseOffset < leo || (h.BaseOffset > leo && !l.cfg.Compact)) {
+		if leo := l.leo.Load(); err == nil && h.BaseOffset < leo {
 			err = fmt.Errorf("%w: batch at %d, log end offset %d", ErrOffsetMismatch, h.BaseOffset, leo)
 		}
 		if err == nil {

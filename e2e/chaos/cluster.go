@@ -36,6 +36,10 @@ type Options struct {
 	Bin string
 	// Nodes is how many brokers run, each in its own namespace.
 	Nodes int
+	// Spare nodes get a namespace and an address too but start only when
+	// a schedule Joins them (a cluster that grows); they come after the
+	// Nodes, and every node names them as peers.
+	Spare int
 	// ReplicaLagMax is --replica-lag-max; zero keeps the broker's default
 	// (10 s). Faults are held longer than this.
 	ReplicaLagMax time.Duration
@@ -91,6 +95,9 @@ type Node struct {
 	done    chan struct{} // closed when cmd has exited
 	exitErr error         // cmd.Wait's answer, once done is closed
 	paused  bool
+	// out: not a member of the cluster (a spare not joined yet, or a
+	// retired node): nothing restarts it or expects it to answer.
+	out bool
 }
 
 // KafkaAddr is where clients reach the node.
@@ -108,7 +115,7 @@ func (n *Node) SerfAddr() string { return net.JoinHostPort(n.IP, strconv.Itoa(se
 func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	RequireNetns(t)
-	nw, err := NewNetwork(opts.Nodes)
+	nw, err := NewNetwork(opts.Nodes + opts.Spare)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,9 +123,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 	// Registered after TempDir: runs before the data dirs are removed.
 	t.Cleanup(c.close)
 	t.Logf("chaos: run %s, nodes %v, host %s, logs in %s", nw.RunID, nw.ips, nw.HostIP, c.dir)
-	for i := 1; i <= opts.Nodes; i++ {
+	for i := 1; i <= opts.Nodes+opts.Spare; i++ {
 		n := &Node{ID: i, NS: nw.NS(i), IP: nw.IP(i), DataDir: filepath.Join(c.dir, fmt.Sprintf("data-%d", i)),
-			LogPath: filepath.Join(c.dir, fmt.Sprintf("node-%d.log", i))}
+			LogPath: filepath.Join(c.dir, fmt.Sprintf("node-%d.log", i)), out: i > opts.Nodes}
 		c.nodes = append(c.nodes, n)
 		cl, err := kgo.NewClient(kgo.SeedBrokers(n.KafkaAddr()), kgo.DialTimeout(2*time.Second),
 			kgo.RequestRetries(0), kgo.RetryTimeout(3*time.Second))
@@ -132,12 +139,12 @@ func Start(t testing.TB, opts Options) *Cluster {
 			}
 		}
 	}
-	for _, n := range c.nodes {
+	for _, n := range c.nodes[:opts.Nodes] {
 		if err := c.start(n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, n := range c.nodes {
+	for _, n := range c.nodes[:opts.Nodes] {
 		if err := c.waitListening(n); err != nil {
 			t.Fatal(err)
 		}
@@ -151,16 +158,64 @@ func Start(t testing.TB, opts Options) *Cluster {
 // Node returns node i (counting from 1).
 func (c *Cluster) Node(i int) *Node { return c.nodes[i-1] }
 
-// Size is the number of nodes.
+// Size is the number of nodes, members or not (spares, retired ones):
+// node ids run 1..Size.
 func (c *Cluster) Size() int { return len(c.nodes) }
 
-// Addrs are every node's Kafka address.
+// Member reports whether node i is in the cluster: started with it or
+// joined since, and not retired.
+func (c *Cluster) Member(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.nodes[i-1].out
+}
+
+// Members are the ids of the nodes in the cluster.
+func (c *Cluster) Members() []int {
+	var ids []int
+	for i := 1; i <= c.Size(); i++ {
+		if c.Member(i) {
+			ids = append(ids, i)
+		}
+	}
+	return ids
+}
+
+// Addrs are every member's Kafka address.
 func (c *Cluster) Addrs() []string {
 	var a []string
-	for _, n := range c.nodes {
-		a = append(a, n.KafkaAddr())
+	for _, i := range c.Members() {
+		a = append(a, c.Node(i).KafkaAddr())
 	}
 	return a
+}
+
+// Join starts spare node i: a new broker joining the cluster (it holds
+// nothing until partitions are moved to it).
+func (c *Cluster) Join(i int) error {
+	c.logf("grow: node %d joins", i)
+	c.mu.Lock()
+	n := c.nodes[i-1]
+	n.out = false
+	err := c.startLocked(n)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return c.waitListening(n)
+}
+
+// Retire stops node i cleanly for good (a decommissioned broker): it is no
+// longer a member, nothing restarts it.
+func (c *Cluster) Retire(i int) error {
+	c.logf("shrink: node %d retires", i)
+	if err := c.Stop(i); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.nodes[i-1].out = true
+	c.mu.Unlock()
+	return nil
 }
 
 // args are the flags of node n's `mlog server`.

@@ -14,7 +14,9 @@
 //
 // Faults (methods of Cluster): Kill, Stop, Restart, Pause, Resume,
 // WipeAndRestart, TornTail, PartitionNode, OneWay, CutKafka, Flap, Heal,
-// RollingRestart, FullRestart, and PowerLossAll when Options.Disk puts
+// RollingRestart, FullRestart, Join (a spare node, Options.Spare, joins:
+// the cluster grows) and Retire (a decommissioned node stops for good),
+// and PowerLossAll when Options.Disk puts
 // every data dir on its own lossyfs mount (LossyDisk). Network faults are
 // iptables DROP rules inside a node's own namespace, so the root namespace
 // still reaches a partitioned node as a client; Heal deletes exactly the

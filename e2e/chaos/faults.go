@@ -131,7 +131,7 @@ func (c *Cluster) TornTail(i int, rng *rand.Rand) error {
 // namespace for each peer's address.
 func (c *Cluster) PartitionNode(i int) error {
 	c.logf("fault: partition node %d from its peers", i)
-	for j := 1; j <= c.Size(); j++ {
+	for _, j := range c.Members() {
 		if j == i {
 			continue
 		}
@@ -225,7 +225,7 @@ func (c *Cluster) healNode(i int) error {
 // waits for topic's partitions to have full ISRs before the next one (up
 // to settle each).
 func (c *Cluster) RollingRestart(topic string, settle time.Duration) error {
-	for i := 1; i <= c.Size(); i++ {
+	for _, i := range c.Members() {
 		if err := c.Stop(i); err != nil {
 			return err
 		}
@@ -256,9 +256,10 @@ func (c *Cluster) RestartDown() error {
 	for i := 1; i <= c.Size(); i++ {
 		c.mu.Lock()
 		n := c.nodes[i-1]
-		paused, up := n.paused, n.running()
+		paused, up, out := n.paused, n.running(), n.out
 		c.mu.Unlock()
 		switch {
+		case out:
 		case up && paused:
 			if err := c.Resume(i); err != nil {
 				return err

@@ -111,7 +111,7 @@ func (c *Cluster) Views(topic string) []*View {
 	for i := 1; i <= c.Size(); i++ {
 		c.mu.Lock()
 		n := c.nodes[i-1]
-		up := n.running() && !n.paused
+		up := n.running() && !n.paused && !n.out
 		c.mu.Unlock()
 		if !up {
 			continue
@@ -202,15 +202,16 @@ func (c *Cluster) WaitTopic(topic string, partitions int, timeout time.Duration)
 
 func (c *Cluster) formedNow(topic string) (bool, string) {
 	vs := c.Views(topic)
-	if len(vs) < c.Size() {
-		return false, fmt.Sprintf("%d of %d nodes answer", len(vs), c.Size())
+	members := len(c.Members())
+	if len(vs) < members {
+		return false, fmt.Sprintf("%d of %d nodes answer", len(vs), members)
 	}
 	ctrl := vs[0].Controller
 	for _, v := range vs {
 		if v.Controller < 0 || v.Controller != ctrl {
 			return false, describe(vs)
 		}
-		if len(v.Brokers) < c.Size() {
+		if len(v.Brokers) < members {
 			return false, describe(vs)
 		}
 		if topic == "" {

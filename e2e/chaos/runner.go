@@ -70,6 +70,7 @@ func RunSchedule(t *testing.T, cfg RunConfig, s Schedule, seed uint64) Result {
 	opts := DefaultOptions(cfg.Bin)
 	opts.ReplicaLagMax = cfg.ReplicaLagMax
 	opts.Disk = s.Disk
+	opts.Spare = s.Spare
 	c := Start(t, opts)
 
 	warmup := cfg.Warmup + time.Duration(rng.Int64N(int64(cfg.Warmup)+1))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -31,6 +32,8 @@ type Schedule struct {
 	Transactional bool
 	// Disk, when set, puts every data dir on its own Disk (power-loss).
 	Disk func(backing, mountpoint string) (Disk, error)
+	// Spare nodes start outside the cluster for the faults to Join.
+	Spare int
 	// Faults injects the faults and undoes those it can; whatever it
 	// leaves (rules, nodes down or paused) is undone after it returns.
 	Faults func(f *Faulter) error
@@ -116,16 +119,16 @@ func (f *Faulter) ControllerTarget() (Target, error) {
 // RandomTarget is a seeded node, with nothing to check.
 func (f *Faulter) RandomTarget() (Target, error) { return Target{Node: f.Node()}, nil }
 
-// Node is a seeded node, 1..N.
-func (f *Faulter) Node() int { return 1 + f.Rng.IntN(f.C.Size()) }
+// Node is a seeded member of the cluster.
+func (f *Faulter) Node() int {
+	m := f.C.Members()
+	return m[f.Rng.IntN(len(m))]
+}
 
-// Other is a seeded node that is not n.
+// Other is a seeded member that is not n.
 func (f *Faulter) Other(n int) int {
-	o := 1 + f.Rng.IntN(f.C.Size()-1)
-	if o >= n {
-		o++
-	}
-	return o
+	m := slices.DeleteFunc(f.C.Members(), func(i int) bool { return i == n })
+	return m[f.Rng.IntN(len(m))]
 }
 
 // Leader is the leader of a seeded partition of the topic.
@@ -285,6 +288,9 @@ func Schedules() []Schedule {
 		// any node (the transaction coordinator among them).
 		{Name: "kill-leader-txn", Transactional: true, Budget: hold, Faults: killHeld(leader)},
 		{Name: "kill-random-txn", Transactional: true, Budget: 3 * hold, Faults: killRandomTwice},
+		// The cluster grows to four nodes, rebalances (the controller
+		// killed mid-move) and shrinks back to three (grow.go).
+		{Name: "grow-rebalance-decommission", Spare: 1, Budget: 4 * hold, Faults: growRebalanceDecommission},
 	}
 	for i := range all {
 		if all[i].Acks == "" {

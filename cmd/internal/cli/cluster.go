@@ -95,6 +95,17 @@ func currentAssignment(ctx context.Context, adm *kadm.Client) (assignment, []int
 			cur[partitionKey{name, p.Partition}] = slices.Clone(p.Replicas)
 		}
 	}
+	// A partition being moved counts with its target replicas: the ones
+	// being removed are on their way out (planning from all of them
+	// would raise its replication factor).
+	moving, err := inProgress(ctx, adm, cur)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list reassignments: %w", err)
+	}
+	for _, r := range moving.Sorted() {
+		k := partitionKey{r.Topic, r.Partition}
+		cur[k] = slices.DeleteFunc(slices.Clone(r.Replicas), func(id int32) bool { return slices.Contains(r.RemovingReplicas, id) })
+	}
 	var live []int32
 	for _, b := range md.Brokers {
 		live = append(live, b.NodeID)

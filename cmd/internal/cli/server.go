@@ -26,6 +26,7 @@ type serverFlags struct {
 	advertiseAddr    string
 	httpAddr         string
 	bootstrap        bool
+	bootstrapNode    string
 	peers            []string
 	replBatchSize    int
 	raftVoters       int
@@ -61,6 +62,12 @@ const (
 
 // ServerCmd is `mlog server` (and the `server` binary).
 func ServerCmd() *cobra.Command {
+	cmd, _ := newServerCmd()
+	return cmd
+}
+
+// newServerCmd is `mlog server` and the flags it fills.
+func newServerCmd() (*cobra.Command, *serverFlags) {
 	f := &serverFlags{}
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -94,6 +101,7 @@ answered, logs are flushed and marked cleanly shut down.`,
 	fl.StringVar(&f.raftAddr, "raft-addr", def.Cluster.RaftAddr, "Raft transport address")
 	fl.StringVar(&f.advertiseAddr, "advertise-addr", "", "host other nodes and clients use to reach this node (e.g. node1 in Docker)")
 	fl.BoolVar(&f.bootstrap, "bootstrap", false, "bootstrap a new Raft cluster, on ONE node only (`--bootstrap true` also works); a node with no --peer bootstraps itself")
+	fl.StringVar(&f.bootstrapNode, "bootstrap-node", "", "bootstrap when --node-id is this name: the same flags for every node (a Kubernetes StatefulSet passes --bootstrap-node mlog-0)")
 	fl.StringArrayVar(&f.peers, "peer", nil, "another node's Serf address to join, repeatable: --peer node-2=host:port (or host:port)")
 	fl.IntVar(&f.replBatchSize, "replication-batch-size", 5000, "max records per replication fetch (taken as records of ~1 KiB: it bounds a fetch's bytes)")
 	fl.IntVar(&f.raftVoters, "raft-voters", def.Cluster.Voters, "how many nodes become Raft voters; later ones join as non-voters")
@@ -119,7 +127,7 @@ answered, logs are flushed and marked cleanly shut down.`,
 	fl.StringVar(&f.listeners.interBroker, "inter-broker-listener-name", "", "the listener brokers replicate and forward over (default: the first of --listeners)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
-	return withEnv(cmd)
+	return withEnv(cmd), f
 }
 
 func (f *serverFlags) brokerConfig() (broker.Config, error) {
@@ -187,7 +195,7 @@ func (f *serverFlags) brokerConfig() (broker.Config, error) {
 	}
 	cc := &cfg.Cluster
 	cc.SerfAddr, cc.AdvertiseHost, cc.Peers, cc.RaftAddr = f.bindAddr, advHost, peers, f.raftAddr
-	cc.Bootstrap, cc.Voters, cc.Rack, cc.ReplicaLagMax = f.bootstrap || len(peers) == 0, f.raftVoters, f.rack, f.replicaLagMax
+	cc.Bootstrap, cc.Voters, cc.Rack, cc.ReplicaLagMax = f.bootstrap || len(peers) == 0 || (f.bootstrapNode != "" && f.bootstrapNode == f.nodeID), f.raftVoters, f.rack, f.replicaLagMax
 	cc.ReplicaFetchBytes = int32(min(f.replBatchSize, 1<<20) * 1024)
 	cfg.AutoCreateTopics, cfg.DefaultPartitions = f.autoCreateTopics, f.numPartitions
 	cfg.OffsetsReplicationFactor = f.offsetsRF
