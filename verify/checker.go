@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Check turns a History into a Report. It is a pure function: every
@@ -83,7 +84,25 @@ func finalIndex(h *History) map[string][]location {
 	return idx
 }
 
+// longestAckGap is the longest time between two consecutive
+// acknowledgements, over every producer.
+func longestAckGap(h *History) time.Duration {
+	var at []time.Time
+	for _, p := range h.Produced {
+		if p.Outcome == Acknowledged && !p.AckedAt.IsZero() {
+			at = append(at, p.AckedAt)
+		}
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	var longest time.Duration
+	for i := 1; i < len(at); i++ {
+		longest = max(longest, at[i].Sub(at[i-1]))
+	}
+	return longest
+}
+
 func checkProduced(h *History, r *Report) {
+	r.LongestAckGapMs = longestAckGap(h).Milliseconds()
 	idx := finalIndex(h)
 	for _, p := range h.Produced {
 		r.Attempted++

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 // val is the value producer 0 writes as its seq-th record in run "t".
@@ -386,4 +387,19 @@ func TestCheckTransactions(t *testing.T) {
 		Produced{Value: val(102), Outcome: Unknown, Partition: 1, Offset: -1, Txn: "p0-t2"})
 	torn.Final[0].Records[5], torn.Final[0].HighWatermark = val(101), 6
 	only(t, Check(torn), KindTornTxn, 1, "p0-t2: 1 of its 2 records in the final read")
+}
+
+// The longest gap between acknowledgements is how long producing stalled:
+// the acks' times in any order, failed records not counted.
+func TestLongestAckGap(t *testing.T) {
+	h := cleanHistory()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range h.Produced {
+		h.Produced[i].AckedAt = base.Add(time.Duration(len(h.Produced)-i) * 10 * time.Millisecond)
+	}
+	h.Produced[3].AckedAt = base.Add(3 * time.Second) // the producer stalled before this one
+	h.Produced[4].Outcome, h.Produced[4].AckedAt = Failed, base.Add(time.Hour)
+	if r := Check(h); r.LongestAckGapMs != 3000-100 {
+		t.Errorf("longest gap %d ms, want %d", r.LongestAckGapMs, 3000-100)
+	}
 }

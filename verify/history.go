@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // History is everything a run observed: the input of Check. Tests and a
@@ -73,6 +74,8 @@ type Produced struct {
 	// the producer is not transactional: a transaction whose end is not
 	// known must be seen whole or not at all.
 	Txn string
+	// AckedAt is when the acknowledgement arrived (zero otherwise).
+	AckedAt time.Time
 }
 
 // EventKind tells what a consumer event is.

@@ -206,7 +206,7 @@ func (p *producer) finish(i int, r *kgo.Record, err error) {
 		rec.Partition, rec.Offset = r.Partition, r.Offset
 	case err == nil:
 		rec.Outcome = Acknowledged
-		rec.Partition = r.Partition
+		rec.Partition, rec.AckedAt = r.Partition, time.Now()
 		if p.cfg.Acks != AcksNone {
 			rec.Offset = r.Offset
 		}

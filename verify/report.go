@@ -34,6 +34,10 @@ type Report struct {
 	Failed       int `json:"failed"`
 	Unknown      int `json:"unknown"`
 	Aborted      int `json:"aborted"`
+	// LongestAckGapMs is the longest time no producer had a record
+	// acknowledged, between the first acknowledgement and the last: how
+	// long producing stalled (a failover, a leader moved).
+	LongestAckGapMs int64 `json:"longest_ack_gap_ms"`
 	// Consumed is how many records each consumer polled, by name.
 	Consumed map[string]int `json:"consumed"`
 	// FinalRecords is how many records the final read found per partition.

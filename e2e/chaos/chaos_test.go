@@ -41,6 +41,30 @@ func TestSmokeKillLeaderTxn(t *testing.T) {
 	}
 }
 
+// TestSmokeGrowRebalanceDecommission grows a three-node cluster to four
+// (each node in its own network namespace, advertising its own address),
+// rebalances onto the new node with the controller killed mid-move, and
+// decommissions and retires another node, under an acks=all workload that
+// must end with zero violations.
+func TestSmokeGrowRebalanceDecommission(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the grow schedule takes about two minutes; make test runs it")
+	}
+	RequireNetns(t)
+	bin := mlogBin(t)
+	requireVerify(t, bin)
+	cfg := DefaultRunConfig(bin)
+	cfg.Rate, cfg.Warmup, cfg.Tail = 200, 2*time.Second, 3*time.Second
+	cfg.HoldMin, cfg.HoldJitter = 11*time.Second, 2*time.Second
+	s, err := ScheduleByName("grow-rebalance-decommission")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := RunSchedule(t, cfg, s, uint64(envInt(t, "CHAOS_SEED", 1)))
+	logResult(t, res)
+	checkResult(t, res)
+}
+
 // smoke runs one short schedule (a 16 s fault budget, 200 records/s)
 // that must end with zero violations.
 func smoke(t *testing.T, schedule string) Result {
@@ -174,9 +198,9 @@ func checkResult(t *testing.T, res Result) {
 func logResult(t *testing.T, res Result) {
 	t.Helper()
 	rep := res.Report
-	t.Logf("%s seed %d acks=%s: acknowledged %d failed %d unknown %d; lost %d duplicated %d reordered %d divergent %d (violations %d); final read %s; replica check %s; settled %v; %v",
+	t.Logf("%s seed %d acks=%s: acknowledged %d failed %d unknown %d; lost %d duplicated %d reordered %d divergent %d (violations %d); final read %s; replica check %s; settled %v; longest gap between acks %d ms; %v",
 		res.Schedule, res.Seed, res.Acks, rep.Acknowledged, rep.Failed, rep.Unknown, rep.Lost, rep.Duplicated, rep.Reordered,
-		rep.Divergent, rep.Violations(), rep.FinalRead, rep.ReplicaCheck, res.Settled, res.Elapsed.Round(time.Second))
+		rep.Divergent, rep.Violations(), rep.FinalRead, rep.ReplicaCheck, res.Settled, rep.LongestAckGapMs, res.Elapsed.Round(time.Second))
 	if rep.Aborted > 0 || rep.AbortedVisible > 0 || rep.TornTransactions > 0 {
 		t.Logf("%s seed %d transactions: aborted %d, aborted visible %d, torn %d", res.Schedule, res.Seed, rep.Aborted, rep.AbortedVisible, rep.TornTransactions)
 	}

@@ -33,8 +33,20 @@ func (c *Cluster) mlog(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// replicaLoads are the replicas each live broker holds over every topic.
-func (c *Cluster) replicaLoads(ctx context.Context) (map[int32]int, error) {
+// replicaLoads are the replicas each live broker holds over every topic,
+// from an answer that lists brokers brokers (a node just restarted answers
+// for itself alone until it has caught up).
+func (c *Cluster) replicaLoads(ctx context.Context, brokers int) (map[int32]int, error) {
+	var load map[int32]int
+	err := waitUntil(60*time.Second, func() (bool, error) {
+		var err error
+		load, err = c.replicaLoadsOnce(ctx)
+		return err == nil && len(load) == brokers, nil
+	}, func() string { return fmt.Sprintf("metadata listing %d brokers (last: %v)", brokers, load) })
+	return load, err
+}
+
+func (c *Cluster) replicaLoadsOnce(ctx context.Context) (map[int32]int, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
 	if err != nil {
 		return nil, err
@@ -114,7 +126,7 @@ func growRebalanceDecommission(f *Faulter) error {
 			return err
 		}
 	}
-	load, err := c.replicaLoads(ctx)
+	load, err := c.replicaLoads(ctx, len(c.Members()))
 	if err != nil {
 		return err
 	}
@@ -135,7 +147,8 @@ func growRebalanceDecommission(f *Faulter) error {
 	if _, err := c.mlog(ctx, "broker", "decommission", fmt.Sprint(gone), "--execute", "--timeout", "5m"); err != nil {
 		return err
 	}
-	load, err = c.replicaLoads(ctx)
+	// The decommissioned broker is no longer listed.
+	load, err = c.replicaLoads(ctx, len(c.Members())-1)
 	if err != nil {
 		return err
 	}

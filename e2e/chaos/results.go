@@ -57,17 +57,17 @@ func WriteResults(w io.Writer, results []Result, header string) error {
 			name, s.acks, s.runs, s.acked, s.lost, s.dup, s.reord, s.div, s.other, s.bad, s.uns, s.ferr)
 	}
 	b.WriteString("\n## Runs\n\n")
-	b.WriteString("| schedule | seed | acks | acknowledged | failed | unknown | lost | duplicated | multi-value | vanished | reordered | poll skips | divergent | final read | replica check | settled | took |\n")
-	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|\n")
+	b.WriteString("| schedule | seed | acks | acknowledged | failed | unknown | lost | duplicated | multi-value | vanished | reordered | poll skips | divergent | final read | replica check | settled | longest ack gap | took |\n")
+	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|\n")
 	for _, r := range results {
 		rep := r.Report
 		if rep == nil {
 			rep = &Report{FinalRead: "no report"}
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s | %v | %v |\n",
+		fmt.Fprintf(&b, "| %s | %d | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s | %v | %.1f s | %v |\n",
 			r.Schedule, r.Seed, r.Acks, rep.Acknowledged, rep.Failed, rep.Unknown, rep.Lost, rep.Duplicated,
 			rep.MultiValueOffset, rep.Vanished, rep.Reordered, rep.PollSkips, rep.Divergent,
-			cell(rep.FinalRead), cell(rep.ReplicaCheck), r.Settled, r.Elapsed.Round(time.Second))
+			cell(rep.FinalRead), cell(rep.ReplicaCheck), r.Settled, float64(rep.LongestAckGapMs)/1000, r.Elapsed.Round(time.Second))
 	}
 	var ex strings.Builder
 	for _, r := range results {
