@@ -35,13 +35,7 @@ func handleElectLeaders(c *conn, kreq kmsg.Request) (reply, error) {
 		}
 		return reply{resp: resp}, nil
 	}
-	var parts map[string][]int32
-	if req.Topics != nil {
-		parts = map[string][]int32{}
-		for _, rt := range req.Topics {
-			parts[rt.Topic] = append(parts[rt.Topic], rt.Partitions...)
-		}
-	}
+	parts := partitionsNamed(req.Topics, func(rt kmsg.ElectLeadersRequestTopic) (string, []int32) { return rt.Topic, rt.Partitions })
 	typ := int8(0) // v0 is preferred only
 	if req.Version >= 1 {
 		typ = req.ElectionType

@@ -45,18 +45,30 @@ func (c *conn) alterConfig(ctx context.Context, a ConfigAlteration) error {
 	return c.s.backend.AlterConfigs(ctx, a)
 }
 
+// alterAll applies each alteration in turn, one error each.
+func (c *conn) alterAll(ctx context.Context, alts []ConfigAlteration) []error {
+	errs := make([]error, len(alts))
+	for i, a := range alts {
+		errs[i] = c.alterConfig(ctx, a)
+	}
+	return errs
+}
+
 func handleIncrementalAlterConfigs(c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	var alts []ConfigAlteration
+	for _, rr := range req.Resources {
+		a := ConfigAlteration{Type: rr.ResourceType, Name: rr.ResourceName, Incremental: true, ValidateOnly: req.ValidateOnly}
+		for _, cf := range rr.Configs {
+			a.Ops = append(a.Ops, ConfigOp{Name: cf.Name, Op: cf.Op, Value: cf.Value})
+		}
+		alts = append(alts, a)
+	}
 	return reply{later: func(ctx context.Context) kmsg.Response {
-		for _, rr := range req.Resources {
-			a := ConfigAlteration{Type: rr.ResourceType, Name: rr.ResourceName, Incremental: true, ValidateOnly: req.ValidateOnly}
-			for _, cf := range rr.Configs {
-				a.Ops = append(a.Ops, ConfigOp{Name: cf.Name, Op: cf.Op, Value: cf.Value})
-			}
-			err := c.alterConfig(ctx, a)
+		for i, err := range c.alterAll(ctx, alts) {
 			sr := kmsg.NewIncrementalAlterConfigsResponseResource()
-			sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+			sr.ResourceType, sr.ResourceName = alts[i].Type, alts[i].Name
 			sr.ErrorCode, sr.ErrorMessage = errorCode(err), errorMessage(err)
 			resp.Resources = append(resp.Resources, sr)
 		}
@@ -67,15 +79,18 @@ func handleIncrementalAlterConfigs(c *conn, kreq kmsg.Request) (reply, error) {
 func handleAlterConfigs(c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	var alts []ConfigAlteration
+	for _, rr := range req.Resources {
+		a := ConfigAlteration{Type: rr.ResourceType, Name: rr.ResourceName, ValidateOnly: req.ValidateOnly}
+		for _, cf := range rr.Configs {
+			a.Ops = append(a.Ops, ConfigOp{Name: cf.Name, Op: kmsg.IncrementalAlterConfigOpSet, Value: cf.Value})
+		}
+		alts = append(alts, a)
+	}
 	return reply{later: func(ctx context.Context) kmsg.Response {
-		for _, rr := range req.Resources {
-			a := ConfigAlteration{Type: rr.ResourceType, Name: rr.ResourceName, ValidateOnly: req.ValidateOnly}
-			for _, cf := range rr.Configs {
-				a.Ops = append(a.Ops, ConfigOp{Name: cf.Name, Op: kmsg.IncrementalAlterConfigOpSet, Value: cf.Value})
-			}
-			err := c.alterConfig(ctx, a)
+		for i, err := range c.alterAll(ctx, alts) {
 			sr := kmsg.NewAlterConfigsResponseResource()
-			sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+			sr.ResourceType, sr.ResourceName = alts[i].Type, alts[i].Name
 			sr.ErrorCode, sr.ErrorMessage = errorCode(err), errorMessage(err)
 			resp.Resources = append(resp.Resources, sr)
 		}

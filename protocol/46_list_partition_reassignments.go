@@ -19,13 +19,7 @@ func handleListPartitionReassignments(c *conn, kreq kmsg.Request) (reply, error)
 		resp.ErrorCode = errorCode(ErrClusterAuthorization)
 		return reply{resp: resp}, nil
 	}
-	var parts map[string][]int32
-	if req.Topics != nil {
-		parts = map[string][]int32{}
-		for _, rt := range req.Topics {
-			parts[rt.Topic] = append(parts[rt.Topic], rt.Partitions...)
-		}
-	}
+	parts := partitionsNamed(req.Topics, func(rt kmsg.ListPartitionReassignmentsRequestTopic) (string, []int32) { return rt.Topic, rt.Partitions })
 	byTopic := map[string]int{}
 	for _, r := range c.s.backend.Reassignments(parts) {
 		i, ok := byTopic[r.Topic]
@@ -41,4 +35,18 @@ func handleListPartitionReassignments(c *conn, kreq kmsg.Request) (reply, error)
 		resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, sp)
 	}
 	return reply{resp: resp}, nil
+}
+
+// partitionsNamed is the partitions a request names by topic; nil (every
+// partition) when its topic list is null.
+func partitionsNamed[T any](topics []T, of func(T) (string, []int32)) map[string][]int32 {
+	if topics == nil {
+		return nil
+	}
+	parts := map[string][]int32{}
+	for _, t := range topics {
+		name, ps := of(t)
+		parts[name] = append(parts[name], ps...)
+	}
+	return parts
 }

@@ -142,23 +142,30 @@ func TestGrowRebalanceDecommissionCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "left the Raft configuration") {
 		t.Fatalf("decommission: %v\n%s", err, out)
 	}
-	md, _ = adm.Metadata(ctx)
-	for name, td := range md.Topics {
-		for _, p := range td.Partitions {
-			if slices.Contains(p.Replicas, 2) {
-				t.Errorf("%s-%d still has a replica on broker 2: %v", name, p.Partition, p.Replicas)
+	testutil.Eventually(t, "no replica on broker 2 in any broker's metadata", func() bool {
+		md, err := adm.Metadata(ctx)
+		if err != nil {
+			return false
+		}
+		for _, td := range md.Topics {
+			for _, p := range td.Partitions {
+				if slices.Contains(p.Replicas, 2) {
+					return false
+				}
 			}
 		}
-	}
+		return true
+	})
 	testutil.Eventually(t, "node-2 out of Raft, node-4 voting", func() bool {
 		s, err := c.Brokers[0].RaftServers()
 		_, has2 := s["node-2"]
 		return err == nil && !has2 && s["node-4"]
 	})
-	out, _, err = runCLI(t, "cluster", "describe", "--addrs", addrs)
-	if err != nil || regexp.MustCompile(`node-2 at`).MatchString(out) || !strings.Contains(out, "brokers=3") {
-		t.Errorf("cluster describe after the decommission: %v\n%s", err, out)
-	}
+	// Every broker learns of the decommission from the metadata.
+	testutil.Eventually(t, "cluster describe without node-2", func() bool {
+		out, _, err = runCLI(t, "cluster", "describe", "--addrs", addrs)
+		return err == nil && !regexp.MustCompile(`node-2 at`).MatchString(out) && strings.Contains(out, "brokers=3")
+	})
 	// Every record is still there.
 	consumer := c.Client(kgo.ConsumeTopics("grow"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	got := 0
