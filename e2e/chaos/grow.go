@@ -6,8 +6,10 @@ package chaos
 // a fourth node joins in its own namespace, `mlog cluster rebalance
 // --execute` spreads the replicas onto it (throttled, so the moves are
 // still going when the controller is killed, and the next controller must
-// finish them), and `mlog broker decommission` empties a node that is then
-// retired. verify then checks that no acknowledged record was lost.
+// finish them), and `mlog broker decommission` empties a node that leads
+// a partition of the workload's topic (throttled, so its replacements
+// catch up slowly and a move finished too early would lose records), which
+// is then retired. verify then checks that no acknowledged record was lost.
 
 import (
 	"context"
@@ -71,8 +73,8 @@ func (c *Cluster) replicaLoadsOnce(ctx context.Context) (map[int32]int, error) {
 }
 
 // growRebalanceDecommission: join the spare, rebalance onto it under a
-// throttle with the controller killed mid-move, then decommission and
-// retire another node.
+// throttle with the controller killed mid-move, then decommission (also
+// throttled) a node leading a partition of the topic, and retire it.
 func growRebalanceDecommission(f *Faulter) error {
 	c := f.C
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -142,9 +144,29 @@ func growRebalanceDecommission(f *Faulter) error {
 		return err
 	}
 
-	// Shrink: node 2 (not the bootstrap node) goes.
-	const gone = 2
+	// Shrink: a node leading a partition of the topic goes (its
+	// leadership must move to an in-sync replica, never to the empty one
+	// taking its place); not node 1, which bootstraps.
+	gone := 0
+	for p := range f.Partitions {
+		if l, err := c.Leader(f.Topic, int32(p)); err == nil && l != 1 {
+			gone = l
+			break
+		}
+	}
+	if gone == 0 {
+		gone = f.Other(1)
+	}
+	c.logf("shrink: decommissioning node %d", gone)
+	// Throttled again: the replicas taking its place catch up slowly, and
+	// must be in sync before it goes.
+	if _, err := c.mlog(ctx, "cluster", "alter-config", "--set", "follower.replication.throttled.rate=200000"); err != nil {
+		return err
+	}
 	if _, err := c.mlog(ctx, "broker", "decommission", fmt.Sprint(gone), "--execute", "--timeout", "5m"); err != nil {
+		return err
+	}
+	if _, err := c.mlog(ctx, "cluster", "alter-config", "--delete", "follower.replication.throttled.rate"); err != nil {
 		return err
 	}
 	// The decommissioned broker is no longer listed.
@@ -152,7 +174,7 @@ func growRebalanceDecommission(f *Faulter) error {
 	if err != nil {
 		return err
 	}
-	if n, listed := load[gone]; listed || n > 0 {
+	if n, listed := load[int32(gone)]; listed || n > 0 {
 		return fmt.Errorf("shrink: broker %d still listed or holding replicas after its decommission: %v", gone, load)
 	}
 	if err := c.Retire(gone); err != nil {
