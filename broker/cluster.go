@@ -402,8 +402,9 @@ func (b *Broker) reconcile() {
 			b.log.Error("set replica role", "topic", c.k.Topic, "partition", c.k.Partition, "err", c.err)
 		}
 	})
+	topicLogs := map[string]topicLog{} // each topic's settings, computed once per reconcile
 	for _, c := range changes {
-		b.applyLogConfig(st, c.k, c.p)
+		b.applyLogConfig(st, c.k, c.p, topicLogs)
 	}
 	if cl.throttle.SetRate(b.throttleRate(st)) {
 		cl.mu.Lock()

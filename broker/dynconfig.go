@@ -301,32 +301,47 @@ func liveLogKey(lc storage.Config) string {
 		lc.RetentionBytes, lc.MaxBatchBytes, lc.Compact, lc.KeepSegments, lc.DeleteRetention)
 }
 
+// topicLog is a topic's log settings and their liveLogKey (err: its
+// configs do not make valid settings).
+type topicLog struct {
+	lc  storage.Config
+	key string
+	err error
+}
+
 // applyLogConfig gives a replica's open log the settings its topic's
-// configs and the dynamic broker defaults now ask for, when they changed.
-// Reconcile only (reconcileMu).
-func (b *Broker) applyLogConfig(st *cluster.State, k partKey, p *partition.Partition) {
-	t := st.Topics[k.Topic]
-	if t == nil {
+// configs and the dynamic broker defaults now ask for, when they changed;
+// topics caches each topic's settings over one reconcile. Reconcile only
+// (reconcileMu).
+func (b *Broker) applyLogConfig(st *cluster.State, k partKey, p *partition.Partition, topics map[string]topicLog) {
+	tl, ok := topics[k.Topic]
+	if !ok {
+		t := st.Topics[k.Topic]
+		if t == nil {
+			return
+		}
+		tl.lc, tl.err = b.logConfig(st, t.Configs)
+		tl.key = liveLogKey(tl.lc)
+		topics[k.Topic] = tl
+		if tl.err != nil {
+			b.log.Error("topic configs", "topic", k.Topic, "err", tl.err)
+		}
+	}
+	if tl.err != nil {
 		return
 	}
-	lc, err := b.logConfig(st, t.Configs)
-	if err != nil {
-		b.log.Error("topic configs", "topic", k.Topic, "err", err)
-		return
-	}
-	key := liveLogKey(lc)
 	prev, seen := b.cl.logCfg[k]
-	if seen && prev == key {
+	if seen && prev == tl.key {
 		return
 	}
 	if seen { // opened with the old settings: apply the new ones
-		if err := p.SetLogConfig(lc); err != nil {
+		if err := p.SetLogConfig(tl.lc); err != nil {
 			b.log.Error("apply topic configs", "topic", k.Topic, "partition", k.Partition, "err", err)
 			return
 		}
 		b.log.Info("topic configs applied", "topic", k.Topic, "partition", k.Partition)
 	}
-	b.cl.logCfg[k] = key
+	b.cl.logCfg[k] = tl.key
 }
 
 // throttleRate is the bytes per second this broker's adding replicas may
