@@ -166,7 +166,7 @@ func (p *Proxy) withInstance(w http.ResponseWriter, r *http.Request, fn func(in 
 	in := p.instances[key]
 	p.mu.Unlock()
 	if in == nil || in.id.owner != id.owner {
-		if r.Header.Get(HeaderForwarded) == "" && p.forward(w, r, id, key) {
+		if r.Header.Get(HeaderForwarded) == "" && p.forward(w, r, id) {
 			return
 		}
 		writeError(w, errInstanceNotFound)

@@ -2,8 +2,8 @@ package rest
 
 // Forwarding: a consumer instance is a group member held by the node that
 // made it, but any node answers requests for it. A node that does not hold
-// the instance sends the request on to the node that does (the one it last
-// found it on, and every other live node, from Config.Peers) and
+// the instance sends the request on to the node that does (asking every
+// other live node, from Config.Peers) and
 // copies the answer back: no redirect reaches the client. Peers are asked
 // at once, so one that does not answer delays nobody. The forwarded
 // request carries the client's basic credentials as they came, or, for a
@@ -18,26 +18,18 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 )
 
 // forwardedHeaders are the client's headers a forwarded request keeps.
 var forwardedHeaders = []string{"Content-Type", "Accept", "Authorization"}
 
-// peerOrder is where to look for the instance key: the node it was last
-// found on first.
-func (p *Proxy) peerOrder(key string) []string {
+// peers are the other live nodes' HTTP base URLs (none without
+// Config.Peers).
+func (p *Proxy) peerURLs() []string {
 	if p.cfg.Peers == nil {
 		return nil
 	}
-	peers := p.cfg.Peers()
-	p.mu.Lock()
-	last := p.located[key]
-	p.mu.Unlock()
-	if i := slices.Index(peers, last); i > 0 {
-		peers[0], peers[i] = peers[i], peers[0]
-	}
-	return peers
+	return p.cfg.Peers()
 }
 
 // send makes the request r stands for on peer, as id.
@@ -119,7 +111,7 @@ func (p *Proxy) ask(ctx context.Context, r *http.Request, id *identity, peers []
 
 // forward serves the request from the peer holding instance key; false
 // when none does.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id *identity, key string) bool {
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id *identity) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes))
 	if err != nil {
 		writeError(w, errorf(http.StatusRequestEntityTooLarge, 413, "request body over %d bytes", p.cfg.MaxBodyBytes))
@@ -128,17 +120,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id *identity, ke
 	// A long poll may take up to Timeout on the peer.
 	ctx, cancel := context.WithTimeout(r.Context(), 2*p.cfg.Timeout)
 	defer cancel()
-	a := p.ask(ctx, r, id, p.peerOrder(key), r.Method, r.URL.RequestURI(), body)
+	a := p.ask(ctx, r, id, p.peerURLs(), r.Method, r.URL.RequestURI(), body)
 	if a == nil {
-		p.mu.Lock()
-		delete(p.located, key)
-		p.mu.Unlock()
 		return false
 	}
 	defer a.resp.Body.Close()
-	p.mu.Lock()
-	p.located[key] = a.peer
-	p.mu.Unlock()
 	for _, h := range []string{"Content-Type", "Location"} {
 		if v := a.resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)
@@ -153,13 +139,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id *identity, ke
 // heldByPeer reports whether another node holds instance name of group
 // for this request's user (a new instance may not take its name).
 func (p *Proxy) heldByPeer(r *http.Request, id *identity, group, name string) bool {
-	if p.cfg.Peers == nil {
-		return false
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), p.cfg.Timeout)
 	defer cancel()
 	uri := "/consumers/" + url.PathEscape(group) + "/instances/" + url.PathEscape(name) + "/subscription"
-	a := p.ask(ctx, r, id, p.cfg.Peers(), http.MethodGet, uri, nil)
+	a := p.ask(ctx, r, id, p.peerURLs(), http.MethodGet, uri, nil)
 	if a == nil {
 		return false
 	}

@@ -86,7 +86,6 @@ type Proxy struct {
 	mu        sync.Mutex
 	clients   map[string]*kgo.Client // by identity.key
 	instances map[string]*instance   // consumer instances by group/name
-	located   map[string]string      // the peer last found holding group/name
 	peers     *http.Client
 	closed    bool
 	stop      chan struct{}
@@ -105,7 +104,7 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.Logger = slog.Default()
 	}
 	p := &Proxy{cfg: cfg, mux: http.NewServeMux(), clients: map[string]*kgo.Client{}, instances: map[string]*instance{},
-		located: map[string]string{}, stop: make(chan struct{})}
+		stop: make(chan struct{})}
 	p.peers = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.PeerTLS, MaxIdleConnsPerHost: 8,
 		DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext, TLSHandshakeTimeout: 5 * time.Second}}
 	p.mux.HandleFunc("GET /topics", p.listTopics)
