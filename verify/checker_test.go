@@ -332,7 +332,7 @@ func TestReportTextHasOneLinePerCount(t *testing.T) {
 	if err := Check(h).WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"FAILED: 1 violations", "acknowledged:       10", "lost:               1", "examples of lost:", "t-p0-0 acknowledged at 0/0"} {
+	for _, want := range []string{"FAILED: 1 violations", "acknowledged:       10", "longest ack gap:", "lost:               1", "examples of lost:", "t-p0-0 acknowledged at 0/0"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, b.String())
 		}

@@ -108,6 +108,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Aborted > 0 {
 		fmt.Fprintf(&b, "aborted:            %d\n", r.Aborted)
 	}
+	fmt.Fprintf(&b, "longest ack gap:    %d ms\n", r.LongestAckGapMs)
 	for _, name := range slices.Sorted(maps.Keys(r.Consumed)) {
 		fmt.Fprintf(&b, "consumed by %s: %d\n", name, r.Consumed[name])
 	}
